@@ -1,6 +1,7 @@
 // A throwaway PKI for the local control plane, made with the openssl CLI so the
 // test harness never depends on the certificate code it is there to test.
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -113,7 +114,10 @@ export async function newCert(dir: string, ca: CertFiles, spec: CertSpec): Promi
       ca.cert,
       "-CAkey",
       ca.key,
-      "-CAcreateserial",
+      // A random serial per certificate: -CAcreateserial shares one serial file, which
+      // races when certificates are made concurrently.
+      "-set_serial",
+      `0x${randomBytes(16).toString("hex")}`,
       "-days",
       String(spec.days ?? 365),
       "-extfile",
