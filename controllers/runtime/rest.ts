@@ -1,0 +1,234 @@
+import http from "node:http";
+import https from "node:https";
+import type { KubeConfig } from "@kubernetes/client-node";
+
+/** A Kubernetes `Status` object, as returned with errors and in watch ERROR events. */
+export interface KubeStatus {
+  kind?: "Status";
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: unknown;
+}
+
+/** An HTTP error answer from the API server, carrying its `Status` when it sent one. */
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  readonly code: number;
+  readonly reason: string;
+  readonly status: KubeStatus | undefined;
+
+  constructor(code: number, message: string, status?: KubeStatus) {
+    super(message);
+    this.code = code;
+    this.reason = status?.reason ?? "";
+    this.status = status;
+  }
+}
+
+export function isApiError(err: unknown, code?: number): err is ApiError {
+  return err instanceof ApiError && (code === undefined || err.code === code);
+}
+export const isNotFound = (err: unknown): boolean => isApiError(err, 404);
+export const isConflict = (err: unknown): boolean => isApiError(err, 409);
+export const isAlreadyExists = (err: unknown): boolean =>
+  isApiError(err, 409) && (err as ApiError).reason === "AlreadyExists";
+
+/** The response ended before the server finished it (connection dropped mid-stream). */
+export class StreamClosedError extends Error {
+  override readonly name = "StreamClosedError";
+}
+
+export type Query = Readonly<Record<string, string | number | boolean | undefined>>;
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export interface RequestOptions {
+  method: Method;
+  path: string;
+  query?: Query;
+  /** Sent as JSON unless it is already a string. */
+  body?: unknown;
+  /** Defaults to `application/json`; patches need their own type. */
+  contentType?: string;
+  signal?: AbortSignal;
+  /** Overrides the client's default per-request timeout. */
+  timeoutMs?: number;
+}
+
+export interface StreamOptions {
+  path: string;
+  query?: Query;
+  signal: AbortSignal;
+  /** The server accepted the request (HTTP 200); lines follow. */
+  onOpen?: () => void;
+  /** Any bytes arrived, even a partial line; feeds inactivity watchdogs. */
+  onActivity?: () => void;
+  /** One complete non-empty line of the body. Throwing from here ends the stream with that error. */
+  onLine: (line: string) => void;
+}
+
+/** Raw access to the API server by URL path; what the informer, leases and status writes use. */
+export interface RestClient {
+  request<T = unknown>(options: RequestOptions): Promise<T>;
+  /** GETs a streaming response (a watch); resolves when the server ends it cleanly. */
+  stream(options: StreamOptions): Promise<void>;
+}
+
+export interface KubeRestClientOptions {
+  /** Per-request timeout for non-streaming requests; default 60 s. */
+  timeoutMs?: number;
+  userAgent?: string;
+}
+
+const TCP_KEEPALIVE_MS = 30_000;
+
+/**
+ * A RestClient over client-node's KubeConfig: `applyToHTTPSOptions` supplies the server's CA,
+ * client certificates, bearer/exec/file tokens (re-read as they rotate), TLS server name and
+ * proxy agent, so this file only does HTTP. It is used instead of client-node's generated
+ * clients because those need a typed client per resource (no status subresource for arbitrary
+ * kinds, no raw watch stream with our own inactivity rules).
+ */
+export class KubeRestClient implements RestClient {
+  readonly #kc: KubeConfig;
+  readonly #timeoutMs: number;
+  readonly #userAgent: string;
+
+  constructor(kc: KubeConfig, options: KubeRestClientOptions = {}) {
+    this.#kc = kc;
+    this.#timeoutMs = options.timeoutMs ?? 60_000;
+    this.#userAgent = options.userAgent ?? "concierge";
+  }
+
+  async request<T = unknown>(options: RequestOptions): Promise<T> {
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? this.#timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const payload =
+      options.body === undefined
+        ? undefined
+        : typeof options.body === "string"
+          ? options.body
+          : JSON.stringify(options.body);
+    const headers: Record<string, string> = {};
+    if (payload !== undefined) {
+      headers["Content-Type"] = options.contentType ?? "application/json";
+      headers["Content-Length"] = String(Buffer.byteLength(payload));
+    }
+    const { url, request } = await this.#prepare(
+      options.method,
+      options.path,
+      options.query,
+      headers,
+      signal,
+    );
+    const { code, text } = await new Promise<{ code: number; text: string }>((resolve, reject) => {
+      const req = request((res) => {
+        res.setEncoding("utf8");
+        let text = "";
+        res.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        res.on("end", () => resolve({ code: res.statusCode ?? 0, text }));
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(payload);
+    });
+    if (code < 200 || code > 299) throw apiError(options.method, url, code, text);
+    return (text === "" ? undefined : JSON.parse(text)) as T;
+  }
+
+  async stream(options: StreamOptions): Promise<void> {
+    const { url, request } = await this.#prepare("GET", options.path, options.query, {}, options.signal);
+    await new Promise<void>((resolve, reject) => {
+      const req = request((res) => {
+        res.setEncoding("utf8");
+        if (res.statusCode !== 200) {
+          let text = "";
+          res.on("data", (chunk: string) => {
+            text += chunk;
+          });
+          res.on("end", () => reject(apiError("GET", url, res.statusCode ?? 0, text)));
+          res.on("error", reject);
+          return;
+        }
+        // Rejects with the caller's error before destroying, so it wins over the close that follows.
+        const failWith = (err: unknown) => {
+          const error = err instanceof Error ? err : new Error(String(err));
+          reject(error);
+          req.destroy(error);
+        };
+        try {
+          options.onOpen?.();
+        } catch (err) {
+          failWith(err);
+          return;
+        }
+        let pending = "";
+        res.on("data", (chunk: string) => {
+          try {
+            options.onActivity?.();
+            pending += chunk;
+            for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
+              const line = pending.slice(0, nl);
+              pending = pending.slice(nl + 1);
+              if (line.trim() !== "") options.onLine(line);
+            }
+          } catch (err) {
+            failWith(err);
+          }
+        });
+        res.on("end", () => resolve());
+        res.on("error", reject);
+        res.on("close", () => {
+          if (!res.complete)
+            reject(new StreamClosedError("watch stream closed before the server finished it"));
+        });
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  }
+
+  async #prepare(
+    method: Method,
+    path: string,
+    query: Query | undefined,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<{ url: URL; request: (onResponse: (res: http.IncomingMessage) => void) => http.ClientRequest }> {
+    const cluster = this.#kc.getCurrentCluster();
+    if (!cluster) throw new Error("kubeconfig has no current cluster");
+    const url = new URL(cluster.server.replace(/\/+$/, "") + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const options: https.RequestOptions = {
+      method,
+      headers: { Accept: "application/json", "User-Agent": this.#userAgent, ...headers },
+      signal,
+    };
+    await this.#kc.applyToHTTPSOptions(options);
+    const transport = url.protocol === "http:" ? http : https;
+    return {
+      url,
+      request: (onResponse) => {
+        const req = transport.request(url, options, onResponse);
+        // Lets the kernel notice a silently dead peer on long-lived watches.
+        req.on("socket", (socket) => socket.setKeepAlive(true, TCP_KEEPALIVE_MS));
+        return req;
+      },
+    };
+  }
+}
+
+function apiError(method: Method, url: URL, code: number, text: string): ApiError {
+  let status: KubeStatus | undefined;
+  try {
+    const parsed = JSON.parse(text) as KubeStatus;
+    if (parsed && typeof parsed === "object" && parsed.kind === "Status") status = parsed;
+  } catch {
+    // Not a Status (a proxy's HTML page, an empty body): the code alone has to do.
+  }
+  const detail = status?.message ?? (http.STATUS_CODES[code] || "unexpected response");
+  return new ApiError(code, `${method} ${url.pathname}: ${detail} (HTTP ${code})`, status);
+}

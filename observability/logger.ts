@@ -1,0 +1,193 @@
+/**
+ * Structured JSON-lines logging: one object per line with `level`, `time`, `msg`, then the
+ * bound fields (component, controller, ...) and the call's own fields.
+ */
+
+export const LEVELS = ["error", "warn", "info", "debug", "trace"] as const;
+export type Level = (typeof LEVELS)[number];
+export type Fields = Readonly<Record<string, unknown>>;
+export type LogSink = (line: string) => void;
+
+export const REDACTED = "[redacted]";
+/** Environment variable that sets the level when no level is passed explicitly. */
+export const LOG_LEVEL_ENV = "CONCIERGE_LOG_LEVEL";
+
+export interface LoggerOptions {
+  level?: Level;
+  sink?: LogSink;
+  /** Milliseconds since the epoch; injected so tests get stable output. */
+  now?: () => number;
+  fields?: Fields;
+}
+
+export class Logger {
+  readonly level: Level;
+  readonly #rank: number;
+  readonly #sink: LogSink;
+  readonly #now: () => number;
+  readonly #fields: Fields;
+
+  constructor(options: LoggerOptions = {}) {
+    this.level = options.level ?? "info";
+    this.#rank = LEVELS.indexOf(this.level);
+    this.#sink = options.sink ?? ((line) => process.stderr.write(`${line}\n`));
+    this.#now = options.now ?? Date.now;
+    this.#fields = options.fields ?? {};
+  }
+
+  /** A logger that adds `fields` to every line; the child's own fields win on a clash. */
+  child(fields: Fields): Logger {
+    return new Logger({
+      level: this.level,
+      sink: this.#sink,
+      now: this.#now,
+      fields: { ...this.#fields, ...fields },
+    });
+  }
+
+  enabled(level: Level): boolean {
+    return LEVELS.indexOf(level) <= this.#rank;
+  }
+
+  error(msg: string, fields?: Fields): void {
+    this.#log("error", msg, fields);
+  }
+  warn(msg: string, fields?: Fields): void {
+    this.#log("warn", msg, fields);
+  }
+  info(msg: string, fields?: Fields): void {
+    this.#log("info", msg, fields);
+  }
+  debug(msg: string, fields?: Fields): void {
+    this.#log("debug", msg, fields);
+  }
+  trace(msg: string, fields?: Fields): void {
+    this.#log("trace", msg, fields);
+  }
+
+  #log(level: Level, msg: string, fields: Fields | undefined): void {
+    if (!this.enabled(level)) return;
+    const entry: Record<string, unknown> = {
+      level,
+      time: new Date(this.#now()).toISOString(),
+      msg: scrub(msg),
+    };
+    for (const source of [this.#fields, fields ?? {}]) {
+      for (const [name, value] of Object.entries(source)) {
+        if (name === "level" || name === "time" || name === "msg" || value === undefined) continue;
+        entry[name] = sanitize(name, value, 0, new WeakSet());
+      }
+    }
+    let line: string;
+    try {
+      line = JSON.stringify(entry);
+    } catch {
+      line = JSON.stringify({ level, time: entry.time, msg, logError: "fields could not be serialised" });
+    }
+    this.#sink(line);
+  }
+}
+
+export function parseLevel(value: string | undefined): Level | undefined {
+  const normalised = value?.trim().toLowerCase();
+  return LEVELS.find((l) => l === normalised);
+}
+
+/**
+ * The process logger. The level comes from `options.level`, else `CONCIERGE_LOG_LEVEL`, else
+ * `info`; an unknown value in the environment is reported once rather than silently ignored.
+ */
+export function createLogger(options: LoggerOptions = {}, env: NodeJS.ProcessEnv = process.env): Logger {
+  const fromEnv = env[LOG_LEVEL_ENV];
+  const level = options.level ?? parseLevel(fromEnv) ?? "info";
+  const logger = new Logger({ ...options, level });
+  if (!options.level && fromEnv && !parseLevel(fromEnv)) {
+    logger.warn("unknown log level; using info", { [LOG_LEVEL_ENV]: fromEnv, allowed: LEVELS.join(",") });
+  }
+  return logger;
+}
+
+/** A logger that prints nothing; for tests and for callers that did not pass one. */
+export function discardLogger(): Logger {
+  return new Logger({ level: "error", sink: () => {} });
+}
+
+/** Captures parsed log lines; for tests that assert on what was logged. */
+export function memoryLogger(level: Level = "trace"): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { log: new Logger({ level, sink: (line) => lines.push(JSON.parse(line)) }), lines };
+}
+
+// Field names are compared with case and separators removed: `client_secret`, `clientSecret`
+// and `Client-Secret` are all `clientsecret`.
+const SENSITIVE_WORDS = [
+  "token",
+  "password",
+  "passwd",
+  "passphrase",
+  "secret",
+  "credential",
+  "authorization",
+  "cookie",
+  "bearer",
+  "privatekey",
+  "apikey",
+  "keydata",
+  "keypem",
+  "keymaterial",
+];
+// Names that only point at sensitive things (`secretName`, `tokenID` = a hash) stay readable.
+const REFERENCE_SUFFIXES = ["name", "names", "namespace", "ref", "id", "count", "kind", "type", "hash"];
+
+/**
+ * Whether a field of this name may carry secret material. A bare `key` is a work-queue key and
+ * stays visible; `tlsKey`, `signingKey` and the like are key material.
+ */
+export function isSensitiveName(name: string): boolean {
+  const n = name.toLowerCase().replace(/[^a-z0-9]/g, "");
+  if (REFERENCE_SUFFIXES.some((s) => n.endsWith(s) && n !== s)) return false;
+  if (SENSITIVE_WORDS.some((w) => n.includes(w))) return true;
+  return n.length > 3 && n.endsWith("key");
+}
+
+// Values are scrubbed too, because secrets also travel under innocent names (`value`, `data`)
+// and inside error messages.
+const PEM_PRIVATE_KEY =
+  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
+const BEARER = /\b(bearer\s+)[^\s"',;]+/gi;
+
+export function scrub(value: string): string {
+  if (!value.includes("PRIVATE KEY-----") && !/bearer/i.test(value)) return value;
+  return value.replace(PEM_PRIVATE_KEY, REDACTED).replace(BEARER, `$1${REDACTED}`);
+}
+
+const MAX_DEPTH = 6;
+
+function sanitize(name: string, value: unknown, depth: number, seen: WeakSet<object>): unknown {
+  if (isSensitiveName(name)) return value === null || value === "" ? value : REDACTED;
+  if (typeof value === "string") return scrub(value);
+  if (typeof value === "bigint") return value.toString();
+  if (typeof value !== "object" || value === null) return value;
+  if (value instanceof Error) return serializeError(value);
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? String(value) : value.toISOString();
+  if (value instanceof Uint8Array) return `<${value.byteLength} bytes>`;
+  if (seen.has(value)) return "[circular]";
+  if (depth >= MAX_DEPTH) return "[nested too deep]";
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((v) => sanitize("", v, depth + 1, seen));
+  if (value instanceof Map) value = Object.fromEntries(value);
+  else if (value instanceof Set) return [...value].map((v) => sanitize("", v, depth + 1, seen));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    out[k] = sanitize(k, v, depth + 1, seen);
+  }
+  return out;
+}
+
+function serializeError(err: Error): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: err.name, message: scrub(err.message) };
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" || typeof code === "number") out.code = code;
+  if (err.cause instanceof Error) out.cause = scrub(err.cause.message);
+  return out;
+}

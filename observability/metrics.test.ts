@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Metrics } from "./metrics.ts";
+
+describe("Metrics", () => {
+  it("prefixes names and returns the same metric when asked twice", async () => {
+    const m = new Metrics();
+    const a = m.counter({ name: "things_total", help: "Things.", labelNames: ["kind"] });
+    const b = m.counter({ name: "things_total", help: "Things.", labelNames: ["kind"] });
+    assert.equal(a, b);
+    a.inc({ kind: "x" });
+    b.inc({ kind: "x" }, 2);
+    assert.match(await m.text(), /concierge_things_total\{kind="x"\} 3/);
+  });
+
+  it("keeps registries apart, so tests do not see each other's counts", async () => {
+    const one = new Metrics();
+    const two = new Metrics();
+    one.gauge({ name: "g", help: "G." }).set(5);
+    two.gauge({ name: "g", help: "G." }).set(7);
+    assert.match(await one.text(), /concierge_g 5/);
+    assert.match(await two.text(), /concierge_g 7/);
+  });
+
+  it("supports histograms with custom buckets", async () => {
+    const m = new Metrics();
+    m.histogram({ name: "h_seconds", help: "H.", buckets: [0.1, 1] }).observe(0.5);
+    const text = await m.text();
+    assert.match(text, /concierge_h_seconds_bucket\{le="0.1"\} 0/);
+    assert.match(text, /concierge_h_seconds_bucket\{le="1"\} 1/);
+  });
+
+  it("refuses a second metric of the same name but another kind", () => {
+    const m = new Metrics();
+    m.counter({ name: "dup", help: "D." });
+    assert.throws(() => m.gauge({ name: "dup", help: "D." }), /different kind/);
+  });
+
+  it("exposes the Prometheus content type", () => {
+    assert.match(new Metrics().contentType, /^text\/plain/);
+  });
+});
