@@ -16,11 +16,27 @@ ensure_debian_packages() {
   local missing=()
   command -v openssl >/dev/null || missing+=(openssl)
   command -v setpriv >/dev/null || missing+=(util-linux)
-  command -v go >/dev/null || missing+=(golang-go)
   if ((${#missing[@]} > 0)); then
     echo "installing Debian packages: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+# The Kubernetes 1.34 modules need Go 1.24 or newer; Debian's golang-go is older, so a
+# missing or old Go is an error that says so rather than an install that cannot help.
+ensure_go() {
+  local v
+  v="$(go env GOVERSION 2>/dev/null || true)"
+  if [[ -z $v ]]; then
+    echo "Go is required (1.24 or newer) to build the local control plane; none is on PATH" >&2
+    exit 1
+  fi
+  local minor
+  minor="$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$v")"
+  if ((minor < 24)); then
+    echo "Go 1.24 or newer is required to build Kubernetes 1.34; found $v" >&2
+    exit 1
   fi
 }
 

@@ -9,6 +9,7 @@ began=$SECONDS
 
 phase_start "install Debian and npm packages"
 ensure_debian_packages
+ensure_go
 ensure_npm_packages
 phase_end
 
