@@ -22,6 +22,7 @@ export interface JSONSchemaProps {
   readonly minimum?: number;
   readonly minLength?: number;
   readonly maxLength?: number;
+  readonly maxItems?: number;
   readonly pattern?: string;
   readonly required?: readonly string[];
   readonly properties?: { readonly [name: string]: JSONSchemaProps };

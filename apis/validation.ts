@@ -113,6 +113,8 @@ function formatError(schema: JSONSchemaProps, root: string, e: ErrorObject): str
       return invalid(`${path} in body should be at least ${e.params.limit} chars long`);
     case "maxLength":
       return `${field}: Too long: may not be more than ${e.params.limit} bytes`;
+    case "maxItems":
+      return `${field}: Too many: ${(e.data as unknown[]).length}: must have at most ${e.params.limit} items`;
     case "minimum":
       return invalid(`${path} in body should be greater than or equal to ${e.params.limit}`);
     case "type": {

@@ -19,4 +19,26 @@ export async function installCRDs(binDir: string, kubeconfig: string): Promise<v
     );
   await kubectl(["apply", "--server-side", "--field-manager=concierge-install", "-f", crdDir]);
   await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "-f", crdDir]);
+  // The API server publishes a CRD's OpenAPI (what `kubectl explain` reads) a few seconds after
+  // Established, longer when the schema has CEL rules; installed means explainable too.
+  const { stdout } = await kubectl([
+    "get",
+    "-f",
+    crdDir,
+    "-o",
+    'jsonpath={range .items[*]}{.metadata.name}{"\\n"}{end}',
+  ]);
+  const deadline = Date.now() + 60_000;
+  for (const crd of stdout.split("\n").filter(Boolean)) {
+    for (;;) {
+      const explained = await kubectl(["explain", crd]).then(
+        () => true,
+        () => false,
+      );
+      if (explained) break;
+      if (Date.now() > deadline)
+        throw new Error(`the API server did not publish the OpenAPI schema of ${crd}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

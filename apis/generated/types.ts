@@ -242,6 +242,21 @@ export interface JWTAuthenticatorSpec {
    */
   audience: string;
   /**
+   * audienceMatchPolicy says how the "aud" JWT claim is matched against audience and audiences.
+   * The only policy is MatchAny: the "aud" claim must contain at least one of them. It must be set
+   * when audiences is set, as Kubernetes' AuthenticationConfiguration issuer.audienceMatchPolicy.
+   * This field is an addition to the upstream Pinniped API.
+   */
+  audienceMatchPolicy?: AudienceMatchPolicy;
+  /**
+   * audiences are acceptable values of the "aud" JWT claim, accepted in addition to audience,
+   * for example when a command-line client and a web application of the same issuer use different
+   * client IDs. A token is accepted when its "aud" claim contains audience or any of audiences.
+   * Requires audienceMatchPolicy MatchAny. At most 10 entries, each non-empty and unique.
+   * This field is an addition to the upstream Pinniped API.
+   */
+  audiences?: string[];
+  /**
    * claimValidationRules are rules that are applied to validate token claims to authenticate users.
    * This is similar to claimValidationRules from Kubernetes AuthenticationConfiguration as documented in
    * https://kubernetes.io/docs/reference/access-authn-authz/authentication.
@@ -260,6 +275,13 @@ export interface JWTAuthenticatorSpec {
    */
   issuer: string;
   /**
+   * systemPrefixPolicy decides whether a username or group starting with "system:", the prefix
+   * Kubernetes reserves for its own components (for example the group system:masters), may log in.
+   * Reject, which applies when this field is omitted, fails the login of such an identity; Allow
+   * accepts it, as upstream Pinniped does. This field is an addition to the upstream Pinniped API.
+   */
+  systemPrefixPolicy?: SystemPrefixPolicy;
+  /**
    * tls is the configuration for communicating with the OIDC provider via TLS.
    */
   tls?: TLSSpec;
@@ -275,6 +297,8 @@ export interface JWTAuthenticatorSpec {
    */
   userValidationRules?: UserValidationRule[];
 }
+
+export type AudienceMatchPolicy = "MatchAny";
 
 /**
  * ClaimValidationRule provides the configuration for a single claim validation rule.
@@ -460,6 +484,8 @@ export interface ExtraMapping {
    */
   valueExpression: string;
 }
+
+export type SystemPrefixPolicy = "Reject" | "Allow";
 
 export interface TLSSpec {
   /**

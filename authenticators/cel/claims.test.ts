@@ -82,6 +82,13 @@ describe("compileClaims", () => {
     );
   });
 
+  it("accepts [] and null for groups and extra, as Kubernetes does", () => {
+    const { errors } = compileClaims({
+      claims: { groupsExpression: "[]", extra: [{ key: "example.com/x", valueExpression: "null" }] },
+    });
+    assert.deepEqual(errors, []);
+  });
+
   it("throws at evaluation, not compilation, when a claim is missing", () => {
     const { compiled } = compileClaims({ claims: { usernameExpression: "claims.sub" } });
     assert.throws(() => compiled.username?.evaluate({ claims: {} }), /No such key: sub/);

@@ -14,7 +14,9 @@ type Kind = "string" | "stringOrList" | "bool";
 /** Result types a type check may report for each kind; `dyn` is decided at evaluation. */
 const acceptedTypes: Record<Kind, string[]> = {
   string: ["string", "dyn"],
-  stringOrList: ["string", "list<string>", "list<dyn>", "list", "dyn"],
+  // `[]` type-checks as a list of a free type parameter and `null` as null_type; Kubernetes
+  // accepts both (they mean "no groups" / "no extra").
+  stringOrList: ["string", "list<string>", "list<dyn>", "list<T>", "list", "null", "null_type", "dyn"],
   bool: ["bool", "dyn"],
 };
 const kindDescription: Record<Kind, string> = {

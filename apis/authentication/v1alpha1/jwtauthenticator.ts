@@ -1,5 +1,5 @@
 import { apiVersionProperty, kindProperty, metadataProperty } from "../../meta/v1/meta.ts";
-import type { PrinterColumn } from "../../schema.ts";
+import type { PrinterColumn, ValidationRule } from "../../schema.ts";
 import { authenticatorPhases, conditionsProperty, statusTypeNames } from "./status.ts";
 import { tlsSpecSchema, tlsTypeNames } from "./tls.ts";
 
@@ -24,6 +24,24 @@ export const verbs = [
 ] as const;
 export const statusSubresource = true;
 
+/** How `aud` is matched against `spec.audience` and `spec.audiences`, as Kubernetes' `issuer.audienceMatchPolicy`. */
+export const audienceMatchPolicies = ["MatchAny"] as const;
+/** Whether `system:` usernames and groups may log in; absent means `Reject`. */
+export const systemPrefixPolicies = ["Reject", "Allow"] as const;
+export const maxAudiences = 10;
+
+// Our additions to upstream's spec are optional, so every upstream manifest stays valid. Adding a CEL
+// rule makes kube-apiserver report "some validation rules were not checked" next to blocking errors
+// (a missing or mistyped field, a value outside an enum); upstream's asserted messages are not of that kind.
+const specValidations = [
+  {
+    rule: "!has(self.audiences) || size(self.audiences) == 0 || has(self.audienceMatchPolicy)",
+    message: "audienceMatchPolicy must be MatchAny when audiences is set",
+    fieldPath: ".audienceMatchPolicy",
+    reason: "FieldValueRequired",
+  },
+] as const satisfies readonly ValidationRule[];
+
 export const printerColumns = [
   { name: "Issuer", type: "string", jsonPath: ".spec.issuer" },
   { name: "Audience", type: "string", jsonPath: ".spec.audience" },
@@ -46,11 +64,31 @@ signature, existence of claims, etc.) and extract the username and groups from t
       type: "object",
       description: "spec for configuring the authenticator.",
       required: ["audience", "issuer"],
+      "x-kubernetes-validations": specValidations,
       properties: {
         audience: {
           type: "string",
           description: 'audience is the required value of the "aud" JWT claim.',
           minLength: 1,
+        },
+        audienceMatchPolicy: {
+          type: "string",
+          description: `audienceMatchPolicy says how the "aud" JWT claim is matched against audience and audiences.
+The only policy is MatchAny: the "aud" claim must contain at least one of them. It must be set
+when audiences is set, as Kubernetes' AuthenticationConfiguration issuer.audienceMatchPolicy.
+This field is an addition to the upstream Pinniped API.`,
+          enum: audienceMatchPolicies,
+        },
+        audiences: {
+          type: "array",
+          description: `audiences are acceptable values of the "aud" JWT claim, accepted in addition to audience,
+for example when a command-line client and a web application of the same issuer use different
+client IDs. A token is accepted when its "aud" claim contains audience or any of audiences.
+Requires audienceMatchPolicy MatchAny. At most ${maxAudiences} entries, each non-empty and unique.
+This field is an addition to the upstream Pinniped API.`,
+          maxItems: maxAudiences,
+          "x-kubernetes-list-type": "set",
+          items: { type: "string", minLength: 1 },
         },
         claimValidationRules: {
           type: "array",
@@ -257,6 +295,14 @@ also used to validate the "iss" JWT claim.`,
           minLength: 1,
           pattern: "^https://",
         },
+        systemPrefixPolicy: {
+          type: "string",
+          description: `systemPrefixPolicy decides whether a username or group starting with "system:", the prefix
+Kubernetes reserves for its own components (for example the group system:masters), may log in.
+Reject, which applies when this field is omitted, fails the login of such an identity; Allow
+accepts it, as upstream Pinniped does. This field is an addition to the upstream Pinniped API.`,
+          enum: systemPrefixPolicies,
+        },
         tls: {
           ...tlsSpecSchema,
           description: "tls is the configuration for communicating with the OIDC provider via TLS.",
@@ -318,6 +364,8 @@ message is a literal string.`,
 export const typeNames = {
   "": "JWTAuthenticator",
   spec: "JWTAuthenticatorSpec",
+  "spec.audienceMatchPolicy": "AudienceMatchPolicy",
+  "spec.systemPrefixPolicy": "SystemPrefixPolicy",
   "spec.claims": "JWTTokenClaims",
   "spec.claims.extra[]": "ExtraMapping",
   "spec.claimValidationRules[]": "ClaimValidationRule",
