@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MalformedAdmissionReview, reviewAdmission } from "./admission.ts";
+
+const group = "authentication.concierge.pinniped.dev";
+const jwt = (issuer: string, extra: Record<string, unknown> = {}) => ({
+  apiVersion: `${group}/v1alpha1`,
+  kind: "JWTAuthenticator",
+  metadata: { name: "corp", ...extra },
+  spec: { issuer, audience: "concierge" },
+});
+const webhook = (endpoint: string) => ({
+  apiVersion: `${group}/v1alpha1`,
+  kind: "WebhookAuthenticator",
+  metadata: { name: "hook" },
+  spec: { endpoint },
+});
+
+function review(request: Record<string, unknown>) {
+  return {
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: "705ab4f5-6393-11e8-b7cc-42010a800002",
+      kind: { group, version: "v1alpha1", kind: "JWTAuthenticator" },
+      resource: { group, version: "v1alpha1", resource: "jwtauthenticators" },
+      operation: "CREATE",
+      ...request,
+    },
+  };
+}
+
+const good = "https://issuer.example.com";
+const query = "https://issuer.example.com?a=b";
+const queryError = `spec.issuer: Invalid value: "${query}": cannot include query params`;
+
+describe("reviewAdmission", () => {
+  it("allows a good object and echoes the uid", () => {
+    const decision = reviewAdmission(review({ object: jwt(good) }));
+    assert.deepEqual(decision.review, {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid: "705ab4f5-6393-11e8-b7cc-42010a800002", allowed: true },
+    });
+    assert.equal(decision.kind, "JWTAuthenticator");
+    assert.equal(decision.name, "corp");
+    assert.equal(decision.operation, "CREATE");
+  });
+
+  it("denies a bad object with 422 Invalid and Kubernetes' field error wording", () => {
+    const decision = reviewAdmission(review({ object: jwt(query) }));
+    assert.deepEqual(decision.review.response, {
+      uid: "705ab4f5-6393-11e8-b7cc-42010a800002",
+      allowed: false,
+      status: { status: "Failure", code: 422, reason: "Invalid", message: queryError },
+    });
+    assert.deepEqual(decision.deniedFields, ["spec.issuer"]);
+  });
+
+  it("lists several errors the way an aggregate prints them", () => {
+    const object = {
+      ...jwt(query),
+      spec: { issuer: query, audience: "a", claims: { username: "u", usernameExpression: "claims.sub" } },
+    };
+    const { review: r } = reviewAdmission(review({ object }));
+    assert.equal(
+      r.response.status?.message,
+      `[${queryError}, spec.claims.usernameExpression: Forbidden: may not be specified together with spec.claims.username]`,
+    );
+  });
+
+  it("validates a WebhookAuthenticator by the review's kind", () => {
+    const decision = reviewAdmission(
+      review({
+        kind: { group, version: "v1alpha1", kind: "WebhookAuthenticator" },
+        object: webhook("https:///authenticate"),
+      }),
+    );
+    assert.equal(decision.kind, "WebhookAuthenticator");
+    assert.equal(
+      decision.review.response.status?.message,
+      'spec.endpoint: Invalid value: "https:///authenticate": URL must have a host',
+    );
+  });
+
+  it("refuses an UPDATE that breaks a good object", () => {
+    const decision = reviewAdmission(
+      review({ operation: "UPDATE", object: jwt(query), oldObject: jwt(good) }),
+    );
+    assert.equal(decision.allowed, false);
+    assert.equal(decision.review.response.status?.message, queryError);
+  });
+
+  it("allows an UPDATE that leaves an old problem as it was (ratcheting)", () => {
+    const decision = reviewAdmission(
+      review({ operation: "UPDATE", object: jwt(query, { labels: { team: "a" } }), oldObject: jwt(query) }),
+    );
+    assert.equal(decision.allowed, true);
+  });
+
+  it("refuses an UPDATE that changes an old problem into a new one", () => {
+    const other = "https://issuer.example.com?b=c";
+    const decision = reviewAdmission(
+      review({ operation: "UPDATE", object: jwt(other), oldObject: jwt(query) }),
+    );
+    assert.equal(decision.allowed, false);
+  });
+
+  it("allows a DELETE, even of a bad object", () => {
+    const decision = reviewAdmission(review({ operation: "DELETE", oldObject: jwt(query) }));
+    assert.equal(decision.allowed, true);
+  });
+
+  it("takes the name from the object when the request has none (generateName)", () => {
+    const decision = reviewAdmission(review({ object: jwt(good) }));
+    assert.equal(decision.name, "corp");
+    assert.equal(reviewAdmission(review({ name: "given", object: jwt(good) })).name, "given");
+  });
+
+  const badRequests: [string, Record<string, unknown>, string][] = [
+    [
+      "another kind",
+      { kind: { group: "", version: "v1", kind: "ConfigMap" }, object: { metadata: { name: "x" } } },
+      'this webhook validates only JWTAuthenticator and WebhookAuthenticator in authentication.concierge.pinniped.dev/v1alpha1, not kind "ConfigMap" in "/v1"',
+    ],
+    [
+      "our kind in another version",
+      { kind: { group, version: "v1beta1", kind: "JWTAuthenticator" }, object: jwt(good) },
+      'this webhook validates only JWTAuthenticator and WebhookAuthenticator in authentication.concierge.pinniped.dev/v1alpha1, not kind "JWTAuthenticator" in "authentication.concierge.pinniped.dev/v1beta1"',
+    ],
+    [
+      "a subresource",
+      { subResource: "status", object: jwt(good) },
+      'this webhook validates only JWTAuthenticator and WebhookAuthenticator in authentication.concierge.pinniped.dev/v1alpha1, not kind "JWTAuthenticator"/status in "authentication.concierge.pinniped.dev/v1alpha1"',
+    ],
+    [
+      "no kind at all",
+      { kind: undefined, object: jwt(good) },
+      'this webhook validates only JWTAuthenticator and WebhookAuthenticator in authentication.concierge.pinniped.dev/v1alpha1, not kind undefined in "undefined/undefined"',
+    ],
+    [
+      "a CONNECT",
+      { operation: "CONNECT", object: jwt(good) },
+      'operation "CONNECT" is not validated by this webhook',
+    ],
+    ["a CREATE without an object", {}, "request.object is missing"],
+    ["a CREATE whose object is not an object", { object: [jwt(good)] }, "request.object is missing"],
+  ];
+  for (const [name, request, message] of badRequests) {
+    it(`denies ${name} with 400 BadRequest`, () => {
+      const decision = reviewAdmission(review(request));
+      assert.equal(decision.allowed, false);
+      assert.deepEqual(decision.review.response.status, {
+        status: "Failure",
+        code: 400,
+        reason: "BadRequest",
+        message,
+      });
+    });
+  }
+
+  const malformed: [string, unknown, RegExp][] = [
+    ["a body that is not an object", [1, 2], /not a JSON object/],
+    ["null", null, /not a JSON object/],
+    [
+      "another API version",
+      { apiVersion: "admission.k8s.io/v1beta1", kind: "AdmissionReview", request: { uid: "u" } },
+      /expected an AdmissionReview in admission.k8s.io\/v1, got kind "AdmissionReview" in "admission.k8s.io\/v1beta1"/,
+    ],
+    ["another kind", { apiVersion: "admission.k8s.io/v1", kind: "Status" }, /got kind "Status"/],
+    ["no request", { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" }, /request is missing/],
+    [
+      "no uid",
+      { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: { operation: "CREATE" } },
+      /request.uid is missing/,
+    ],
+  ];
+  for (const [name, body, message] of malformed) {
+    it(`throws MalformedAdmissionReview for ${name}`, () => {
+      assert.throws(
+        () => reviewAdmission(body),
+        (err: unknown) => err instanceof MalformedAdmissionReview && message.test(err.message),
+      );
+    });
+  }
+});

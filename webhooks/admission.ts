@@ -1,0 +1,131 @@
+// admission.k8s.io/v1 AdmissionReview in, AdmissionReview out. Pure: the HTTP server around it
+// only reads bodies, counts and logs.
+import { jwtAuthenticator, webhookAuthenticator } from "../apis/index.ts";
+import { aggregateMessage, type FieldError, formatFieldError } from "./fielderror.ts";
+import { validateJWTAuthenticator, validateWebhookAuthenticator } from "./validation.ts";
+
+export const admissionAPIVersion = "admission.k8s.io/v1";
+
+export type ValidatedKind = typeof jwtAuthenticator.kind | typeof webhookAuthenticator.kind;
+
+const validators: Record<ValidatedKind, (obj: unknown) => FieldError[]> = {
+  [jwtAuthenticator.kind]: validateJWTAuthenticator,
+  [webhookAuthenticator.kind]: validateWebhookAuthenticator,
+};
+
+/** metav1.Status, as AdmissionResponse.status carries it. */
+export interface AdmissionStatus {
+  status: "Failure";
+  code: number;
+  reason: "Invalid" | "BadRequest";
+  message: string;
+}
+
+export interface AdmissionReviewResponse {
+  apiVersion: typeof admissionAPIVersion;
+  kind: "AdmissionReview";
+  response: { uid: string; allowed: boolean; status?: AdmissionStatus };
+}
+
+export interface AdmissionDecision {
+  review: AdmissionReviewResponse;
+  /** Undefined when the request was for a kind this webhook does not validate. */
+  kind: ValidatedKind | undefined;
+  operation: string;
+  name: string;
+  allowed: boolean;
+  /**
+   * The fields a denial names. Logs get these rather than the messages, which quote values
+   * (an issuer URL, an expression) that are the object owner's business.
+   */
+  deniedFields: string[];
+}
+
+/** The body is not an AdmissionReview this webhook can answer at all: the server says 400. */
+export class MalformedAdmissionReview extends Error {}
+
+export function reviewAdmission(body: unknown): AdmissionDecision {
+  if (!isObject(body)) throw new MalformedAdmissionReview("the body is not a JSON object");
+  if (body.apiVersion !== admissionAPIVersion || body.kind !== "AdmissionReview") {
+    throw new MalformedAdmissionReview(
+      `expected an AdmissionReview in ${admissionAPIVersion}, got kind ${JSON.stringify(body.kind)} in ${JSON.stringify(body.apiVersion)}`,
+    );
+  }
+  const request = body.request;
+  if (!isObject(request)) throw new MalformedAdmissionReview("request is missing");
+  const uid = request.uid;
+  if (typeof uid !== "string" || uid === "") throw new MalformedAdmissionReview("request.uid is missing");
+
+  const operation = typeof request.operation === "string" ? request.operation : "";
+  const object = request.object;
+  const name = nameOf(request, object);
+  const decide = (
+    kind: ValidatedKind | undefined,
+    status?: AdmissionStatus,
+    deniedFields: string[] = [],
+  ): AdmissionDecision => ({
+    review: {
+      apiVersion: admissionAPIVersion,
+      kind: "AdmissionReview",
+      response: status ? { uid, allowed: false, status } : { uid, allowed: true },
+    },
+    kind,
+    operation,
+    name,
+    allowed: status === undefined,
+    deniedFields,
+  });
+  const badRequest = (kind: ValidatedKind | undefined, message: string) =>
+    decide(kind, { status: "Failure", code: 400, reason: "BadRequest", message });
+
+  // Anything else can only arrive through a misconfigured ValidatingWebhookConfiguration;
+  // refusing it makes that mistake visible instead of silently waving objects through.
+  const kind = validatedKind(request.kind);
+  if (!kind || (typeof request.subResource === "string" && request.subResource !== "")) {
+    const gvk = isObject(request.kind) ? request.kind : {};
+    const sub =
+      typeof request.subResource === "string" && request.subResource ? `/${request.subResource}` : "";
+    return badRequest(
+      undefined,
+      `this webhook validates only ${jwtAuthenticator.kind} and ${webhookAuthenticator.kind} in ${jwtAuthenticator.group}/${jwtAuthenticator.version}, not kind ${JSON.stringify(gvk.kind)}${sub} in ${JSON.stringify(`${gvk.group}/${gvk.version}`)}`,
+    );
+  }
+  // Deleting must always work, above all for an object that is wrong.
+  if (operation === "DELETE") return decide(kind);
+  if (operation !== "CREATE" && operation !== "UPDATE") {
+    return badRequest(kind, `operation ${JSON.stringify(operation)} is not validated by this webhook`);
+  }
+  if (!isObject(object)) return badRequest(kind, "request.object is missing");
+
+  let errors = validators[kind](object);
+  // Ratcheting, as kube-apiserver does for CRD schemas: an UPDATE is refused only for problems
+  // it introduces. An object stored before this webhook (or one of its rules) existed can still
+  // be labelled, annotated or have its finalizers removed.
+  if (operation === "UPDATE" && isObject(request.oldObject) && errors.length > 0) {
+    const before = new Set(validators[kind](request.oldObject).map(formatFieldError));
+    errors = errors.filter((e) => !before.has(formatFieldError(e)));
+  }
+  if (errors.length === 0) return decide(kind);
+  return decide(
+    kind,
+    { status: "Failure", code: 422, reason: "Invalid", message: aggregateMessage(errors) },
+    [...new Set(errors.map((e) => e.field))],
+  );
+}
+
+function validatedKind(gvk: unknown): ValidatedKind | undefined {
+  if (!isObject(gvk) || gvk.group !== jwtAuthenticator.group || gvk.version !== jwtAuthenticator.version) {
+    return undefined;
+  }
+  return gvk.kind === jwtAuthenticator.kind || gvk.kind === webhookAuthenticator.kind ? gvk.kind : undefined;
+}
+
+function nameOf(request: Record<string, unknown>, object: unknown): string {
+  if (typeof request.name === "string" && request.name !== "") return request.name;
+  const metadata = isObject(object) ? object.metadata : undefined;
+  return isObject(metadata) && typeof metadata.name === "string" ? metadata.name : "";
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,295 @@
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { request } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { TLSSocket } from "node:tls";
+import { newCA, newCert } from "../hack/pki.ts";
+import { memoryLogger } from "../observability/logger.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { startWebhookServer, validatePath, type WebhookServer } from "./server.ts";
+import { type ServingCert, ServingCertHolder } from "./servingcert.ts";
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  fingerprint: string;
+}
+
+const group = "authentication.concierge.pinniped.dev";
+const secretIssuer = "https://issuer.example.com/?tenant=do-not-log-me";
+
+function review(issuer: string) {
+  return JSON.stringify({
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: "uid-1",
+      kind: { group, version: "v1alpha1", kind: "JWTAuthenticator" },
+      operation: "CREATE",
+      object: {
+        apiVersion: `${group}/v1alpha1`,
+        kind: "JWTAuthenticator",
+        metadata: { name: "corp" },
+        spec: { issuer, audience: "concierge" },
+      },
+    },
+  });
+}
+
+describe("webhook server", () => {
+  let dir: string;
+  let caPEM: string;
+  let first: ServingCert;
+  let second: ServingCert;
+  let holder: ServingCertHolder;
+  let server: WebhookServer;
+  let metrics: Metrics;
+  const logs = memoryLogger("debug");
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "webhook-server-"));
+    const ca = await newCA(dir, "ca", "webhook test CA");
+    caPEM = await readFile(ca.cert, "utf8");
+    const pair = async (name: string): Promise<ServingCert> => {
+      const files = await newCert(dir, ca, {
+        name,
+        cn: name,
+        dnsNames: ["localhost"],
+        ips: ["127.0.0.1"],
+        usage: "server",
+      });
+      return { certPEM: await readFile(files.cert, "utf8"), keyPEM: await readFile(files.key, "utf8") };
+    };
+    [first, second] = await Promise.all([pair("first"), pair("second")]);
+    holder = new ServingCertHolder();
+    metrics = new Metrics();
+    server = await startWebhookServer({
+      certs: holder,
+      host: "127.0.0.1",
+      port: 0,
+      logger: logs.log,
+      metrics,
+      maxBodyBytes: 64 * 1024,
+    });
+  });
+
+  after(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function send(
+    options: {
+      method?: string;
+      path?: string;
+      contentType?: string;
+      body?: string | Buffer;
+      chunked?: boolean;
+    },
+    tls: { maxVersion?: "TLSv1.2" } = {},
+  ): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const body = options.body ?? "";
+      const headers: Record<string, string> = { "Content-Type": options.contentType ?? "application/json" };
+      if (!options.chunked) headers["Content-Length"] = String(Buffer.byteLength(body));
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port: server.port,
+          servername: "localhost",
+          method: options.method ?? "POST",
+          path: options.path ?? validatePath,
+          headers,
+          ca: caPEM,
+          agent: false,
+          ...tls,
+        },
+        (res) => {
+          const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks).toString(),
+              fingerprint,
+            }),
+          );
+        },
+      );
+      req.on("error", reject);
+      if (options.chunked && typeof body !== "string") {
+        // Write in pieces so the server sees a streamed body without a length.
+        for (let i = 0; i < body.length; i += 16 * 1024) req.write(body.subarray(i, i + 16 * 1024));
+        req.end();
+      } else {
+        req.end(body);
+      }
+    });
+  }
+
+  const fingerprintOf = (cert: ServingCert) => new X509Certificate(cert.certPEM).fingerprint256;
+
+  it("fails TLS handshakes until a serving certificate is set", async () => {
+    await assert.rejects(send({ body: review("https://issuer.example.com") }));
+    holder.set(first);
+  });
+
+  it("answers an AdmissionReview over TLS with the holder's certificate", async () => {
+    // kube-apiserver adds its timeout to the webhook's URL.
+    const reply = await send({
+      path: `${validatePath}?timeout=10s`,
+      body: review("https://issuer.example.com"),
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers["content-type"], "application/json");
+    assert.deepEqual(JSON.parse(reply.body), {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid: "uid-1", allowed: true },
+    });
+    assert.equal(reply.fingerprint, fingerprintOf(first));
+  });
+
+  it("denies a bad object in a 200 response", async () => {
+    const reply = await send({ body: review(secretIssuer) });
+    assert.equal(reply.status, 200);
+    const { response } = JSON.parse(reply.body);
+    assert.equal(response.allowed, false);
+    assert.equal(response.status.code, 422);
+    assert.match(response.status.message, /^spec\.issuer: Invalid value: .*: cannot include query params$/);
+  });
+
+  const refusals: [string, Parameters<typeof send>[0], number, string, RegExp][] = [
+    ["bad JSON", { body: "{not json" }, 400, "BadRequest", /^the body is not JSON: /],
+    [
+      "a body that is not an AdmissionReview",
+      { body: "{}" },
+      400,
+      "BadRequest",
+      /expected an AdmissionReview/,
+    ],
+    ["another path", { path: "/validate-something-else", body: "{}" }, 404, "NotFound", /no such path/],
+    ["GET", { method: "GET" }, 405, "MethodNotAllowed", /method GET is not allowed; use POST/],
+    [
+      "a body that is not JSON by type",
+      { contentType: "text/plain", body: "{}" },
+      415,
+      "UnsupportedMediaType",
+      /"text\/plain"/,
+    ],
+    [
+      "an oversized body with a length",
+      { body: " ".repeat(64 * 1024 + 1) },
+      413,
+      "RequestEntityTooLarge",
+      /larger than 65536 bytes/,
+    ],
+    [
+      "an oversized body streamed without a length",
+      { body: Buffer.alloc(256 * 1024, " "), chunked: true },
+      413,
+      "RequestEntityTooLarge",
+      /larger than 65536 bytes/,
+    ],
+  ];
+  for (const [name, options, code, reason, message] of refusals) {
+    it(`answers ${name} with ${code} and a Status`, async () => {
+      const reply = await send(options);
+      assert.equal(reply.status, code);
+      const status = JSON.parse(reply.body);
+      assert.equal(status.kind, "Status");
+      assert.equal(status.code, code);
+      assert.equal(status.reason, reason);
+      assert.match(status.message, message);
+      if (code === 405) assert.equal(reply.headers.allow, "POST");
+      if (code === 413) assert.equal(reply.headers.connection, "close");
+    });
+  }
+
+  it("keeps serving after all of those", async () => {
+    assert.equal((await send({ body: review("https://issuer.example.com") })).status, 200);
+  });
+
+  it("serves a new certificate on new connections once the holder has it", async () => {
+    holder.set(second);
+    const reply = await send({ body: review("https://issuer.example.com") });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.fingerprint, fingerprintOf(second));
+  });
+
+  it("refuses TLS 1.2, as the aggregated API's Secure profile does", async () => {
+    await assert.rejects(send({ body: review("https://issuer.example.com") }, { maxVersion: "TLSv1.2" }));
+  });
+
+  it("counts requests by kind and result and times them", async () => {
+    const text = await metrics.text();
+    assert.match(
+      text,
+      /concierge_admission_webhook_requests_total\{kind="JWTAuthenticator",result="allowed"\} [3-9]/,
+    );
+    assert.match(
+      text,
+      /concierge_admission_webhook_requests_total\{kind="JWTAuthenticator",result="denied"\} 1/,
+    );
+    assert.match(text, /concierge_admission_webhook_requests_total\{kind="other",result="bad_request"\} 7/);
+    assert.match(
+      text,
+      /concierge_admission_webhook_request_duration_seconds_count\{kind="JWTAuthenticator"\} \d+/,
+    );
+  });
+
+  it("logs names and fields, never object contents", () => {
+    const denied = logs.lines.find((l) => l.msg === "denied");
+    assert.ok(denied);
+    assert.equal(denied.kind, "JWTAuthenticator");
+    assert.equal(denied.name, "corp");
+    assert.deepEqual(denied.fields, ["spec.issuer"]);
+    assert.ok(!JSON.stringify(logs.lines).includes("do-not-log-me"));
+    assert.ok(logs.lines.some((l) => l.msg === "serving certificate changed"));
+  });
+});
+
+describe("ServingCertHolder", () => {
+  let dir: string;
+  let cert: ServingCert;
+  let otherKeyPEM: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "serving-cert-"));
+    const ca = await newCA(dir, "ca", "holder test CA");
+    const a = await newCert(dir, ca, { name: "a", cn: "a", usage: "server" });
+    const b = await newCert(dir, ca, { name: "b", cn: "b", usage: "server" });
+    cert = { certPEM: await readFile(a.cert, "utf8"), keyPEM: await readFile(a.key, "utf8") };
+    otherKeyPEM = await readFile(b.key, "utf8");
+  });
+
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("tells subscribers about each new pair until they unsubscribe", () => {
+    const holder = new ServingCertHolder();
+    const seen: ServingCert[] = [];
+    const unsubscribe = holder.onChange((c) => seen.push(c));
+    holder.set(cert);
+    assert.deepEqual(holder.get(), cert);
+    unsubscribe();
+    holder.set(cert);
+    assert.equal(seen.length, 1);
+  });
+
+  it("refuses a key that does not match the certificate and keeps the pair it had", () => {
+    const holder = new ServingCertHolder();
+    holder.set(cert);
+    let calls = 0;
+    holder.onChange(() => calls++);
+    assert.throws(() => holder.set({ certPEM: cert.certPEM, keyPEM: otherKeyPEM }), /key values mismatch/);
+    assert.throws(() => holder.set({ certPEM: "not a cert", keyPEM: cert.keyPEM }));
+    assert.deepEqual(holder.get(), cert);
+    assert.equal(calls, 0);
+  });
+});

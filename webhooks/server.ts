@@ -1,0 +1,243 @@
+// The HTTPS endpoint kube-apiserver calls with AdmissionReviews. It bounds what it reads (size,
+// time), answers every failure with a metav1.Status, counts and times every request, and logs
+// names and field paths but never object contents.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { SecureContextOptions } from "node:tls";
+import { discardLogger, type Logger } from "../observability/logger.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { MalformedAdmissionReview, reviewAdmission, type ValidatedKind } from "./admission.ts";
+import type { ServingCert, ServingCertHolder } from "./servingcert.ts";
+
+/** Both kinds share one path: the handler tells them apart by the review's kind. */
+export const validatePath = "/validate-authentication-concierge-pinniped-dev-v1alpha1";
+
+/** AdmissionReviews of our kinds are a few KiB; kube-apiserver itself caps requests at 3 MiB. */
+export const defaultMaxBodyBytes = 1024 * 1024;
+export const defaultRequestTimeoutMs = 30_000;
+
+export interface WebhookHandlerOptions {
+  logger?: Logger;
+  metrics?: Metrics;
+  maxBodyBytes?: number;
+}
+
+export interface WebhookServerOptions extends WebhookHandlerOptions {
+  certs: ServingCertHolder;
+  host: string;
+  /** 0 picks a free port; the chosen one is on the result. */
+  port: number;
+  /** The whole request, headers and body, must arrive within this. */
+  requestTimeoutMs?: number;
+}
+
+export interface WebhookServer {
+  readonly port: number;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+type Result = "allowed" | "denied" | "bad_request" | "error";
+
+class HTTPError extends Error {
+  readonly code: number;
+  readonly reason: string;
+  constructor(code: number, reason: string, message: string) {
+    super(message);
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** The request handler alone, so the webhook can share a listener with other endpoints. */
+export function createWebhookHandler(
+  options: WebhookHandlerOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const log = (options.logger ?? discardLogger()).child({ component: "admission-webhook" });
+  const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+  const metrics = options.metrics ?? new Metrics();
+  // `kind` is only ever one of our two kinds or "other": a label must not take values from requests.
+  const requests = metrics.counter({
+    name: "admission_webhook_requests_total",
+    help: "Admission requests by kind and result: allowed, denied, bad_request, error.",
+    labelNames: ["kind", "result"] as const,
+  });
+  const duration = metrics.histogram({
+    name: "admission_webhook_request_duration_seconds",
+    help: "Time from the request's arrival to the end of the response.",
+    labelNames: ["kind"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  });
+
+  const record = (kind: ValidatedKind | undefined, result: Result, started: number) => {
+    const label = kind ?? "other";
+    requests.inc({ kind: label, result });
+    duration.observe({ kind: label }, (performance.now() - started) / 1000);
+  };
+
+  return (req, res) => {
+    const started = performance.now();
+    serve(req, res, maxBodyBytes).then(
+      (decision) => {
+        const result = decision.allowed ? "allowed" : "denied";
+        record(decision.kind, result, started);
+        const fields = {
+          uid: decision.review.response.uid,
+          kind: decision.kind ?? "other",
+          name: decision.name,
+          operation: decision.operation,
+          durationMs: Math.round(performance.now() - started),
+        };
+        if (decision.allowed) log.debug("admitted", fields);
+        else log.info("denied", { ...fields, fields: decision.deniedFields });
+      },
+      (err: unknown) => {
+        const known = err instanceof HTTPError;
+        record(undefined, known ? "bad_request" : "error", started);
+        if (known) {
+          log.warn("refused a request", {
+            method: req.method,
+            path: pathOf(req),
+            code: err.code,
+            error: err.message,
+          });
+          sendStatus(res, err.code, err.reason, err.message);
+        } else {
+          log.error("failed to answer a request", { method: req.method, path: pathOf(req), error: err });
+          sendStatus(res, 500, "InternalError", "internal error while validating the request");
+        }
+      },
+    );
+  };
+}
+
+async function serve(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number) {
+  const path = pathOf(req);
+  if (path !== validatePath) throw new HTTPError(404, "NotFound", `no such path ${JSON.stringify(path)}`);
+  if (req.method !== "POST") {
+    res.setHeader("Allow", "POST");
+    throw new HTTPError(405, "MethodNotAllowed", `method ${req.method} is not allowed; use POST`);
+  }
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new HTTPError(
+      415,
+      "UnsupportedMediaType",
+      `content type ${JSON.stringify(type)} is not application/json`,
+    );
+  }
+  const body = await readBody(req, res, maxBodyBytes);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new HTTPError(400, "BadRequest", `the body is not JSON: ${(err as Error).message}`);
+  }
+  let decision: ReturnType<typeof reviewAdmission>;
+  try {
+    decision = reviewAdmission(parsed);
+  } catch (err) {
+    if (err instanceof MalformedAdmissionReview) throw new HTTPError(400, "BadRequest", err.message);
+    throw err;
+  }
+  res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(decision.review));
+  return decision;
+}
+
+// The request target without its query (kube-apiserver adds `?timeout=10s`), taken verbatim.
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? "").split("?")[0] ?? "";
+}
+
+function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
+  const tooLarge = () => {
+    // The rest of the body is never read, so this connection cannot carry another request.
+    res.setHeader("Connection", "close");
+    return new HTTPError(413, "RequestEntityTooLarge", `the body is larger than ${limit} bytes`);
+  };
+  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+    // A client that goes away (or runs past requestTimeout) leaves the body incomplete.
+    req.on("close", () => {
+      if (!req.complete) reject(new HTTPError(400, "BadRequest", "the request body was cut short"));
+    });
+  });
+}
+
+function sendStatus(res: ServerResponse, code: number, reason: string, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(code, { "Content-Type": "application/json" }).end(
+    JSON.stringify({
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message,
+      reason,
+      code,
+    }),
+  );
+}
+
+// Like the aggregated API's "Secure" profile: the only client is kube-apiserver, which speaks
+// TLS 1.3, so nothing older is offered.
+function secureOptions(cert: ServingCert | undefined): SecureContextOptions {
+  return { minVersion: "TLSv1.3", ...(cert ? { cert: cert.certPEM, key: cert.keyPEM } : {}) };
+}
+
+/**
+ * Listens until closed. Until the holder has a certificate, TLS handshakes fail, as upstream's
+ * aggregated API does before its serving cert is loaded; each certificate set later applies to
+ * new connections.
+ */
+export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const log = (options.logger ?? discardLogger()).child({ component: "admission-webhook" });
+  const server = createServer(secureOptions(options.certs.get()), createWebhookHandler(options));
+  server.requestTimeout = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
+  server.headersTimeout = Math.min(server.requestTimeout, 10_000);
+  // Longer than the 90 s for which Go's HTTP client keeps an idle connection, so the client, not
+  // this server, closes it: a POST on a connection the server is closing fails instead of retrying.
+  server.keepAliveTimeout = 120_000;
+  server.on("tlsClientError", (err) => log.debug("TLS handshake failed", { error: err }));
+  const unsubscribe = options.certs.onChange((cert) => {
+    server.setSecureContext(secureOptions(cert));
+    log.info("serving certificate changed");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  log.info("listening", { host: options.host, port, path: validatePath });
+  return {
+    port,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        unsubscribe();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
