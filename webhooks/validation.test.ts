@@ -269,7 +269,7 @@ describe("validateJWTAuthenticator", () => {
       "an email username without email_verified anywhere",
       { claims: { usernameExpression: "claims.email" } },
       [
-        'spec.claims.usernameExpression: Invalid value: "claims.email": claims.email_verified must be used in claims.usernameExpression or claims.extra[*].valueExpression or claimValidationRules[*].expression when claims.usernameExpression uses claims.email',
+        'spec.claims.usernameExpression: Invalid value: "claims.email": claims.email_verified must be used in claims.usernameExpression or claims.extra[*].valueExpression or claimValidationRules[*].expression when claims.email is used in claims.usernameExpression',
       ],
     ],
     [

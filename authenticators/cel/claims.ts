@@ -159,7 +159,7 @@ export function compileClaims(spec: ClaimsSpecInput): { compiled: CompiledClaims
     errors.push({
       field: "spec.claims.usernameExpression",
       message:
-        "claims.email_verified must be used in claims.usernameExpression or claims.extra[*].valueExpression or claimValidationRules[*].expression when claims.usernameExpression uses claims.email",
+        "claims.email_verified must be used in claims.usernameExpression or claims.extra[*].valueExpression or claimValidationRules[*].expression when claims.email is used in claims.usernameExpression",
     });
   }
   return { compiled: { username, groups, extra, claimRules, userRules }, errors };

@@ -1,0 +1,207 @@
+// A real OpenID Connect provider (the `oidc-provider` package, as used by many IdPs) served over
+// TLS on 127.0.0.1 with a CA of the test's own. Tests mint real ID tokens with the provider's own
+// IdToken class, signed by the provider's own keystore, without a browser; and rotate its keys.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
+import { newCA, newCert } from "../../hack/pki.ts";
+
+// The few parts of oidc-provider's API used here. The package ships no types; DefinitelyTyped's
+// would be a second dependency for four members.
+interface OIDCClient {
+  clientId: string;
+}
+interface IdToken {
+  scope: string;
+  set(claim: string, value: unknown): void;
+  issue(options: { use: "idtoken"; expiresAt?: number }): Promise<string>;
+}
+interface Provider {
+  Client: { find(id: string): Promise<OIDCClient | undefined> };
+  IdToken: new (claims: { sub: string }, options: { client: OIDCClient }) => IdToken;
+  callback(): (req: IncomingMessage, res: ServerResponse) => void;
+}
+type ProviderClass = new (issuer: string, configuration: Record<string, unknown>) => Provider;
+
+async function providerClass(): Promise<ProviderClass> {
+  // A non-literal specifier, so that TypeScript does not look for the declarations it lacks.
+  const name = "oidc-provider";
+  return ((await import(name)) as { default: ProviderClass }).default;
+}
+
+export type SigningAlgorithm = "RS256" | "ES256";
+
+export interface MintOptions {
+  subject: string;
+  /** A client ID given to `startOIDCProvider` (the token's `aud`). */
+  audience: string;
+  /** More claims, e.g. `username`, `groups`, `email`. */
+  claims?: Record<string, unknown>;
+  /** Seconds from now; negative for a token that has already expired. Default 600. */
+  expiresIn?: number;
+}
+
+export interface TestOIDCProvider {
+  /** `https://127.0.0.1:<port><path>`, exactly as the provider puts it in `iss`. */
+  readonly issuer: string;
+  /** The PEM of the CA that signed the provider's serving certificate. */
+  readonly caPEM: string;
+  /** A real ID token signed with the provider's current signing key. */
+  mint(options: MintOptions): Promise<string>;
+  /** The `kid`s of the JWKS the provider serves, signing key first. */
+  kids(): string[];
+  /**
+   * Makes a new key the signing key, on the same port. By default the old keys stay in the JWKS
+   * (a provider's usual rotation); `dropOld` removes them, so their tokens no longer verify.
+   */
+  rotateKeys(options?: { dropOld?: boolean; algorithm?: SigningAlgorithm }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OIDCProviderOptions {
+  /** Client IDs that tokens can be minted for. */
+  audiences: string[];
+  /** A path for the issuer, e.g. `/oidc`; default none. */
+  path?: string;
+  algorithm?: SigningAlgorithm;
+}
+
+async function newSigningKey(algorithm: SigningAlgorithm): Promise<JWK> {
+  const { privateKey } = await generateKeyPair(algorithm, { extractable: true });
+  return {
+    ...(await exportJWK(privateKey)),
+    kid: randomBytes(8).toString("hex"),
+    alg: algorithm,
+    use: "sig",
+  };
+}
+
+/** oidc-provider's adapter interface, in memory, so the provider does not warn about its dev adapter. */
+class MemoryAdapter {
+  static readonly #store = new Map<string, Record<string, unknown>>();
+  readonly #name: string;
+
+  constructor(name: string) {
+    this.#name = name;
+  }
+
+  #key(id: string): string {
+    return `${this.#name}:${id}`;
+  }
+  async upsert(id: string, payload: Record<string, unknown>): Promise<void> {
+    MemoryAdapter.#store.set(this.#key(id), payload);
+  }
+  async find(id: string): Promise<Record<string, unknown> | undefined> {
+    return MemoryAdapter.#store.get(this.#key(id));
+  }
+  async findByUserCode(code: string): Promise<Record<string, unknown> | undefined> {
+    return [...MemoryAdapter.#store.values()].find((p) => p.userCode === code);
+  }
+  async findByUid(uid: string): Promise<Record<string, unknown> | undefined> {
+    return [...MemoryAdapter.#store.values()].find((p) => p.uid === uid);
+  }
+  async consume(id: string): Promise<void> {
+    const payload = MemoryAdapter.#store.get(this.#key(id));
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+  async destroy(id: string): Promise<void> {
+    MemoryAdapter.#store.delete(this.#key(id));
+  }
+  async revokeByGrantId(grantId: string): Promise<void> {
+    for (const [k, p] of MemoryAdapter.#store) if (p.grantId === grantId) MemoryAdapter.#store.delete(k);
+  }
+}
+
+export async function startOIDCProvider(options: OIDCProviderOptions): Promise<TestOIDCProvider> {
+  const Provider = await providerClass();
+  const dir = await mkdtemp(join(tmpdir(), "concierge-oidc-"));
+  let caPEM: string;
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    const ca = await newCA(dir, "oidc-ca", "oidc-provider test CA", "ec");
+    const serving = await newCert(dir, ca, {
+      name: "oidc",
+      cn: "127.0.0.1",
+      usage: "server",
+      ips: ["127.0.0.1"],
+      dnsNames: ["localhost"],
+    });
+    caPEM = await readFile(ca.cert, "utf8");
+    cert = await readFile(serving.cert);
+    key = await readFile(serving.key);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const path = (options.path ?? "").replace(/\/$/, "");
+  let current:
+    | { provider: Provider; handle: (req: IncomingMessage, res: ServerResponse) => void }
+    | undefined;
+  const server = createServer({ cert, key }, (req, res) => {
+    const url = req.url ?? "/";
+    if (!current || (path && url !== path && !url.startsWith(`${path}/`) && !url.startsWith(`${path}?`))) {
+      res.statusCode = 404;
+      res.end("not found");
+      return;
+    }
+    // oidc-provider mounted under the issuer's path: it reads the mount path from originalUrl.
+    (req as IncomingMessage & { originalUrl?: string }).originalUrl = url;
+    req.url = url.slice(path.length) || "/";
+    current.handle(req, res);
+  });
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  const address = server.address();
+  const issuer = `https://127.0.0.1:${typeof address === "object" && address ? address.port : 0}${path}`;
+
+  let keys: JWK[] = [await newSigningKey(options.algorithm ?? "RS256")];
+  const cookieKeys = [randomBytes(32).toString("hex")];
+  const configure = () => {
+    const provider = new Provider(issuer, {
+      adapter: MemoryAdapter,
+      jwks: { keys },
+      clients: options.audiences.map((audience) => ({
+        client_id: audience,
+        client_secret: randomBytes(16).toString("hex"),
+        redirect_uris: ["https://client.example.com/callback"],
+        id_token_signed_response_alg: keys[0]?.alg,
+      })),
+      cookies: { keys: cookieKeys },
+      features: { devInteractions: { enabled: false } },
+      ttl: { IdToken: 600 },
+    });
+    current = { provider, handle: provider.callback() };
+  };
+  configure();
+
+  return {
+    issuer,
+    caPEM,
+    async mint({ subject, audience, claims = {}, expiresIn = 600 }) {
+      const provider = current?.provider;
+      const client = await provider?.Client.find(audience);
+      if (!provider || !client) throw new Error(`the test OIDC provider has no client ${audience}`);
+      const token = new provider.IdToken({ sub: subject }, { client });
+      token.scope = "openid";
+      for (const [name, value] of Object.entries(claims)) token.set(name, value);
+      return token.issue({ use: "idtoken", expiresAt: Math.floor(Date.now() / 1000) + expiresIn });
+    },
+    kids: () => keys.map((k) => String(k.kid)),
+    async rotateKeys({ dropOld = false, algorithm } = {}) {
+      const fresh = await newSigningKey(
+        algorithm ?? (keys[0]?.alg as SigningAlgorithm | undefined) ?? "RS256",
+      );
+      keys = dropOld ? [fresh] : [fresh, ...keys];
+      configure();
+    },
+    async close() {
+      current = undefined;
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
+    },
+  };
+}
