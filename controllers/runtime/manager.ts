@@ -42,6 +42,7 @@ export class Manager {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly #controllers: Controller[] = [];
+  readonly #rest: RestClient;
   #started = false;
 
   constructor(options: ManagerOptions) {
@@ -66,6 +67,7 @@ export class Manager {
       metrics: this.metrics,
       random,
     });
+    this.#rest = options.rest;
     this.client = leaderOnlyClient(options.rest, this.leader);
     // Syncs refused while following were backed off; the new leader should not wait for them.
     this.leader.onChange((leading) => {
@@ -103,6 +105,7 @@ export class Manager {
       election.abort();
       await leading;
       await this.informers.stop();
+      this.#rest.close?.();
     }
   }
 }

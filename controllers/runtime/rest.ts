@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -73,6 +74,8 @@ export interface RestClient {
   request<T = unknown>(options: RequestOptions): Promise<T>;
   /** GETs a streaming response (a watch); resolves when the server ends it cleanly. */
   stream(options: StreamOptions): Promise<void>;
+  /** Closes pooled connections, for a clean shutdown. */
+  close?(): void;
 }
 
 export interface KubeRestClientOptions {
@@ -94,6 +97,7 @@ export class KubeRestClient implements RestClient {
   readonly #kc: KubeConfig;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
+  readonly #agents = new Map<string, https.Agent>();
 
   constructor(kc: KubeConfig, options: KubeRestClientOptions = {}) {
     this.#kc = kc;
@@ -208,6 +212,7 @@ export class KubeRestClient implements RestClient {
       signal,
     };
     await this.#kc.applyToHTTPSOptions(options);
+    if (url.protocol === "https:" && !cluster.proxyUrl) options.agent = this.#keepAliveAgent(options);
     const transport = url.protocol === "http:" ? http : https;
     return {
       url,
@@ -218,6 +223,48 @@ export class KubeRestClient implements RestClient {
         return req;
       },
     };
+  }
+
+  /**
+   * client-node builds a new agent on every `applyToHTTPSOptions`, which would cost a TLS
+   * handshake per request. One keep-alive agent per TLS identity instead: a rotated client
+   * certificate or CA gets a fresh agent, and the replaced one closes its idle sockets.
+   */
+  #keepAliveAgent(options: https.RequestOptions): https.Agent {
+    const identity = createHash("sha256")
+      .update(
+        JSON.stringify([
+          String(options.ca ?? ""),
+          String(options.cert ?? ""),
+          String(options.key ?? ""),
+          options.servername ?? "",
+          options.rejectUnauthorized ?? "",
+        ]),
+      )
+      .digest("hex");
+    let agent = this.#agents.get(identity);
+    if (!agent) {
+      for (const old of this.#agents.values()) old.destroy();
+      this.#agents.clear();
+      agent = new https.Agent({
+        keepAlive: true,
+        ca: options.ca,
+        cert: options.cert,
+        key: options.key,
+        servername: options.servername,
+        ...(options.rejectUnauthorized === undefined
+          ? {}
+          : { rejectUnauthorized: options.rejectUnauthorized }),
+      });
+      this.#agents.set(identity, agent);
+    }
+    return agent;
+  }
+
+  /** Closes pooled connections; requests after this open new ones. */
+  close(): void {
+    for (const agent of this.#agents.values()) agent.destroy();
+    this.#agents.clear();
   }
 }
 
