@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { request } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TLSSocket } from "node:tls";
-import { newCA, newCert } from "../hack/pki.ts";
 import { memoryLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
+import { testCA } from "../test/harness/tls.ts";
 import { startWebhookServer, validatePath, type WebhookServer } from "./server.ts";
 import { type ServingCert, ServingCertHolder } from "./servingcert.ts";
 
@@ -41,7 +38,6 @@ function review(issuer: string) {
 }
 
 describe("webhook server", () => {
-  let dir: string;
   let caPEM: string;
   let first: ServingCert;
   let second: ServingCert;
@@ -51,19 +47,9 @@ describe("webhook server", () => {
   const logs = memoryLogger("debug");
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "webhook-server-"));
-    const ca = await newCA(dir, "ca", "webhook test CA");
-    caPEM = await readFile(ca.cert, "utf8");
-    const pair = async (name: string): Promise<ServingCert> => {
-      const files = await newCert(dir, ca, {
-        name,
-        cn: name,
-        dnsNames: ["localhost"],
-        ips: ["127.0.0.1"],
-        usage: "server",
-      });
-      return { certPEM: await readFile(files.cert, "utf8"), keyPEM: await readFile(files.key, "utf8") };
-    };
+    const ca = await testCA("webhook test CA");
+    caPEM = ca.caPEM;
+    const pair = (cn: string) => ca.issue({ cn, dnsNames: ["localhost"], ips: ["127.0.0.1"] });
     [first, second] = await Promise.all([pair("first"), pair("second")]);
     holder = new ServingCertHolder();
     metrics = new Metrics();
@@ -77,10 +63,7 @@ describe("webhook server", () => {
     });
   });
 
-  after(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => server.close());
 
   function send(
     options: {
@@ -256,20 +239,15 @@ describe("webhook server", () => {
 });
 
 describe("ServingCertHolder", () => {
-  let dir: string;
   let cert: ServingCert;
   let otherKeyPEM: string;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "serving-cert-"));
-    const ca = await newCA(dir, "ca", "holder test CA");
-    const a = await newCert(dir, ca, { name: "a", cn: "a", usage: "server" });
-    const b = await newCert(dir, ca, { name: "b", cn: "b", usage: "server" });
-    cert = { certPEM: await readFile(a.cert, "utf8"), keyPEM: await readFile(a.key, "utf8") };
-    otherKeyPEM = await readFile(b.key, "utf8");
+    const ca = await testCA("holder test CA");
+    const [a, b] = await Promise.all([ca.issue({ cn: "a" }), ca.issue({ cn: "b" })]);
+    cert = a;
+    otherKeyPEM = b.keyPEM;
   });
-
-  after(() => rm(dir, { recursive: true, force: true }));
 
   it("tells subscribers about each new pair until they unsubscribe", () => {
     const holder = new ServingCertHolder();

@@ -1,11 +1,7 @@
 // A local OIDC issuer for tests and benchmarks: an HTTPS server with its own throwaway CA that
 // serves a discovery document and a JWKS the test controls, and keys to sign tokens with.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
-import { newCA, newCert } from "../../hack/pki.ts";
+import { startHTTPSServer } from "../../test/harness/tls.ts";
 
 export interface SigningKey {
   alg: "RS256" | "ES256";
@@ -47,33 +43,12 @@ export interface TestIssuer {
   close(): Promise<void>;
 }
 
-async function servingCert(): Promise<{ caPEM: string; cert: Buffer; key: Buffer }> {
-  const dir = await mkdtemp(join(tmpdir(), "concierge-issuer-"));
-  try {
-    const ca = await newCA(dir, "ca", "test-issuer-ca", "ec");
-    const serving = await newCert(dir, ca, {
-      name: "issuer",
-      cn: "localhost",
-      usage: "server",
-      ips: ["127.0.0.1"],
-    });
-    return {
-      caPEM: await readFile(ca.cert, "utf8"),
-      cert: await readFile(serving.cert),
-      key: await readFile(serving.key),
-    };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 export async function startTestIssuer(): Promise<TestIssuer> {
-  const { caPEM, cert, key } = await servingCert();
   let keys: JWK[] = [];
   let failure: { status: number; body: string } | undefined;
   let jwksRequests = 0;
   let url = "";
-  const server = createServer({ cert, key }, (req, res) => {
+  const server = await startHTTPSServer((req, res) => {
     res.setHeader("content-type", "application/json");
     if (req.url === "/.well-known/openid-configuration") {
       res.end(JSON.stringify({ issuer: url, jwks_uri: `${url}/jwks` }));
@@ -86,13 +61,11 @@ export async function startTestIssuer(): Promise<TestIssuer> {
       res.end("{}");
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  url = `https://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  url = server.base;
   return {
     url,
     jwksURL: `${url}/jwks`,
-    caPEM,
+    caPEM: server.caPEM,
     get jwksRequests() {
       return jwksRequests;
     },
@@ -102,9 +75,6 @@ export async function startTestIssuer(): Promise<TestIssuer> {
     setFailure(f) {
       failure = f;
     },
-    async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    close: server.close,
   };
 }

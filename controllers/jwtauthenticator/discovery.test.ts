@@ -1,22 +1,14 @@
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { discover, goTransportError } from "./discovery.ts";
-import { startTLSServer, type TestTLSServer } from "./testing.ts";
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const address = server.address();
-  await new Promise((ok) => server.close(ok));
-  return typeof address === "object" && address ? address.port : 0;
-}
+import { startHTTPSServer, type TestHTTPSServer } from "../../test/harness/tls.ts";
+import { unusedPort } from "../../test/harness/tokenreview-webhook.ts";
+import { discover } from "./discovery.ts";
 
 describe("discover", () => {
-  let server: TestTLSServer;
+  let server: TestHTTPSServer;
 
   before(async () => {
-    server = await startTLSServer((req, res) => {
+    server = await startHTTPSServer((req, res) => {
       if (req.url === "/good/.well-known/openid-configuration") {
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify({ issuer: "x", jwks_uri: "y" }));
@@ -59,24 +51,11 @@ describe("discover", () => {
       text.ok ? "" : text.error,
       /^oidc: failed to decode provider discovery object: expected Content-Type = application\/json, got "text\/html": /,
     );
-    const port = await closedPort();
+    const port = await unusedPort();
     const refused = `https://127.0.0.1:${port}/x/.well-known/openid-configuration`;
     assert.deepEqual(await discover(refused, server.caPEM), {
       ok: false,
       error: `Get "${refused}": dial tcp 127.0.0.1:${port}: connect: connection refused`,
     });
-  });
-
-  it("keeps Node's words for failures without a Go equivalent here", () => {
-    assert.equal(goTransportError(new Error("socket hang up")), "socket hang up");
-    assert.equal(
-      goTransportError(
-        Object.assign(new Error("getaddrinfo ENOTFOUND nope.invalid"), {
-          code: "ENOTFOUND",
-          hostname: "nope.invalid",
-        }),
-      ),
-      "dial tcp: lookup nope.invalid: no such host",
-    );
   });
 });

@@ -4,6 +4,10 @@ import { AuthenticatorCache } from "../../authenticators/cache.ts";
 import type { AuthenticationResult } from "../../authenticators/types.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
+import {
+  startHTTPSServer as startTLSServer,
+  type TestHTTPSServer as TestTLSServer,
+} from "../../test/harness/tls.ts";
 import { FakeClock, rfc3339 } from "../runtime/clock.ts";
 import type { Condition } from "../runtime/conditions.ts";
 import { Controller, type ControllerOptions, type SyncContext } from "../runtime/controller.ts";
@@ -18,7 +22,6 @@ import {
   jwtAuthenticatorController,
   type SecretObject,
 } from "./reconciler.ts";
-import { startTLSServer, type TestTLSServer } from "./testing.ts";
 
 const namespace = "concierge";
 const unable = "unable to validate; see other conditions for details";

@@ -2,13 +2,9 @@
 // TLS on 127.0.0.1 with a CA of the test's own. Tests mint real ID tokens with the provider's own
 // IdToken class, signed by the provider's own keystore, without a browser; and rotate its keys.
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createServer } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
-import { newCA, newCert } from "../../hack/pki.ts";
+import { startHTTPSServer } from "./tls.ts";
 
 // The few parts of oidc-provider's API used here. The package ships no types; DefinitelyTyped's
 // would be a second dependency for four members.
@@ -118,31 +114,11 @@ class MemoryAdapter {
 
 export async function startOIDCProvider(options: OIDCProviderOptions): Promise<TestOIDCProvider> {
   const Provider = await providerClass();
-  const dir = await mkdtemp(join(tmpdir(), "concierge-oidc-"));
-  let caPEM: string;
-  let cert: Buffer;
-  let key: Buffer;
-  try {
-    const ca = await newCA(dir, "oidc-ca", "oidc-provider test CA", "ec");
-    const serving = await newCert(dir, ca, {
-      name: "oidc",
-      cn: "127.0.0.1",
-      usage: "server",
-      ips: ["127.0.0.1"],
-      dnsNames: ["localhost"],
-    });
-    caPEM = await readFile(ca.cert, "utf8");
-    cert = await readFile(serving.cert);
-    key = await readFile(serving.key);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-
   const path = (options.path ?? "").replace(/\/$/, "");
   let current:
     | { provider: Provider; handle: (req: IncomingMessage, res: ServerResponse) => void }
     | undefined;
-  const server = createServer({ cert, key }, (req, res) => {
+  const server = await startHTTPSServer((req, res) => {
     const url = req.url ?? "/";
     if (!current || (path && url !== path && !url.startsWith(`${path}/`) && !url.startsWith(`${path}?`))) {
       res.statusCode = 404;
@@ -154,9 +130,7 @@ export async function startOIDCProvider(options: OIDCProviderOptions): Promise<T
     req.url = url.slice(path.length) || "/";
     current.handle(req, res);
   });
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const address = server.address();
-  const issuer = `https://127.0.0.1:${typeof address === "object" && address ? address.port : 0}${path}`;
+  const issuer = `${server.base}${path}`;
 
   let keys: JWK[] = [await newSigningKey(options.algorithm ?? "RS256")];
   const cookieKeys = [randomBytes(32).toString("hex")];
@@ -180,7 +154,7 @@ export async function startOIDCProvider(options: OIDCProviderOptions): Promise<T
 
   return {
     issuer,
-    caPEM,
+    caPEM: server.caPEM,
     async mint({ subject, audience, claims = {}, expiresIn = 600 }) {
       const provider = current?.provider;
       const client = await provider?.Client.find(audience);
@@ -200,8 +174,7 @@ export async function startOIDCProvider(options: OIDCProviderOptions): Promise<T
     },
     async close() {
       current = undefined;
-      server.closeAllConnections();
-      await new Promise((ok) => server.close(ok));
+      await server.close();
     },
   };
 }

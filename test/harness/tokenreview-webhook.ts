@@ -1,12 +1,8 @@
 // A real token-authentication webhook for tests: HTTPS on 127.0.0.1 with its own CA, a table
 // of valid tokens, and failure modes a test switches on (slow, 5xx then ok, v1 only, a fixed
 // answer). It records what it was asked, but never prints a token.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:https";
 import { createServer as createNetServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { newCA, newCert } from "../../hack/pki.ts";
+import { startHTTPSServer } from "./tls.ts";
 
 export interface WebhookUser {
   username: string;
@@ -61,34 +57,12 @@ export interface TokenReviewWebhookOptions {
 export async function startTokenReviewWebhook(
   options: TokenReviewWebhookOptions = {},
 ): Promise<TokenReviewWebhook> {
-  const dir = await mkdtemp(join(tmpdir(), "concierge-tokenreview-"));
-  let caPEM: string;
-  let servingCertPEM: string;
-  let servingKeyPEM: string;
-  try {
-    const ca = await newCA(dir, "ca", "tokenreview-webhook-ca", "ec");
-    const serving = await newCert(dir, ca, {
-      name: "serving",
-      cn: "tokenreview-webhook",
-      usage: "server",
-      ips: ["127.0.0.1"],
-      dnsNames: ["localhost"],
-    });
-    [caPEM, servingCertPEM, servingKeyPEM] = await Promise.all([
-      readFile(ca.cert, "utf8"),
-      readFile(serving.cert, "utf8"),
-      readFile(serving.key, "utf8"),
-    ]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-
   const users = new Map(Object.entries(options.users ?? {}));
   const requests: ReviewRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let behaviour: WebhookBehaviour = { mode: "normal" };
 
-  const server: Server = createServer({ cert: servingCertPEM, key: servingKeyPEM }, (req, res) => {
+  const server = await startHTTPSServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
@@ -158,17 +132,14 @@ export async function startTokenReviewWebhook(
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
 
   return {
-    url: `https://127.0.0.1:${port}/authenticate`,
-    port,
-    caPEM,
-    caBase64: Buffer.from(caPEM).toString("base64"),
-    servingCertPEM,
-    servingKeyPEM,
+    url: `${server.base}/authenticate`,
+    port: server.port,
+    caPEM: server.caPEM,
+    caBase64: server.caBase64,
+    servingCertPEM: server.serving.certPEM,
+    servingKeyPEM: server.serving.keyPEM,
     users,
     requests,
     behave(next) {
@@ -177,8 +148,7 @@ export async function startTokenReviewWebhook(
     async close() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await server.close();
     },
   };
 }
