@@ -1,0 +1,403 @@
+// The aggregated API server: login.concierge.pinniped.dev (TokenCredentialRequest) and
+// identity.concierge.pinniped.dev (WhoAmIRequest), reached only through kube-apiserver's
+// aggregator. One HTTPS listener speaks HTTP/2 (which the aggregator prefers) and HTTP/1.1; every
+// request but the health checks must come from the front proxy (see frontproxy.ts), whose
+// authentication and authorization kube-apiserver has already done.
+import { randomUUID, X509Certificate } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from "node:http2";
+import type { AddressInfo, Socket } from "node:net";
+import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls";
+import { whoAmIRequest } from "../apis/index.ts";
+import { discardLogger } from "../observability/logger.ts";
+import { Metrics } from "../observability/metrics.ts";
+import type { ServingCert, ServingCertHolder } from "../webhooks/servingcert.ts";
+import {
+  apiGroup,
+  apiGroupList,
+  apiResourceList,
+  emptyList,
+  emptyTable,
+  kindFor,
+  openAPIV2,
+  openAPIV3GroupVersion,
+  openAPIV3Index,
+} from "./discovery.ts";
+import { type FrontProxyConfigHolder, pairHeaders, type RequestUser } from "./frontproxy.ts";
+import { type APIResponse, badRequest, failure } from "./status.ts";
+import {
+  createTokenCredentialRequestHandler,
+  type TokenCredentialRequestOptions,
+} from "./tokencredentialrequest.ts";
+import { createWhoAmIRequest } from "./whoamirequest.ts";
+
+/** Both request kinds are a few hundred bytes; this only bounds what a caller can make us buffer. */
+export const defaultMaxBodyBytes = 256 * 1024;
+
+export interface AggregatedAPIOptions extends TokenCredentialRequestOptions {
+  frontProxy: FrontProxyConfigHolder;
+  maxBodyBytes?: number;
+}
+
+/** What Node hands the handler for HTTP/1.1 and for HTTP/2 requests. */
+export type IncomingRequest = IncomingMessage | Http2ServerRequest;
+export type OutgoingResponse = ServerResponse | Http2ServerResponse;
+
+type Resource = "tokencredentialrequests" | "whoamirequests" | "discovery" | "openapi" | "health" | "other";
+type Verb = "create" | "list" | "get" | "other";
+
+class HTTPError extends Error {
+  readonly response: APIResponse;
+  constructor(response: APIResponse) {
+    super((response.body as { message: string }).message);
+    this.response = response;
+  }
+}
+
+const unauthorized = (): APIResponse => failure(401, "Unauthorized", "Unauthorized");
+const notFound = (): APIResponse =>
+  failure(404, "NotFound", "the server could not find the requested resource");
+const methodNotAllowed = (): APIResponse =>
+  failure(405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+
+// For HTTP/2 the session's socket (one proxy object per connection, where `req.socket` is a new
+// one per stream); on such proxies `in` finds nothing, so the method is looked up instead.
+function tlsSocket(req: IncomingRequest): TLSSocket | undefined {
+  const socket = ("stream" in req ? req.stream.session?.socket : req.socket) as
+    | Partial<TLSSocket>
+    | undefined;
+  return typeof socket?.getPeerCertificate === "function" ? (socket as TLSSocket) : undefined;
+}
+
+// A connection's certificates never change, and kube-apiserver sends many requests over one.
+const chains = new WeakMap<TLSSocket, X509Certificate[]>();
+
+/** The client's certificates, leaf first, as sent in the handshake. */
+function peerChain(socket: TLSSocket | undefined): X509Certificate[] {
+  if (!socket) return [];
+  const cached = chains.get(socket);
+  if (cached) return cached;
+  const chain: X509Certificate[] = [];
+  const seen = new Set<string>();
+  let cert: PeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (cert?.raw && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    chain.push(new X509Certificate(cert.raw));
+    cert = (cert as { issuerCertificate?: PeerCertificate }).issuerCertificate;
+  }
+  chains.set(socket, chain);
+  return chain;
+}
+
+type Negotiated = { as: "json" } | { as: "table"; version: "v1" | "v1beta1" };
+
+// The first acceptable media range in the client's order: plain JSON, or a meta.k8s.io Table
+// (what `kubectl get` asks for first) where the endpoint offers one.
+function negotiate(accept: string | undefined, tables: boolean): Negotiated | undefined {
+  if (!accept) return { as: "json" };
+  for (const range of accept.split(",")) {
+    const [type = "", ...rest] = range.split(";").map((s) => s.trim());
+    const params = new Map(
+      rest.map((p) => {
+        const [k = "", v = ""] = p.split("=");
+        return [k.trim().toLowerCase(), v.trim()];
+      }),
+    );
+    const mediaType = type.toLowerCase();
+    if (mediaType === "*/*" || mediaType === "application/*") return { as: "json" };
+    if (mediaType !== "application/json") continue;
+    const as = params.get("as");
+    if (as === undefined) return { as: "json" };
+    const version = params.get("v");
+    if (
+      tables &&
+      as === "Table" &&
+      params.get("g") === "meta.k8s.io" &&
+      (version === "v1" || version === "v1beta1")
+    )
+      return { as: "table", version };
+  }
+  return undefined;
+}
+
+const notAcceptable = () =>
+  failure(406, "NotAcceptable", "only the following media types are accepted: application/json");
+
+function readBody(req: IncomingRequest, limit: number): Promise<Buffer> {
+  const tooLarge = () =>
+    new HTTPError(failure(413, "RequestEntityTooLarge", `the request body is larger than ${limit} bytes`));
+  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+    // A client that goes away leaves the body incomplete, and no "end" follows.
+    req.on("close", () => {
+      if (!req.complete) reject(new HTTPError(badRequest("the request body was cut short")));
+    });
+  });
+}
+
+interface Route {
+  resource: Resource;
+  verb: Verb;
+  serve: () => Promise<APIResponse> | APIResponse;
+}
+
+/** The request handler alone (for tests, or to share a listener). */
+export function createAggregatedAPIHandler(
+  options: AggregatedAPIOptions,
+): (req: IncomingRequest, res: OutgoingResponse) => void {
+  const log = (options.log ?? discardLogger()).child({ component: "aggregated-api" });
+  const metrics = options.metrics ?? new Metrics();
+  const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+  const createTCR = createTokenCredentialRequestHandler({ ...options, metrics });
+  const requests = metrics.counter({
+    name: "aggregated_api_requests_total",
+    help: "Requests to the aggregated API by resource, verb and HTTP code.",
+    labelNames: ["resource", "verb", "code"] as const,
+  });
+  const duration = metrics.histogram({
+    name: "aggregated_api_request_duration_seconds",
+    help: "Time from the request's arrival to the end of the response, by resource and verb.",
+    labelNames: ["resource", "verb"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  });
+  // Precomputed: they depend only on the schemas.
+  const openAPI = { v2: openAPIV2(), v3: openAPIV3Index() };
+
+  async function body(req: IncomingRequest): Promise<unknown> {
+    const type = (req.headers["content-type"] ?? "application/json").split(";")[0]?.trim().toLowerCase();
+    if (type !== "application/json") {
+      throw new HTTPError(
+        failure(
+          415,
+          "UnsupportedMediaType",
+          `the body of the request was in an unknown format - accepted media types include: application/json`,
+        ),
+      );
+    }
+    const raw = await readBody(req, maxBodyBytes);
+    try {
+      return JSON.parse(raw.toString("utf8"));
+    } catch (err) {
+      throw new HTTPError(badRequest(`the body of the request is not JSON: ${(err as Error).message}`));
+    }
+  }
+
+  function route(req: IncomingRequest, url: URL, user: RequestUser, signal: AbortSignal): Route {
+    const method = req.method ?? "";
+    const get = (resource: Resource, document: unknown): Route => ({
+      resource,
+      verb: "get",
+      serve: () =>
+        method === "GET" ? (document ? { code: 200, body: document } : notFound()) : methodNotAllowed(),
+    });
+    const parts = url.pathname.split("/").filter((p) => p !== "");
+    const [root, g, v, ...rest] = parts;
+    if (root === "openapi") {
+      if (g === "v2" && parts.length === 2) return get("openapi", openAPI.v2);
+      if (g === "v3" && parts.length === 2) return get("openapi", openAPI.v3);
+      if (g === "v3" && v === "apis" && rest.length === 2)
+        return get("openapi", openAPIV3GroupVersion(rest[0]!, rest[1]!));
+      return { resource: "other", verb: "other", serve: notFound };
+    }
+    if (root !== "apis") return { resource: "other", verb: "other", serve: notFound };
+    if (g === undefined) return get("discovery", apiGroupList());
+    if (v === undefined) return get("discovery", apiGroup(g));
+    if (rest.length === 0) return get("discovery", apiResourceList(g, v));
+
+    let namespace: string | undefined;
+    let resourcePath = rest;
+    if (rest[0] === "namespaces" && rest.length >= 3) {
+      // Taken as sent: a namespace name is a DNS label, which needs no percent-decoding.
+      namespace = rest[1]!;
+      resourcePath = rest.slice(2);
+    }
+    const kind = resourcePath.length === 1 ? kindFor(g, v, resourcePath[0]!) : undefined;
+    if (!kind) return { resource: "other", verb: "other", serve: notFound };
+    const resource = kind.plural as Resource;
+    if (method === "GET" && namespace === undefined) {
+      return {
+        resource,
+        verb: "list",
+        serve: () => {
+          const negotiated = negotiate(req.headers.accept, true);
+          if (!negotiated) return notAcceptable();
+          return {
+            code: 200,
+            body: negotiated.as === "table" ? emptyTable(kind, negotiated.version) : emptyList(kind),
+          };
+        },
+      };
+    }
+    if (method !== "POST") {
+      // Cluster-scoped: a namespaced path exists only for create, to give upstream's error.
+      return { resource, verb: "other", serve: namespace === undefined ? methodNotAllowed : notFound };
+    }
+    return {
+      resource,
+      verb: "create",
+      serve: async () => {
+        if (!negotiate(req.headers.accept, false)) return notAcceptable();
+        const object = await body(req);
+        const dryRun = url.searchParams.getAll("dryRun");
+        const ctx = { ...(namespace ? { namespace } : {}), dryRun };
+        if (kind.kind === whoAmIRequest.kind) return createWhoAmIRequest(object, { ...ctx, user });
+        const auditID = headerString(req.headers["audit-id"]) ?? randomUUID();
+        return createTCR(object, { ...ctx, auditID, signal });
+      },
+    };
+  }
+
+  async function handle(req: IncomingRequest, signal: AbortSignal) {
+    let url: URL;
+    try {
+      // Concatenated, not resolved: a target like `//x/y` must stay a path, not name a host.
+      url = new URL(`https://localhost${req.url ?? "/"}`);
+    } catch {
+      return {
+        resource: "other" as const,
+        verb: "other" as const,
+        response: badRequest("malformed request target"),
+      };
+    }
+    const path = url.pathname;
+    if (path === "/healthz" || path === "/readyz" || path === "/livez") {
+      return { resource: "health" as const, verb: "get" as const, text: "ok" };
+    }
+    const authn = options.frontProxy.authenticate(peerChain(tlsSocket(req)), pairHeaders(req.rawHeaders));
+    if (!authn.ok) {
+      log.debug("refused an unauthenticated request", { method: req.method, path, reason: authn.reason });
+      return { resource: "other" as const, verb: "other" as const, response: unauthorized() };
+    }
+    const r = route(req, url, authn.user, signal);
+    try {
+      return { resource: r.resource, verb: r.verb, response: await r.serve() };
+    } catch (err) {
+      if (err instanceof HTTPError) return { resource: r.resource, verb: r.verb, response: err.response };
+      log.error("failed to answer a request", { method: req.method, path, error: err });
+      return {
+        resource: r.resource,
+        verb: r.verb,
+        response: failure(500, "InternalError", "Internal error occurred: the request could not be served"),
+      };
+    }
+  }
+
+  return (req, res) => {
+    const started = performance.now();
+    const clientGone = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) clientGone.abort(new Error("the client went away"));
+    });
+    handle(req, clientGone.signal).then(
+      (result) => {
+        const code = "text" in result ? 200 : result.response.code;
+        if (!res.headersSent && !res.destroyed) {
+          const [type, payload] =
+            "text" in result
+              ? ["text/plain; charset=utf-8", result.text]
+              : ["application/json", JSON.stringify(result.response.body)];
+          // Both response classes share this part of their API; TypeScript cannot call it on the union.
+          (res as ServerResponse)
+            .writeHead(code, { "content-type": type, "cache-control": "no-cache, private" })
+            .end(payload);
+        }
+        requests.inc({ resource: result.resource, verb: result.verb, code: String(code) });
+        duration.observe(
+          { resource: result.resource, verb: result.verb },
+          (performance.now() - started) / 1000,
+        );
+      },
+      (err: unknown) => {
+        log.error("request handler failed", { error: err });
+        res.destroy();
+      },
+    );
+  };
+}
+
+function headerString(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export interface AggregatedAPIServerOptions extends AggregatedAPIOptions {
+  certs: ServingCertHolder;
+  host: string;
+  /** 0 picks a free port; the chosen one is on the result. */
+  port: number;
+}
+
+export interface AggregatedAPIServer {
+  readonly port: number;
+  readonly server: Http2SecureServer;
+  close(): Promise<void>;
+}
+
+// Upstream's "Secure" TLS profile: TLS 1.3 only, which kube-apiserver speaks. The client
+// certificate is asked for but checked per request, against the front-proxy CA of that moment.
+function secureOptions(cert: ServingCert | undefined): SecureContextOptions {
+  return { minVersion: "TLSv1.3", ...(cert ? { cert: cert.certPEM, key: cert.keyPEM } : {}) };
+}
+
+/**
+ * Listens until closed. Until the holder has a serving certificate, handshakes fail (kube-apiserver
+ * then reports the APIService unavailable, as upstream); later certificates apply to new connections.
+ */
+export async function startAggregatedAPIServer(
+  options: AggregatedAPIServerOptions,
+): Promise<AggregatedAPIServer> {
+  const log = (options.log ?? discardLogger()).child({ component: "aggregated-api" });
+  const server = createSecureServer(
+    { ...secureOptions(options.certs.get()), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
+    createAggregatedAPIHandler(options),
+  );
+  // Idle connections: longer than Go's 90 s idle timeout, so the aggregator closes them first.
+  server.setTimeout(120_000);
+  const sockets = new Set<Socket>();
+  server.on("secureConnection", (socket: TLSSocket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("tlsClientError", (err) => log.debug("TLS handshake failed", { error: err }));
+  const unsubscribe = options.certs.onChange((cert) => {
+    server.setSecureContext(secureOptions(cert));
+    log.info("serving certificate changed");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  log.info("listening", { host: options.host, port });
+  return {
+    port,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        unsubscribe();
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}

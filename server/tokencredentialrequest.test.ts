@@ -1,0 +1,399 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { describe, it } from "node:test";
+import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
+import type { AuthenticationResult, TokenAuthenticator, UserInfo } from "../authenticators/types.ts";
+import { memoryLogger } from "../observability/logger.ts";
+import { Metrics } from "../observability/metrics.ts";
+import {
+  type CreateContext,
+  createTokenCredentialRequestHandler,
+  type IssueClientCertificate,
+  metaTime,
+  type TokenCredentialRequestOptions,
+  validateClientCertificateTTL,
+} from "./tokencredentialrequest.ts";
+
+const group = "login.concierge.pinniped.dev";
+const token = "super-secret-token-value";
+const notAfter = new Date("2026-11-28T12:05:00.123Z");
+const notBefore = new Date("2026-11-28T11:55:00Z");
+
+function authenticator(answer: (token: string, signal?: AbortSignal) => Promise<AuthenticationResult>) {
+  const calls: string[] = [];
+  const a: TokenAuthenticator = {
+    authenticateToken: (t, signal) => {
+      calls.push(t);
+      return answer(t, signal);
+    },
+    close: () => {},
+  };
+  return { a, calls };
+}
+
+const ok = (user: Partial<UserInfo> = {}) =>
+  authenticator(async () => ({
+    authenticated: true,
+    user: { username: "alice", groups: ["devs", "ops"], ...user },
+  }));
+
+function setup(
+  auth: TokenAuthenticator,
+  overrides: Partial<TokenCredentialRequestOptions> & { kind?: string } = {},
+) {
+  const cache = new AuthenticatorCache();
+  cache.store(
+    { apiGroup: authenticationGroup, kind: overrides.kind ?? "JWTAuthenticator", name: "corp" },
+    {
+      authenticator: auth,
+      fingerprint: "f",
+    },
+  );
+  const issued: { user: { username: string; groups: string[] }; ttl: number }[] = [];
+  const issue: IssueClientCertificate = (user, ttl) => {
+    issued.push({ user, ttl });
+    return { certificatePEM: "CERT PEM", keyPEM: "KEY PEM", notAfter, notBefore };
+  };
+  const logs = memoryLogger("debug");
+  const metrics = new Metrics();
+  const handler = createTokenCredentialRequestHandler({
+    authenticators: cache,
+    issueClientCertificate: issue,
+    log: logs.log,
+    metrics,
+    ...overrides,
+  });
+  const outcome = async (name: string) =>
+    Number(
+      new RegExp(`token_credential_requests_total\\{outcome="${name}"\\} (\\d+)`).exec(
+        await metrics.text(),
+      )?.[1] ?? 0,
+    );
+  return { handler, issued, logs, outcome };
+}
+
+const ctx = (extra: Partial<CreateContext> = {}): CreateContext => ({
+  dryRun: [],
+  auditID: "audit-1",
+  ...extra,
+});
+
+const request = (spec: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  apiVersion: `${group}/v1alpha1`,
+  kind: "TokenCredentialRequest",
+  metadata: { name: "req" },
+  spec: {
+    token,
+    authenticator: { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: "corp" },
+    ...spec,
+  },
+  ...extra,
+});
+
+const failedBody = {
+  kind: "TokenCredentialRequest",
+  apiVersion: `${group}/v1alpha1`,
+  metadata: { creationTimestamp: null },
+  spec: { authenticator: { apiGroup: null, kind: "", name: "" } },
+  status: { message: "authentication failed" },
+};
+
+describe("TokenCredentialRequest create", () => {
+  it("issues a certificate for the authenticated user, with upstream's response shape", async () => {
+    const { a, calls } = ok();
+    const { handler, issued, outcome } = setup(a);
+    const res = await handler(request({}), ctx());
+    assert.equal(res.code, 201);
+    assert.deepEqual(res.body, {
+      kind: "TokenCredentialRequest",
+      apiVersion: `${group}/v1alpha1`,
+      metadata: { creationTimestamp: null },
+      spec: { authenticator: { apiGroup: null, kind: "", name: "" } },
+      status: {
+        credential: {
+          expirationTimestamp: "2026-11-28T12:05:00Z",
+          clientCertificateData: "CERT PEM",
+          clientKeyData: "KEY PEM",
+        },
+      },
+    });
+    assert.deepEqual(calls, [token]);
+    assert.deepEqual(issued, [{ user: { username: "alice", groups: ["devs", "ops"] }, ttl: 300 }]);
+    assert.equal(await outcome("issued"), 1);
+  });
+
+  it("works with WebhookAuthenticators too", async () => {
+    const { a } = ok();
+    const { handler } = setup(a, { kind: "WebhookAuthenticator" });
+    const res = await handler(
+      request({
+        authenticator: { apiGroup: authenticationGroup, kind: "WebhookAuthenticator", name: "corp" },
+      }),
+      ctx(),
+    );
+    assert.equal(res.code, 201);
+    assert.ok((res.body as { status: { credential?: unknown } }).status.credential);
+  });
+
+  it("passes a configured TTL to the issuer", async () => {
+    const { a } = ok();
+    const { handler, issued } = setup(a, { clientCertificateTTLSeconds: 3600 });
+    await handler(request({}), ctx());
+    assert.equal(issued[0]?.ttl, 3600);
+  });
+
+  it("bounds the TTL", () => {
+    assert.equal(validateClientCertificateTTL(60), 60);
+    assert.equal(validateClientCertificateTTL(86400), 86400);
+    for (const bad of [59, 86401, 1.5, Number.NaN]) {
+      assert.throws(() => validateClientCertificateTTL(bad), /client certificate TTL must be/);
+    }
+    const { a } = ok();
+    assert.throws(() => setup(a, { clientCertificateTTLSeconds: 10 }), /TTL/);
+  });
+
+  it("answers an empty token with upstream's 422", async () => {
+    const { a, calls } = ok();
+    const { handler } = setup(a);
+    for (const spec of [{ token: "" }, { token: undefined }]) {
+      const res = await handler({ ...request(spec), metadata: {} }, ctx());
+      assert.equal(res.code, 422);
+      assert.deepEqual(res.body, {
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: `.${group} "" is invalid: spec.token.value: Required value: token must be supplied`,
+        reason: "Invalid",
+        details: {
+          group,
+          causes: [
+            {
+              reason: "FieldValueRequired",
+              message: "Required value: token must be supplied",
+              field: "spec.token.value",
+            },
+          ],
+        },
+        code: 422,
+      });
+    }
+    const named = await handler(request({ token: "" }), ctx());
+    assert.match(
+      (named.body as { message: string }).message,
+      /^\.login\.concierge\.pinniped\.dev "req" is invalid/,
+    );
+    assert.deepEqual(calls, []);
+  });
+
+  it("refuses dryRun with a NotSupported error, and values other than All as the generic apiserver does", async () => {
+    const { a, calls } = ok();
+    const { handler } = setup(a);
+    const res = await handler(request({}), ctx({ dryRun: ["All"] }));
+    assert.equal(res.code, 422);
+    assert.deepEqual((res.body as { details: unknown }).details, {
+      group,
+      causes: [
+        { reason: "FieldValueNotSupported", message: 'Unsupported value: []string{"All"}', field: "dryRun" },
+      ],
+    });
+    assert.equal(
+      (res.body as { message: string }).message,
+      `.${group} "" is invalid: dryRun: Unsupported value: []string{"All"}`,
+    );
+    const bogus = await handler(request({}), ctx({ dryRun: ["Maybe"] }));
+    assert.equal(bogus.code, 422);
+    assert.equal(
+      (bogus.body as { message: string }).message,
+      `CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Maybe"}: supported values: "All"`,
+    );
+    assert.deepEqual(calls, []);
+  });
+
+  it("refuses a namespace", async () => {
+    const { a } = ok();
+    const { handler } = setup(a);
+    const res = await handler(request({}), ctx({ namespace: "kube-system" }));
+    assert.equal(res.code, 400);
+    assert.deepEqual(res.body, {
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message: "namespace is not allowed on TokenCredentialRequest: kube-system",
+      reason: "BadRequest",
+      code: 400,
+    });
+  });
+
+  it("refuses what is not a TokenCredentialRequest", async () => {
+    const { a } = ok();
+    const { handler } = setup(a);
+    for (const body of [
+      null,
+      [],
+      "x",
+      request({}, { kind: "WhoAmIRequest" }),
+      request({}, { apiVersion: "v1" }),
+    ]) {
+      const res = await handler(body, ctx());
+      assert.equal(res.code, 400, JSON.stringify(body));
+      assert.match((res.body as { message: string }).message, /^not a TokenCredentialRequest: /);
+    }
+    for (const spec of [{ token: 5 }, { authenticator: "corp" }, { authenticator: { name: 1 } }]) {
+      const res = await handler(request(spec), ctx());
+      assert.equal(res.code, 400, JSON.stringify(spec));
+      assert.match(
+        (res.body as { message: string }).message,
+        /cannot be handled as a TokenCredentialRequest/,
+      );
+    }
+  });
+
+  it("answers authentication failed when no authenticator matches, whatever the reason", async () => {
+    const { a, calls } = ok();
+    const { handler, outcome, logs } = setup(a);
+    const refs = [
+      { kind: "JWTAuthenticator", name: "corp" },
+      { apiGroup: null, kind: "JWTAuthenticator", name: "corp" },
+      { apiGroup: "authentication.concierge.example.com", kind: "JWTAuthenticator", name: "corp" },
+      { apiGroup: authenticationGroup, kind: "WebhookAuthenticator", name: "corp" },
+      { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: "other" },
+    ];
+    for (const authenticatorRef of refs) {
+      const res = await handler(request({ authenticator: authenticatorRef }), ctx());
+      assert.equal(res.code, 201);
+      assert.deepEqual(res.body, failedBody);
+    }
+    assert.deepEqual(calls, []);
+    assert.equal(await outcome("no_authenticator"), refs.length);
+    const errors = logs.lines.filter((l) => l.msg === "TokenCredentialRequest Unexpected Error");
+    assert.equal(errors.length, refs.length);
+    assert.equal(errors[0]?.reason, "authenticator returned an error");
+    assert.equal(errors[0]?.err, "no such authenticator");
+  });
+
+  it("answers authentication failed when the authenticator rejects the token", async () => {
+    const { a } = authenticator(async () => ({ authenticated: false, reason: "bad signature" }));
+    const { handler, outcome, logs } = setup(a);
+    assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
+    assert.equal(await outcome("rejected"), 1);
+    const event = logs.lines.find((l) => l.msg === "TokenCredentialRequest Authentication Failed");
+    assert.equal(event?.reason, "auth rejected by authenticator");
+    assert.deepEqual(event?.authenticator, {
+      apiGroup: authenticationGroup,
+      kind: "JWTAuthenticator",
+      name: "corp",
+    });
+  });
+
+  it("answers authentication failed when the authenticator throws", async () => {
+    const { a } = authenticator(async () => {
+      throw new Error("boom");
+    });
+    const { handler, outcome } = setup(a);
+    assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
+    assert.equal(await outcome("authenticator_error"), 1);
+  });
+
+  it("gives up on a slow authenticator at the deadline, and tells it through the signal", async () => {
+    let seen: AbortSignal | undefined;
+    const { a } = authenticator((_t, signal) => {
+      seen = signal;
+      return new Promise(() => {});
+    });
+    const { handler, outcome } = setup(a, { authenticationTimeoutMs: 20 });
+    const started = Date.now();
+    assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(seen?.aborted, true);
+    assert.equal(await outcome("authenticator_error"), 1);
+  });
+
+  it("stops authenticating when the client goes away", async () => {
+    const { a } = authenticator(() => new Promise(() => {}));
+    const { handler } = setup(a);
+    const gone = new AbortController();
+    const pending = handler(request({}), ctx({ signal: gone.signal }));
+    gone.abort();
+    assert.deepEqual((await pending).body, failedBody);
+  });
+
+  for (const [what, user, err] of [
+    ["an empty username", { username: "" }, "empty username is not allowed"],
+    ["a UID", { uid: "1234" }, "UIDs are not supported"],
+    [
+      "an extra other than the credential ID",
+      { extra: { "example.com/tenant": ["a"] } },
+      "extra may have only one key 'authentication.kubernetes.io/credential-id'",
+    ],
+  ] as [string, Partial<UserInfo>, string][]) {
+    it(`answers authentication failed for ${what}`, async () => {
+      const { a } = ok(user);
+      const { handler, issued, logs, outcome } = setup(a);
+      assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
+      assert.deepEqual(issued, []);
+      assert.equal(await outcome("unsupported_user_info"), 1);
+      const event = logs.lines.find((l) => l.msg === "TokenCredentialRequest Unsupported UserInfo");
+      assert.equal(event?.err, err);
+      assert.equal(event?.reason, "unsupported value in userInfo returned by authenticator");
+    });
+  }
+
+  it("accepts the credential-id extra, and leaves it out of the certificate", async () => {
+    const { a } = ok({ extra: { "authentication.kubernetes.io/credential-id": ["JTI=abc"] } });
+    const { handler, issued } = setup(a);
+    assert.equal((await handler(request({}), ctx())).code, 201);
+    assert.deepEqual(issued[0]?.user, { username: "alice", groups: ["devs", "ops"] });
+  });
+
+  it("answers authentication failed when the issuer has no signer", async () => {
+    const { a } = ok();
+    const { handler, outcome, logs } = setup(a, {
+      issueClientCertificate: async () => {
+        throw new Error("no signer is loaded");
+      },
+    });
+    assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
+    assert.equal(await outcome("issuer_error"), 1);
+    const event = logs.lines.find((l) => l.msg === "TokenCredentialRequest Unexpected Error");
+    assert.equal(event?.reason, "cert issuer returned an error");
+    assert.equal(event?.err, "no signer is loaded");
+  });
+
+  it("audits the token's hash and the user, redacted by default, and never logs the token", async () => {
+    const { a } = ok();
+    const { handler, logs } = setup(a);
+    await handler(request({}), ctx());
+    const received = logs.lines.find((l) => l.msg === "TokenCredentialRequest Token Received");
+    assert.deepEqual(received, {
+      level: "info",
+      time: received?.time,
+      msg: "TokenCredentialRequest Token Received",
+      component: "tokencredentialrequest",
+      auditEvent: true,
+      auditID: "audit-1",
+      tokenID: createHash("sha256").update(token).digest("hex"),
+    });
+    const user = logs.lines.find((l) => l.msg === "TokenCredentialRequest Authenticated User");
+    assert.deepEqual(user?.personalInfo, { username: "redacted", groups: ["redacted 2 values"] });
+    assert.deepEqual(user?.issuedClientCert, {
+      notBefore: "2026-11-28T11:55:00Z",
+      notAfter: "2026-11-28T12:05:00Z",
+    });
+    assert.equal(user?.auditID, "audit-1");
+    assert.ok(!JSON.stringify(logs.lines).includes(token));
+  });
+
+  it("logs usernames and groups when that is enabled", async () => {
+    const { a } = ok();
+    const { handler, logs } = setup(a, { logUsernamesAndGroups: true });
+    await handler(request({}), ctx());
+    const user = logs.lines.find((l) => l.msg === "TokenCredentialRequest Authenticated User");
+    assert.deepEqual(user?.personalInfo, { username: "alice", groups: ["devs", "ops"] });
+  });
+
+  it("formats times as metav1.Time does", () => {
+    assert.equal(metaTime(new Date("2026-01-02T03:04:05.999Z")), "2026-01-02T03:04:05Z");
+  });
+});

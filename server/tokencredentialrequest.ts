@@ -1,0 +1,320 @@
+// TokenCredentialRequest create, in upstream's order (internal/registry/credentialrequest/rest.go):
+// request checks with their exact errors, then every authentication problem answered the same
+// way, as a successful create whose status says "authentication failed". The handler reads the
+// authenticator cache and calls the injected issuer; it does no I/O of its own.
+import { createHash } from "node:crypto";
+import { tokenCredentialRequest as tcr } from "../apis/index.ts";
+import { type AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
+import type { AuthenticationResult, UserInfo } from "../authenticators/types.ts";
+import { discardLogger, type Logger } from "../observability/logger.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { type APIResponse, badRequest, dryRunError, invalid } from "./status.ts";
+
+export interface IssuedClientCertificate {
+  /** The leaf only. */
+  certificatePEM: string;
+  keyPEM: string;
+  notAfter: Date;
+  notBefore?: Date;
+}
+
+/** Signs a client certificate for the user; throws when no signer is loaded. */
+export type IssueClientCertificate = (
+  user: { username: string; groups: string[] },
+  ttlSeconds: number,
+) => Promise<IssuedClientCertificate> | IssuedClientCertificate;
+
+/** Upstream's fixed lifetime; certificates cannot be revoked, so it stays short by default. */
+export const defaultClientCertificateTTLSeconds = 5 * 60;
+export const minClientCertificateTTLSeconds = 60;
+export const maxClientCertificateTTLSeconds = 24 * 60 * 60;
+/** A slow webhook must not hold a login (or a kubectl) for longer than this. */
+export const defaultAuthenticationTimeoutMs = 30_000;
+
+/** The only extra key allowed: Kubernetes ≥ 1.32 authenticators add it; it is not put in the cert. */
+export const credentialIDExtraKey = "authentication.kubernetes.io/credential-id";
+
+export type TokenCredentialRequestOutcome =
+  | "issued"
+  | "no_authenticator"
+  | "rejected"
+  | "authenticator_error"
+  | "unsupported_user_info"
+  | "issuer_error";
+
+export interface TokenCredentialRequestOptions {
+  authenticators: Pick<AuthenticatorCache, "get">;
+  issueClientCertificate: IssueClientCertificate;
+  /** Within [60, 86400]; default 300. */
+  clientCertificateTTLSeconds?: number;
+  authenticationTimeoutMs?: number;
+  /** Upstream's `audit.logUsernamesAndGroups`: off by default, audit events redact them. */
+  logUsernamesAndGroups?: boolean;
+  log?: Logger;
+  metrics?: Metrics;
+}
+
+export interface CreateContext {
+  /** The namespace of the request path, if it had one. */
+  namespace?: string;
+  dryRun: readonly string[];
+  /** kube-apiserver's Audit-ID of the request, to cross-reference its audit log. */
+  auditID: string;
+  /** Aborts when the client goes away. */
+  signal?: AbortSignal;
+}
+
+export type CreateHandler = (body: unknown, ctx: CreateContext) => Promise<APIResponse>;
+
+export function validateClientCertificateTTL(seconds: number): number {
+  if (
+    !Number.isInteger(seconds) ||
+    seconds < minClientCertificateTTLSeconds ||
+    seconds > maxClientCertificateTTLSeconds
+  ) {
+    throw new Error(
+      `client certificate TTL must be a whole number of seconds in [${minClientCertificateTTLSeconds}, ${maxClientCertificateTTLSeconds}], got ${seconds}`,
+    );
+  }
+  return seconds;
+}
+
+interface Authenticator {
+  apiGroup: string | null;
+  kind: string;
+  name: string;
+}
+
+interface Decoded {
+  name: string;
+  token: string;
+  authenticator: Authenticator;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+const cannotHandle = (why: string) =>
+  badRequest(`${tcr.kind} in version "${tcr.version}" cannot be handled as a ${tcr.kind}: ${why}`);
+
+/** The request as the generic apiserver would decode it, or the 400 it would answer. */
+function decode(body: unknown): Decoded | APIResponse {
+  if (!isObject(body)) return badRequest(`not a ${tcr.kind}: ${JSON.stringify(body)}`);
+  const { apiVersion, kind } = body;
+  if (
+    (apiVersion !== undefined && apiVersion !== `${tcr.group}/${tcr.version}`) ||
+    (kind !== undefined && kind !== tcr.kind)
+  ) {
+    return badRequest(`not a ${tcr.kind}: ${JSON.stringify({ apiVersion, kind })}`);
+  }
+  const metadata = body.metadata ?? {};
+  if (!isObject(metadata)) return cannotHandle("metadata must be an object");
+  const name = metadata.name ?? "";
+  if (typeof name !== "string") return cannotHandle("metadata.name must be a string");
+  const spec = body.spec ?? {};
+  if (!isObject(spec)) return cannotHandle("spec must be an object");
+  const token = spec.token ?? "";
+  if (typeof token !== "string") return cannotHandle("spec.token must be a string");
+  const ref = spec.authenticator ?? {};
+  if (!isObject(ref)) return cannotHandle("spec.authenticator must be an object");
+  const apiGroup = ref.apiGroup ?? null;
+  const refKind = ref.kind ?? "";
+  const refName = ref.name ?? "";
+  if (apiGroup !== null && typeof apiGroup !== "string")
+    return cannotHandle("spec.authenticator.apiGroup must be a string");
+  if (typeof refKind !== "string") return cannotHandle("spec.authenticator.kind must be a string");
+  if (typeof refName !== "string") return cannotHandle("spec.authenticator.name must be a string");
+  return { name, token, authenticator: { apiGroup, kind: refKind, name: refName } };
+}
+
+/** Upstream's validateUserInfo, with its error strings. */
+function validateUserInfo(user: UserInfo): string | undefined {
+  if (user.username === "") return "empty username is not allowed";
+  if (user.uid) return "UIDs are not supported";
+  const keys = Object.keys(user.extra ?? {});
+  if (keys.some((k) => k !== credentialIDExtraKey)) {
+    return `extra may have only one key '${credentialIDExtraKey}'`;
+  }
+  return undefined;
+}
+
+// plog's redaction of personal information, unless logging it was enabled.
+function personal(value: string | readonly string[] | Record<string, unknown>, show: boolean): unknown {
+  if (show) return value;
+  if (typeof value === "string") return "redacted";
+  if (Array.isArray(value)) return [`redacted ${value.length} values`];
+  return { redacted: `redacted ${Object.keys(value).length} keys` };
+}
+
+function authenticationFailed(): APIResponse {
+  return {
+    code: 201,
+    body: response({ message: "authentication failed" }),
+  };
+}
+
+// The Go struct's JSON: metadata and spec come back empty, `apiGroup` has no omitempty.
+function response(status: Record<string, unknown>) {
+  return {
+    kind: tcr.kind,
+    apiVersion: `${tcr.group}/${tcr.version}`,
+    metadata: { creationTimestamp: null },
+    spec: { authenticator: { apiGroup: null, kind: "", name: "" } },
+    status,
+  };
+}
+
+/** metav1.Time's JSON: RFC 3339 in UTC, whole seconds. */
+export function metaTime(date: Date): string {
+  return `${date.toISOString().slice(0, 19)}Z`;
+}
+
+class Aborted extends Error {}
+
+// Races the authenticator against the deadline, so one that ignores its signal still cannot hold
+// the request.
+async function authenticate(
+  authenticator: { authenticateToken(token: string, signal?: AbortSignal): Promise<AuthenticationResult> },
+  token: string,
+  timeoutMs: number,
+  clientGone: AbortSignal | undefined,
+): Promise<AuthenticationResult> {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = clientGone ? AbortSignal.any([deadline, clientGone]) : deadline;
+  if (signal.aborted) throw new Aborted("aborted before authentication started");
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Aborted(signal.reason instanceof Error ? signal.reason.message : "aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([authenticator.authenticateToken(token, signal), aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+export function createTokenCredentialRequestHandler(options: TokenCredentialRequestOptions): CreateHandler {
+  const ttlSeconds = validateClientCertificateTTL(
+    options.clientCertificateTTLSeconds ?? defaultClientCertificateTTLSeconds,
+  );
+  const timeoutMs = options.authenticationTimeoutMs ?? defaultAuthenticationTimeoutMs;
+  const showPersonal = options.logUsernamesAndGroups ?? false;
+  const log = (options.log ?? discardLogger()).child({ component: "tokencredentialrequest" });
+  const outcomes = (options.metrics ?? new Metrics()).counter({
+    name: "token_credential_requests_total",
+    help: "TokenCredentialRequests that reached authentication, by outcome.",
+    labelNames: ["outcome"] as const,
+  });
+
+  return async (body, ctx) => {
+    const decoded = decode(body);
+    if (!("token" in decoded)) return decoded;
+    if (decoded.token === "") {
+      return invalid(tcr.group, "", decoded.name, [
+        {
+          type: "FieldValueRequired",
+          field: "spec.token.value",
+          message: "Required value: token must be supplied",
+        },
+      ]);
+    }
+    const dryRun = dryRunError(tcr.group, ctx.dryRun);
+    if (dryRun) return dryRun;
+    if (ctx.namespace) return badRequest(`namespace is not allowed on ${tcr.kind}: ${ctx.namespace}`);
+
+    const ref = decoded.authenticator;
+    const audit = (msg: string, fields: Record<string, unknown>) =>
+      log.info(msg, { auditEvent: true, auditID: ctx.auditID, ...fields });
+    const failed = (outcome: TokenCredentialRequestOutcome) => {
+      outcomes.inc({ outcome });
+      return authenticationFailed();
+    };
+    const unexpected = (reason: string, err: unknown, outcome: TokenCredentialRequestOutcome) => {
+      audit("TokenCredentialRequest Unexpected Error", {
+        reason,
+        err: err instanceof Error ? err.message : String(err),
+        authenticator: ref,
+      });
+      return failed(outcome);
+    };
+
+    // The hash, never the token: it lets an operator match this request to the issuer's logs.
+    audit("TokenCredentialRequest Token Received", {
+      tokenID: createHash("sha256").update(decoded.token).digest("hex"),
+    });
+
+    // Authenticators are cached under upstream's group; any other group (or none) must miss.
+    const entry =
+      ref.apiGroup === authenticationGroup
+        ? options.authenticators.get({ apiGroup: authenticationGroup, kind: ref.kind, name: ref.name })
+        : undefined;
+    if (!entry)
+      return unexpected("authenticator returned an error", "no such authenticator", "no_authenticator");
+
+    let result: AuthenticationResult;
+    try {
+      result = await authenticate(entry.authenticator, decoded.token, timeoutMs, ctx.signal);
+    } catch (err) {
+      return unexpected("authenticator returned an error", err, "authenticator_error");
+    }
+    if (!result.authenticated) {
+      audit("TokenCredentialRequest Authentication Failed", {
+        reason: "auth rejected by authenticator",
+        authenticator: ref,
+      });
+      log.debug("authenticator rejected the token", { reason: result.reason, authenticator: ref });
+      return failed("rejected");
+    }
+
+    const user = result.user;
+    const invalidUser = validateUserInfo(user);
+    if (invalidUser) {
+      audit("TokenCredentialRequest Unsupported UserInfo", {
+        personalInfo: {
+          userInfoName: personal(user.username, showPersonal),
+          userInfoUID: personal(user.uid ?? "", showPersonal),
+        },
+        userInfoExtrasCount: Object.keys(user.extra ?? {}).length,
+        reason: "unsupported value in userInfo returned by authenticator",
+        err: invalidUser,
+        authenticator: ref,
+      });
+      return failed("unsupported_user_info");
+    }
+
+    let issued: IssuedClientCertificate;
+    try {
+      issued = await options.issueClientCertificate(
+        { username: user.username, groups: [...user.groups] },
+        ttlSeconds,
+      );
+    } catch (err) {
+      return unexpected("cert issuer returned an error", err, "issuer_error");
+    }
+
+    const notAfter = metaTime(issued.notAfter);
+    audit("TokenCredentialRequest Authenticated User", {
+      personalInfo: {
+        username: personal(user.username, showPersonal),
+        groups: personal(user.groups, showPersonal),
+      },
+      issuedClientCert: {
+        ...(issued.notBefore ? { notBefore: metaTime(issued.notBefore) } : {}),
+        notAfter,
+      },
+      authenticator: ref,
+    });
+    outcomes.inc({ outcome: "issued" });
+    return {
+      code: 201,
+      body: response({
+        credential: {
+          expirationTimestamp: notAfter,
+          clientCertificateData: issued.certificatePEM,
+          clientKeyData: issued.keyPEM,
+        },
+      }),
+    };
+  };
+}

@@ -1,0 +1,51 @@
+// WhoAmIRequest create (upstream's internal/registry/whoamirequest/rest.go): echoes the user
+// kube-apiserver authenticated, as it reached us through the front proxy.
+import { whoAmIRequest as who } from "../apis/index.ts";
+import type { RequestUser } from "./frontproxy.ts";
+import { type APIResponse, badRequest, dryRunError } from "./status.ts";
+
+export interface WhoAmIContext {
+  namespace?: string;
+  dryRun: readonly string[];
+  user: RequestUser;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+export function createWhoAmIRequest(body: unknown, ctx: WhoAmIContext): APIResponse {
+  const notOne = () => badRequest(`not a ${who.kind}: ${JSON.stringify(body)}`);
+  if (!isObject(body)) return notOne();
+  if (
+    (body.apiVersion !== undefined && body.apiVersion !== `${who.group}/${who.version}`) ||
+    (body.kind !== undefined && body.kind !== who.kind)
+  ) {
+    return badRequest(
+      `not a ${who.kind}: ${JSON.stringify({ apiVersion: body.apiVersion, kind: body.kind })}`,
+    );
+  }
+  const dryRun = dryRunError(who.group, ctx.dryRun);
+  if (dryRun) return dryRun;
+  if (ctx.namespace) return badRequest(`namespace is not allowed on ${who.kind}: ${ctx.namespace}`);
+
+  const { username, uid, groups, extra } = ctx.user;
+  return {
+    code: 201,
+    body: {
+      kind: who.kind,
+      apiVersion: `${who.group}/${who.version}`,
+      metadata: { creationTimestamp: null },
+      spec: {},
+      status: {
+        kubernetesUserInfo: {
+          user: {
+            username,
+            ...(uid ? { uid } : {}),
+            ...(groups.length > 0 ? { groups: [...groups] } : {}),
+            ...(Object.keys(extra).length > 0 ? { extra: structuredClone(extra) } : {}),
+          },
+        },
+      },
+    },
+  };
+}
