@@ -1,9 +1,12 @@
-// The kube-cert-agent reconciler in-process against the real API server. There is no kubelet:
+// The kube-cert-agent reconciler in-process against the real API server. There is no real kubelet:
 // the test plays the node. It creates kube-controller-manager Pod objects in kube-system and marks
-// them Running, marks the agent pods that kube-controller-manager's Deployment and ReplicaSet
-// controllers really create Running, and answers the reconciler's exec of `print` the way the
-// agent binary would on that node: by reading the files that the pod's CERT_PATH and KEY_PATH
-// name (the test cluster's real signing CA, then an EC CA made for the test).
+// them Running, and marks the agent pods that kube-controller-manager's Deployment and ReplicaSet
+// controllers really create Running. The reconciler's exec of `print` is real: client-node's
+// websocket exec goes to kube-apiserver, which calls the node's kubelet over SPDY with its kubelet
+// client certificate; the node is registered with the address of a stand-in kubelet
+// (test/harness/kubelet-standin.ts) that answers the way the agent binary would: by reading the
+// files that the pod's CERT_PATH and KEY_PATH name (the test cluster's real signing CA, then an
+// EC CA made for the test).
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,13 +21,23 @@ import {
 import { StrategyHolder } from "../../controllers/credentialissuer/holder.ts";
 import type { StrategyUpdate } from "../../controllers/credentialissuer/merge.ts";
 import type { Deployment, Pod } from "../../controllers/kubecertagent/agent.ts";
-import type { ExecOutput, PodCommandExecutor } from "../../controllers/kubecertagent/executor.ts";
+import {
+  type PodCommandExecutor,
+  websocketPodCommandExecutor,
+} from "../../controllers/kubecertagent/executor.ts";
 import { type ConfigMap, register } from "../../controllers/kubecertagent/reconciler.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
 import { isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { newCA } from "../../hack/pki.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import {
+  type ExecRequest,
+  type ExecResult,
+  type KubeletStandIn,
+  registerNode,
+  startKubeletStandIn,
+} from "../harness/kubelet-standin.ts";
 
 const agentName = "pinniped-concierge-kube-cert-agent";
 const testLabel = "concierge.test/kubecertagent";
@@ -51,7 +64,7 @@ async function eventually<T>(
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const pem = (text: string) => text.trim();
 
-describe("kube-cert-agent reconciler against the real API server (the test plays the node)", () => {
+describe("kube-cert-agent reconciler against the real API server (the test plays the node and its kubelet)", () => {
   let c: TestCluster;
   let admin: KubeRestClient;
   let namespace: string;
@@ -61,33 +74,45 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
   let ecDir: string;
   let clusterCA: { cert: string; key: string };
   let ecCA: { cert: string; key: string };
+  let kubelet: KubeletStandIn;
   const controllerManagers: string[] = [];
   const strategies = new StrategyHolder();
   const signer = new SignerHolder("kube cluster signing CA");
   const stop = new AbortController();
   const { log, lines } = memoryLogger("debug");
-  const execs: { namespace: string; pod: string; container: string; command: readonly string[] }[] = [];
+  /** How long each exec took, through kube-apiserver to the stand-in kubelet and back. */
+  const execMillis: number[] = [];
 
   const podsPath = (ns: string) => `/api/v1/namespaces/${ns}/pods`;
   const deploymentPath = () => `/apis/apps/v1/namespaces/${namespace}/deployments/${agentName}`;
 
-  /** The node's side: a pod that is Running, its container, and the files its env names. */
-  const nodeExecutor: PodCommandExecutor = {
-    async exec(ns, pod, container, command): Promise<ExecOutput> {
-      execs.push({ namespace: ns, pod, container, command });
-      const p = await admin.request<Pod>({ method: "GET", path: `${podsPath(ns)}/${pod}` });
-      if (p.status?.phase !== "Running") throw new Error(`pod ${ns}/${pod} is not running`);
-      const c = p.spec?.containers?.find((x) => x.name === container);
-      if (!c) throw new Error(`container ${container} not found in pod ${ns}/${pod}`);
-      assert.deepEqual(command, ["pinniped-concierge-kube-cert-agent", "print"]);
-      const env = new Map((c.env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
-      const read = async (name: string) => (await readFile(env.get(name) ?? "")).toString("base64");
-      return {
-        stdout: JSON.stringify({ "tls.crt": await read("CERT_PATH"), "tls.key": await read("KEY_PATH") }),
-        stderr: "",
-      };
-    },
-  };
+  /** The agent binary's `print` in a Running pod: the files its container's env names. */
+  async function agentPrint({ namespace: ns, pod, container, command }: ExecRequest): Promise<ExecResult> {
+    const p = await admin.request<Pod>({ method: "GET", path: `${podsPath(ns)}/${pod}` });
+    if (p.status?.phase !== "Running") throw new Error(`pod ${ns}/${pod} is not running`);
+    const c = p.spec?.containers?.find((x) => x.name === container);
+    if (!c) throw new Error(`container ${container} not found in pod ${ns}/${pod}`);
+    assert.deepEqual(command, ["pinniped-concierge-kube-cert-agent", "print"]);
+    const env = new Map((c.env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+    const read = async (name: string) => (await readFile(env.get(name) ?? "")).toString("base64");
+    return {
+      stdout: JSON.stringify({ "tls.crt": await read("CERT_PATH"), "tls.key": await read("KEY_PATH") }),
+    };
+  }
+
+  /** The production executor, timed. */
+  function timed(executor: PodCommandExecutor): PodCommandExecutor {
+    return {
+      async exec(...args) {
+        const began = performance.now();
+        try {
+          return await executor.exec(...args);
+        } finally {
+          execMillis.push(performance.now() - began);
+        }
+      },
+    };
+  }
 
   async function createControllerManager(name: string, ca: { cert: string; key: string }): Promise<void> {
     controllerManagers.push(name);
@@ -167,6 +192,11 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
       path: "/api/v1/nodes",
       body: { apiVersion: "v1", kind: "Node", metadata: { name: nodeName, labels: { [testLabel]: "true" } } },
     });
+    kubelet = await startKubeletStandIn({
+      clientCAPEM: await readFile(clusterCA.cert, "utf8"),
+      exec: agentPrint,
+    });
+    await registerNode(admin, nodeName, kubelet.port);
     // The ServiceAccount admission plugin refuses pods whose ServiceAccount does not exist.
     await admin.request({
       method: "POST",
@@ -186,7 +216,7 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
       labels: { app: "concierge", extra: "label" },
       strategyHolder: strategies,
       signerHolder: signer,
-      executor: nodeExecutor,
+      executor: timed(websocketPodCommandExecutor(c.kubeConfig(), 20_000)),
     });
     running = manager.run(stop.signal);
   });
@@ -207,6 +237,7 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
     }
     await admin.request({ method: "DELETE", path: `/api/v1/namespaces/${namespace}` });
     await admin.request({ method: "DELETE", path: `/api/v1/nodes/${nodeName}` }).catch(ignoreMissing);
+    await kubelet?.close();
     await rm(ecDir, { recursive: true, force: true });
   });
 
@@ -277,7 +308,7 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
     assert.equal(strategy.reason, "CouldNotFetchKey");
   });
 
-  it("once the node marks the agent pod Running: execs print, loads the cluster CA, reports FetchedKey", async () => {
+  it("once the node marks the agent pod Running: execs print via kube-apiserver to the (test-played) kubelet, loads the cluster CA, reports FetchedKey", async (t) => {
     const [pod] = await eventually("the agent pod from the ReplicaSet", async () => {
       const pods = await agentPods();
       return pods.length > 0 ? pods : undefined;
@@ -301,15 +332,19 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
       frontend: frontend.frontend,
     });
     assert.equal(pem(signer.get()?.certPEM ?? ""), pem(await readFile(clusterCA.cert, "utf8")));
-    assert.deepEqual(execs.at(-1), {
+    assert.deepEqual(kubelet.execs.at(-1), {
       namespace,
       pod: pod!.metadata!.name,
       container: "sleeper",
       command: ["pinniped-concierge-kube-cert-agent", "print"],
     });
+    assert.deepEqual(kubelet.rejected, []);
+    t.diagnostic(
+      `exec through kube-apiserver to the stand-in kubelet: ${execMillis.map(Math.round).join(", ")} ms`,
+    );
   });
 
-  it("follows a newer (test-played) KCM pod to an EC signing CA: updates the Deployment, loads the EC key", async () => {
+  it("follows a newer (test-played) KCM pod to an EC signing CA: updates the Deployment, loads the EC key via the (test-played) kubelet", async (t) => {
     // creationTimestamp has a resolution of one second; the newer pod must be newer.
     await sleep(1100);
     const before = new Set((await agentPods()).map((p) => p.metadata?.name));
@@ -331,6 +366,14 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
     );
     assert.equal(signer.get()?.certificate.publicKey.asymmetricKeyType, "ec");
     assert.equal(kca()?.reason, "FetchedKey");
+    assert.deepEqual(kubelet.execs.at(-1), {
+      namespace,
+      pod: fresh.metadata!.name,
+      container: "sleeper",
+      command: ["pinniped-concierge-kube-cert-agent", "print"],
+    });
+    assert.deepEqual(kubelet.rejected, []);
+    t.diagnostic(`execs through kube-apiserver so far: ${execMillis.map(Math.round).join(", ")} ms`);
   });
 
   it("wrote the Deployment once per real change: the API server's defaults cause no updates", async () => {
