@@ -1,0 +1,433 @@
+// TokenCredentialRequest throughput and latency, end to end, next to this machine's crypto ceiling
+// measured in the same run. A dedicated control plane (etcd, kube-apiserver,
+// kube-controller-manager) is started; our aggregated API server runs in this process with a
+// static fake authenticator (one token, a fixed user with a few groups: the bench measures the
+// handler and issuance, not an IdP) and the real certs/ issuer behind a SignerHolder, and is
+// registered behind the real kube-apiserver the way test/integration/aggregated-api.test.ts does
+// (ExternalName Service `localhost`, APIServices, front-proxy config from
+// kube-system/extension-apiserver-authentication). Four stages, each with the cluster's own
+// RSA-2048 CA (as kubeadm makes it) and with a P-256 CA:
+//
+//   ceiling     P-256 keygen + one CA signature over a TBS-sized input, in-process, nothing else
+//   issuance    certs/issue.ts issueClientCertificate, in-process
+//   handler     HTTP/2 POST straight at our listener, presenting the control plane's
+//               front-proxy client certificate with X-Remote-User/X-Remote-Group, as the aggregator does
+//   aggregator  HTTP/2 POST to kube-apiserver with the admin client certificate, as kubectl does;
+//               kube-apiserver authenticates, authorizes and proxies to our listener
+//
+// Each at 1 and 8 requests in flight over one keep-alive HTTP/2 connection, in short interleaved
+// rounds so a noisy neighbour or a GC pause hits every stage alike. Clients, our server and the
+// control plane all share this machine, so the HTTP rows include the client's own cost, and the
+// aggregator rows compete with kube-apiserver for the same cores. About 45 s of measurement
+// after about 10 s of control plane start-up; everything is stopped at the end, and it exits.
+//
+//   node bench/tcr.ts        (Node 24; node_modules/.bin/node where the system node is older)
+import { generateKeyPairSync, type KeyObject, randomUUID, sign } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import { type ClientHttp2Session, connect } from "node:http2";
+import { availableParallelism } from "node:os";
+import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
+import { CertificateAuthority } from "../certs/ca.ts";
+import { issueClientCertificate, issueServingCertificate } from "../certs/issue.ts";
+import { issueClientCertificateFrom, SignerHolder } from "../certs/signer.ts";
+import { type ControlPlane, startControlPlane } from "../hack/controlplane.ts";
+import { Logger } from "../observability/logger.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { type AggregatedAPIServer, startAggregatedAPIServer } from "../server/aggregated.ts";
+import {
+  extensionAPIServerAuthentication,
+  FrontProxyConfigHolder,
+  frontProxyConfigFromConfigMap,
+} from "../server/frontproxy.ts";
+import type { IssueClientCertificate } from "../server/tokencredentialrequest.ts";
+import { runKubectl } from "../test/harness/cluster.ts";
+import { ServingCertHolder } from "../webhooks/servingcert.ts";
+
+const warmupMs = 300;
+const rounds = 5;
+const roundMs = 500;
+const concurrencies = [1, 8] as const;
+
+const login = "login.concierge.pinniped.dev";
+const identity = "identity.concierge.pinniped.dev";
+const apiServices = [`v1alpha1.${login}`, `v1alpha1.${identity}`];
+const tcrPath = `/apis/${login}/v1alpha1/tokencredentialrequests`;
+const namespace = "concierge-bench";
+const authenticatorName = "bench";
+const goodToken = "the-one-token-the-bench-authenticator-accepts";
+const user = {
+  username: "jane@example.com",
+  groups: ["developers", "platform-team", "on-call", "readers", "k8s-users"],
+};
+const tcrBody = JSON.stringify({
+  apiVersion: `${login}/v1alpha1`,
+  kind: "TokenCredentialRequest",
+  metadata: { name: "login" },
+  spec: {
+    token: goodToken,
+    authenticator: { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: authenticatorName },
+  },
+});
+
+interface Tally {
+  count: number;
+  seconds: number;
+  cpuSeconds: number;
+  /** kube-apiserver's CPU time over the same rounds, when its process was found. */
+  apiserverCPUSeconds: number;
+  latenciesMs: number[];
+}
+
+const newTally = (): Tally => ({
+  count: 0,
+  seconds: 0,
+  cpuSeconds: 0,
+  apiserverCPUSeconds: 0,
+  latenciesMs: [],
+});
+
+/** utime + stime of a process, from /proc (Linux); undefined elsewhere or once it is gone. */
+async function processCPUSeconds(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const clockTicks = 100; // USER_HZ on every mainstream Linux build
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Our child kube-apiserver (SupervisedProcess execs it under setpriv, so its parent is us). */
+async function findApiserverPid(): Promise<number | undefined> {
+  for (const entry of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (name === "kube-apiserver" && ppid === process.pid) return Number(entry);
+  }
+  return undefined;
+}
+
+let apiserverPid: number | undefined;
+
+/** One round: `concurrency` workers issue requests back to back for `ms`, each timed. */
+async function round(
+  op: () => Promise<unknown>,
+  concurrency: number,
+  ms: number,
+  tally: Tally,
+): Promise<void> {
+  const apiserverBefore = await processCPUSeconds(apiserverPid);
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const end = started + ms;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      await op();
+      tally.latenciesMs.push(performance.now() - t0);
+      tally.count++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  tally.seconds += (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  tally.cpuSeconds += (used.user + used.system) / 1e6;
+  const apiserverAfter = await processCPUSeconds(apiserverPid);
+  if (apiserverBefore !== undefined && apiserverAfter !== undefined)
+    tally.apiserverCPUSeconds += apiserverAfter - apiserverBefore;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function signAsync(data: Buffer, key: KeyObject): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    sign("sha256", data, key, (error, signature) => (error ? reject(error) : resolve(signature)));
+  });
+}
+
+/** The least any issuer must do: a P-256 key pair for the leaf and one CA signature over a TBS-sized input. */
+function ceiling(caKey: KeyObject): () => Promise<unknown> {
+  const tbs = Buffer.alloc(420, 1);
+  return async () => {
+    generateKeyPairSync("ec", { namedCurve: "P-256" });
+    return signAsync(tbs, caKey);
+  };
+}
+
+/** An HTTP/2 POST of a TokenCredentialRequest; rejects unless it came back 201 with a credential. */
+function postTCR(session: ClientHttp2Session, headers: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({
+      ":method": "POST",
+      ":path": tcrPath,
+      "content-type": "application/json",
+      accept: "application/json",
+      ...headers,
+    });
+    let status = 0;
+    let text = "";
+    req.setEncoding("utf8");
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+    });
+    req.on("data", (chunk: string) => {
+      text += chunk;
+    });
+    req.on("end", () =>
+      status === 201 && text.includes('"clientCertificateData"')
+        ? resolve()
+        : reject(new Error(`TokenCredentialRequest answered ${status}: ${text.slice(0, 400)}`)),
+    );
+    req.on("error", reject);
+    req.end(tcrBody);
+  });
+}
+
+function openSession(
+  url: string,
+  tls: { ca: string; cert: string; key: string },
+): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const session = connect(url, { ...tls, minVersion: "TLSv1.3" });
+    session.once("connect", () => {
+      session.off("error", reject);
+      // A failing session also fails its streams, which stop the bench; this only keeps the
+      // session's own error event from being unhandled.
+      session.on("error", (err) => log(`HTTP/2 session to ${url}: ${err.message}`));
+      resolve(session);
+    });
+    session.once("error", reject);
+  });
+}
+
+async function kubectl(cp: ControlPlane, args: string[], input?: string): Promise<string> {
+  const res = await runKubectl(cp.binDir, cp.kubeconfigPath, args, input === undefined ? {} : { input });
+  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${res.stderr}`);
+  return res.stdout;
+}
+
+/** Our listener, issuing from `signer`, registered behind kube-apiserver and Available. */
+async function registerConciergeAPI(
+  cp: ControlPlane,
+  signer: SignerHolder,
+): Promise<{ server: AggregatedAPIServer; servingCAPEM: string }> {
+  const servingCA = await CertificateAuthority.create("bench serving CA", 3_600_000);
+  const serving = await issueServingCertificate(
+    servingCA,
+    { dnsNames: [`concierge-api.${namespace}.svc`, "localhost"], ips: ["127.0.0.1"] },
+    3_600_000,
+  );
+  const certs = new ServingCertHolder();
+  certs.set({ certPEM: serving.certPEM, keyPEM: serving.keyPEM });
+
+  // Read once: the bench's control plane never rotates the front-proxy CA.
+  const configMap = JSON.parse(
+    await kubectl(cp, [
+      "get",
+      "configmap",
+      "-n",
+      extensionAPIServerAuthentication.namespace,
+      extensionAPIServerAuthentication.name,
+      "-o",
+      "json",
+    ]),
+  ) as { data?: Record<string, string> };
+  const frontProxy = new FrontProxyConfigHolder();
+  frontProxy.set(frontProxyConfigFromConfigMap(configMap.data));
+
+  const authenticators = new AuthenticatorCache();
+  authenticators.store(
+    { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: authenticatorName },
+    {
+      fingerprint: "bench",
+      authenticator: {
+        authenticateToken: async (token) =>
+          token === goodToken
+            ? { authenticated: true, user: { username: user.username, groups: [...user.groups] } }
+            : { authenticated: false, reason: "unknown token" },
+        close: () => {},
+      },
+    },
+  );
+  const issue: IssueClientCertificate = async (u, ttlSeconds) => {
+    const issued = await issueClientCertificateFrom([signer], u, ttlSeconds * 1000);
+    return {
+      certificatePEM: issued.certPEM,
+      keyPEM: issued.keyPEM,
+      notAfter: issued.notAfter,
+      notBefore: issued.notBefore,
+    };
+  };
+  const server = await startAggregatedAPIServer({
+    certs,
+    frontProxy,
+    host: "127.0.0.1",
+    port: 0,
+    authenticators,
+    issueClientCertificate: issue,
+    // Info level into nowhere: the audit lines are formatted as in production, then dropped.
+    log: new Logger({ level: "info", sink: () => {} }),
+    metrics: new Metrics(),
+  });
+
+  const caBundle = Buffer.from(servingCA.certPEM).toString("base64");
+  const objects = [
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } },
+    {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "concierge-api", namespace },
+      spec: { type: "ExternalName", externalName: "localhost", ports: [{ port: server.port }] },
+    },
+    ...[login, identity].map((group) => ({
+      apiVersion: "apiregistration.k8s.io/v1",
+      kind: "APIService",
+      metadata: { name: `v1alpha1.${group}` },
+      spec: {
+        group,
+        version: "v1alpha1",
+        groupPriorityMinimum: 9900,
+        versionPriority: 15,
+        caBundle,
+        service: { namespace, name: "concierge-api", port: server.port },
+      },
+    })),
+  ];
+  await kubectl(cp, ["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
+  await kubectl(cp, [
+    "wait",
+    "--for=condition=Available",
+    "--timeout=90s",
+    ...apiServices.map((n) => `apiservice/${n}`),
+  ]);
+  return { server, servingCAPEM: servingCA.certPEM };
+}
+
+interface Stage {
+  name: string;
+  ca: CertificateAuthority;
+  caName: string;
+  op: () => Promise<unknown>;
+}
+
+const log = (m: string) => process.stderr.write(`[bench/tcr] ${m}\n`);
+process.once("SIGINT", () => process.exit(130)); // the control plane's exit hook kills its children
+
+const began = Date.now();
+const cp = await startControlPlane({ name: "bench", log });
+let server: AggregatedAPIServer | undefined;
+const sessions: ClientHttp2Session[] = [];
+try {
+  const [caCert, caKey, frontProxyCert, frontProxyKey, adminCert, adminKey] = await Promise.all(
+    [
+      cp.pki.ca.cert,
+      cp.pki.ca.key,
+      cp.pki.frontProxyClient.cert,
+      cp.pki.frontProxyClient.key,
+      cp.pki.admin.cert,
+      cp.pki.admin.key,
+    ].map((f) => readFile(f, "utf8")),
+  );
+  const clusterCA = CertificateAuthority.load(caCert!, caKey!);
+  const p256CA = await CertificateAuthority.create("bench P-256 signing CA", 3_600_000);
+  const signer = new SignerHolder("bench signing CA");
+  signer.set(clusterCA);
+
+  const registered = await registerConciergeAPI(cp, signer);
+  server = registered.server;
+  apiserverPid = await findApiserverPid();
+  const direct = await openSession(`https://127.0.0.1:${server.port}`, {
+    ca: registered.servingCAPEM,
+    cert: frontProxyCert!,
+    key: frontProxyKey!,
+  });
+  const viaAggregator = await openSession(cp.server, { ca: caCert!, cert: adminCert!, key: adminKey! });
+  sessions.push(direct, viaAggregator);
+  // What kube-apiserver's aggregator forwards for the admin.
+  const frontProxyHeaders = { "x-remote-user": "kubernetes-admin", "x-remote-group": "system:masters" };
+  const directOp = () => postTCR(direct, { ...frontProxyHeaders, "audit-id": randomUUID() });
+  const aggregatorOp = () => postTCR(viaAggregator, {});
+  // Both paths must work before anything is timed.
+  await directOp();
+  await aggregatorOp();
+  log(`set up in ${((Date.now() - began) / 1000).toFixed(1)}s; measuring`);
+
+  const stages: Stage[] = [];
+  for (const [caName, ca] of [
+    ["RSA-2048 (cluster CA)", clusterCA],
+    ["P-256", p256CA],
+  ] as const) {
+    stages.push(
+      { name: "ceiling (keygen + 1 sign)", ca, caName, op: ceiling(ca.signingKey()) },
+      { name: "issuance (issueClientCertificate)", ca, caName, op: () => issueClientCertificate(ca, user) },
+      { name: "handler (HTTP/2, front-proxy cert)", ca, caName, op: directOp },
+      { name: "aggregator (kube-apiserver, admin)", ca, caName, op: aggregatorOp },
+    );
+  }
+
+  const results = new Map<number, Tally[]>();
+  const measureStarted = performance.now();
+  for (const concurrency of concurrencies) {
+    const tallies = stages.map(newTally);
+    const scratch = newTally();
+    for (const stage of stages) {
+      signer.set(stage.ca);
+      await round(stage.op, concurrency, warmupMs, scratch);
+    }
+    for (let i = 0; i < rounds; i++) {
+      for (const [j, stage] of stages.entries()) {
+        signer.set(stage.ca);
+        await round(stage.op, concurrency, roundMs, tallies[j]!);
+      }
+    }
+    results.set(concurrency, tallies);
+  }
+  const measuredSeconds = (performance.now() - measureStarted) / 1000;
+
+  console.log(
+    `node ${process.version}; ${rounds} × ${roundMs} ms per cell, interleaved, after ${warmupMs} ms warm-up; ` +
+      `measured for ${measuredSeconds.toFixed(0)} s on a machine with ${availableParallelism()} CPUs`,
+  );
+  console.log(
+    "CPU ms/req: this process (clients + our server) | kube-apiserver. Ratios are of req/s within one CA and concurrency.",
+  );
+  const header = `  ${"stage".padEnd(36)} ${"req/s".padStart(7)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)}  ${"CPU ms/req".padStart(14)}  ratio`;
+  for (const concurrency of concurrencies) {
+    const tallies = results.get(concurrency)!;
+    for (let base = 0; base < stages.length; base += 4) {
+      console.log(`\n${stages[base]!.caName} CA → P-256 leaf, ${concurrency} in flight`);
+      console.log(header);
+      const rate = (k: number) => tallies[base + k]!.count / tallies[base + k]!.seconds;
+      const ratios = [
+        "",
+        `${((100 * rate(1)) / rate(0)).toFixed(0)}% of ceiling`,
+        `${((100 * rate(2)) / rate(0)).toFixed(0)}% of ceiling, ${((100 * rate(2)) / rate(1)).toFixed(0)}% of issuance`,
+        `${((100 * rate(3)) / rate(2)).toFixed(0)}% of handler, ${((100 * rate(3)) / rate(0)).toFixed(0)}% of ceiling`,
+      ];
+      for (let k = 0; k < 4; k++) {
+        const t = tallies[base + k]!;
+        const sorted = t.latenciesMs.sort((a, b) => a - b);
+        const ours = ((1000 * t.cpuSeconds) / t.count).toFixed(2);
+        const apiserver =
+          k === 3 && apiserverPid ? ((1000 * t.apiserverCPUSeconds) / t.count).toFixed(2) : "-";
+        console.log(
+          `  ${stages[base + k]!.name.padEnd(36)} ${rate(k).toFixed(0).padStart(7)} ` +
+            `${percentile(sorted, 50).toFixed(2).padStart(7)} ${percentile(sorted, 99).toFixed(2).padStart(7)}  ` +
+            `${`${ours} | ${apiserver}`.padStart(14)}  ${ratios[k]}`,
+        );
+      }
+    }
+  }
+} finally {
+  for (const session of sessions) session.close();
+  await server?.close();
+  await cp.stop();
+}
