@@ -1,0 +1,232 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ConfigError, configFromObject, defaults, parseConfig } from "./config.ts";
+
+const env = { env: {}, readNamespaceFile: () => "concierge-ns" };
+
+function errorOf(text: string): string {
+  try {
+    parseConfig(text, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.message;
+  }
+  assert.fail("the config was accepted");
+}
+
+describe("config file", () => {
+  it("fills every default from an empty file", () => {
+    const c = parseConfig("", env);
+    assert.deepEqual(c, {
+      namespace: "concierge-ns",
+      names: {
+        servingCertificateSecret: "pinniped-concierge-api-tls-serving-certificate",
+        credentialIssuer: "pinniped-concierge-config",
+        apiService: "pinniped-concierge-api",
+        agentServiceAccount: "pinniped-concierge-kube-cert-agent",
+        deployment: "pinniped-concierge",
+        validatingWebhookConfiguration: "pinniped-concierge-authenticators",
+      },
+      labels: {},
+      api: { servingCertificate: { durationSeconds: 2592000, renewBeforeSeconds: 2160000 } },
+      aggregatedAPIServerPort: 10250,
+      healthPort: 8080,
+      tokenCredentialRequest: { clientCertificateTTLSeconds: 300 },
+      kubeCertAgent: {
+        namePrefix: "pinniped-concierge-kube-cert-agent-",
+        image: "debian:latest",
+        imagePullSecrets: [],
+        priorityClassName: "",
+      },
+      audit: { logUsernamesAndGroups: false },
+      logLevel: "info",
+      extraServingSANs: [],
+    });
+  });
+
+  it("takes every key it knows", () => {
+    const c = parseConfig(
+      [
+        "namespace: elsewhere",
+        "names:",
+        "  servingCertificateSecret: s",
+        "  credentialIssuer: ci",
+        "  apiService: svc",
+        "  agentServiceAccount: agent-sa",
+        "  deployment: dep",
+        "  validatingWebhookConfiguration: vwc",
+        "  impersonationLoadBalancerService: ignored",
+        'labels: {"app": "x", "team": "y"}',
+        "api: {servingCertificate: {durationSeconds: 3600, renewBeforeSeconds: 1800}}",
+        "apiGroupSuffix: pinniped.dev",
+        "aggregatedAPIServerPort: 20250",
+        "metricsPort: 9090",
+        "tokenCredentialRequest: {clientCertificateTTLSeconds: 600}",
+        "kubeCertAgent: {namePrefix: a-, image: img, imagePullSecrets: [pull], priorityClassName: high.prio}",
+        "audit: {logUsernamesAndGroups: enabled}",
+        "log: {level: debug, format: json}",
+        "extraServingSANs: [localhost, 127.0.0.1]",
+      ].join("\n"),
+      env,
+    );
+    assert.equal(c.namespace, "elsewhere");
+    assert.deepEqual(c.names, {
+      servingCertificateSecret: "s",
+      credentialIssuer: "ci",
+      apiService: "svc",
+      agentServiceAccount: "agent-sa",
+      deployment: "dep",
+      validatingWebhookConfiguration: "vwc",
+    });
+    assert.deepEqual(c.labels, { app: "x", team: "y" });
+    assert.deepEqual(c.api.servingCertificate, { durationSeconds: 3600, renewBeforeSeconds: 1800 });
+    assert.equal(c.aggregatedAPIServerPort, 20250);
+    assert.equal(c.healthPort, 9090);
+    assert.equal(c.tokenCredentialRequest.clientCertificateTTLSeconds, 600);
+    assert.deepEqual(c.kubeCertAgent, {
+      namePrefix: "a-",
+      image: "img",
+      imagePullSecrets: ["pull"],
+      priorityClassName: "high.prio",
+    });
+    assert.equal(c.audit.logUsernamesAndGroups, true);
+    assert.equal(c.logLevel, "debug");
+    assert.deepEqual(c.extraServingSANs, ["localhost", "127.0.0.1"]);
+  });
+
+  it("maps upstream's log levels, including the deprecated top-level logLevel", () => {
+    const level = (text: string) => parseConfig(text, env).logLevel;
+    assert.equal(level('log: {level: ""}'), "warn");
+    assert.equal(level("log: {level: info}"), "info");
+    assert.equal(level("log: {level: trace}"), "trace");
+    assert.equal(level("log: {level: all}"), "trace");
+    assert.equal(level("logLevel: debug"), "debug");
+    assert.equal(level("logLevel: debug\nlog: {level: debug}"), "debug");
+  });
+
+  it("takes the namespace from POD_NAMESPACE before the ServiceAccount file", () => {
+    assert.equal(
+      configFromObject({}, { env: { POD_NAMESPACE: "from-env" }, readNamespaceFile: () => "from-file" })
+        .namespace,
+      "from-env",
+    );
+    assert.equal(
+      configFromObject({}, { env: {}, readNamespaceFile: () => "from-file" }).namespace,
+      "from-file",
+    );
+  });
+
+  describe("refuses", () => {
+    const cases: [string, string, string][] = [
+      ["an unknown top-level key", "discovery: {url: x}", "unknown key discovery"],
+      [
+        "an unknown nested key",
+        "api: {servingCertificate: {duration: 1}}",
+        "unknown key api.servingCertificate.duration",
+      ],
+      ["an unknown name", "names: {bogus: x}", "unknown key names.bogus"],
+      [
+        "a port that is not a number",
+        "aggregatedAPIServerPort: high",
+        "aggregatedAPIServerPort: must be integer",
+      ],
+      ["a label that is not a string", "labels: {a: {b: c}}", "labels.a: must be string"],
+      ["an empty name", 'names: {apiService: ""}', "names.apiService: must NOT have fewer than 1 characters"],
+      [
+        "a negative renewBefore",
+        "api: {servingCertificate: {renewBeforeSeconds: -1}}",
+        "validate api: renewBefore must be positive",
+      ],
+      [
+        "a zero renewBefore",
+        "api: {servingCertificate: {renewBeforeSeconds: 0}}",
+        "validate api: renewBefore must be positive",
+      ],
+      [
+        "a duration shorter than renewBefore",
+        "api: {servingCertificate: {durationSeconds: 10, renewBeforeSeconds: 20}}",
+        "validate api: durationSeconds cannot be smaller than renewBeforeSeconds",
+      ],
+      [
+        "a privileged aggregated API port",
+        "aggregatedAPIServerPort: 443",
+        "validate aggregatedAPIServerPort: must be within range 1024 to 65535",
+      ],
+      [
+        "a health port out of range",
+        "healthPort: 70000",
+        "validate healthPort: must be within range 1024 to 65535",
+      ],
+      [
+        "disagreeing health and metrics ports",
+        "healthPort: 8080\nmetricsPort: 9090",
+        "healthPort and metricsPort name the same listener",
+      ],
+      [
+        "a health port equal to the API port",
+        "healthPort: 10250",
+        "validate healthPort: must differ from aggregatedAPIServerPort",
+      ],
+      [
+        "a client certificate TTL below the bound",
+        "tokenCredentialRequest: {clientCertificateTTLSeconds: 59}",
+        "clientCertificateTTLSeconds must be within range 60 to 86400",
+      ],
+      [
+        "a client certificate TTL above the bound",
+        "tokenCredentialRequest: {clientCertificateTTLSeconds: 86401}",
+        "clientCertificateTTLSeconds must be within range 60 to 86400",
+      ],
+      [
+        "an invalid priority class",
+        "kubeCertAgent: {priorityClassName: Not_Valid}",
+        "validate kubeCertAgent: invalid priorityClassName: a lowercase RFC 1123 subdomain",
+      ],
+      [
+        "an unknown audit setting",
+        "audit: {logUsernamesAndGroups: yes-please}",
+        "validate audit: invalid logUsernamesAndGroups format, valid choices are 'enabled', 'disabled', or empty string (equivalent to 'disabled')",
+      ],
+      [
+        "an unknown log level",
+        "log: {level: loud}",
+        "invalid log level, valid choices are the empty string, info, debug, trace and all",
+      ],
+      ["disagreeing log levels", "logLevel: info\nlog: {level: debug}", "logLevel and log.level disagree"],
+      [
+        "an unknown log format",
+        "log: {format: text}",
+        "invalid log format, valid choices are the empty string or 'json'",
+      ],
+      [
+        "another API group suffix",
+        "apiGroupSuffix: example.com",
+        "validate apiGroupSuffix: only pinniped.dev",
+      ],
+      ["an empty extra SAN", 'extraServingSANs: [""]', "extraServingSANs.0: must NOT have fewer than 1"],
+      ["a list at the top", "- a", "the top level must be a mapping"],
+      ["text that is not YAML", "a: [", "not YAML"],
+    ];
+    for (const [what, text, message] of cases) {
+      it(what, () => assert.ok(errorOf(text).includes(message), errorOf(text)));
+    }
+
+    it("a missing namespace, naming where it looked", () => {
+      assert.throws(
+        () => configFromObject({}, { env: {}, readNamespaceFile: () => undefined }),
+        /validate namespace: not set, and neither POD_NAMESPACE nor \/var\/run\/secrets/,
+      );
+    });
+
+    it("with every problem listed at once", () => {
+      const message = errorOf("aggregatedAPIServerPort: 1\nlog: {level: loud}");
+      assert.match(message, /aggregatedAPIServerPort/);
+      assert.match(message, /invalid log level/);
+    });
+  });
+
+  it("keeps upstream's install defaults for the serving certificate", () => {
+    assert.equal(defaults.durationSeconds, 30 * 24 * 3600);
+    assert.equal(defaults.renewBeforeSeconds, 25 * 24 * 3600);
+  });
+});

@@ -1,0 +1,337 @@
+// The Concierge's config file (`pinniped.yaml` in the ConfigMap `<app>-config`): upstream's keys
+// that apply here, plus ours. Unlike upstream, which parses leniently, an unknown key or a value of
+// the wrong type stops the process at start with an error naming the key: a typo in a ConfigMap
+// should not silently fall back to a default. Upstream's semantic checks keep upstream's messages.
+import { readFileSync } from "node:fs";
+import { Ajv, type ErrorObject } from "ajv";
+import { parse } from "yaml";
+import type { Level } from "../observability/logger.ts";
+import {
+  defaultClientCertificateTTLSeconds,
+  maxClientCertificateTTLSeconds,
+  minClientCertificateTTLSeconds,
+} from "./tokencredentialrequest.ts";
+
+/** The in-cluster ServiceAccount's namespace, when POD_NAMESPACE is not set. */
+export const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+export interface ConciergeConfig {
+  /** Where the Concierge's Secrets, Lease, Services and agent live. */
+  namespace: string;
+  names: {
+    servingCertificateSecret: string;
+    credentialIssuer: string;
+    /** The Service of the aggregated API (and of the admission webhook); also the serving cert SAN. */
+    apiService: string;
+    agentServiceAccount: string;
+    /** Ours: the Concierge Deployment, whose name the leader-election Lease takes (upstream's rule). */
+    deployment: string;
+    /** Ours: the ValidatingWebhookConfiguration whose caBundle follows the serving CA. */
+    validatingWebhookConfiguration: string;
+  };
+  labels: Record<string, string>;
+  api: { servingCertificate: { durationSeconds: number; renewBeforeSeconds: number } };
+  aggregatedAPIServerPort: number;
+  /** Ours: plain HTTP for /healthz, /readyz, /livez and /metrics. */
+  healthPort: number;
+  tokenCredentialRequest: { clientCertificateTTLSeconds: number };
+  kubeCertAgent: {
+    namePrefix: string;
+    image: string;
+    imagePullSecrets: string[];
+    priorityClassName: string;
+  };
+  audit: { logUsernamesAndGroups: boolean };
+  logLevel: Level;
+  /** Ours: more SANs on the serving certificate, for a Concierge run as a local process. */
+  extraServingSANs: string[];
+}
+
+const app = "pinniped-concierge";
+
+/** Upstream's install values (30 and 25 days), not its code defaults: what a fresh install runs with. */
+export const defaults = {
+  names: {
+    servingCertificateSecret: `${app}-api-tls-serving-certificate`,
+    credentialIssuer: `${app}-config`,
+    apiService: `${app}-api`,
+    agentServiceAccount: `${app}-kube-cert-agent`,
+    deployment: app,
+    validatingWebhookConfiguration: `${app}-authenticators`,
+  },
+  durationSeconds: 2_592_000,
+  renewBeforeSeconds: 2_160_000,
+  aggregatedAPIServerPort: 10250,
+  healthPort: 8080,
+  kubeCertAgent: { namePrefix: `${app}-kube-cert-agent-`, image: "debian:latest" },
+} as const;
+
+// Upstream's names keys for the impersonation proxy: accepted so that an upstream config file
+// loads, unused because there is no impersonation proxy here.
+const impersonationNames = [
+  "impersonationLoadBalancerService",
+  "impersonationClusterIPService",
+  "impersonationTLSCertificateSecret",
+  "impersonationCACertificateSecret",
+  "impersonationSignerSecret",
+  "impersonationProxyServiceAccount",
+  "impersonationProxyLegacySecret",
+];
+
+const str = { type: "string" } as const;
+const int = { type: "integer" } as const;
+const strict = (properties: Record<string, unknown>) => ({
+  type: "object",
+  additionalProperties: false,
+  properties,
+});
+
+const schema = strict({
+  namespace: { type: "string", minLength: 1 },
+  names: strict(
+    Object.fromEntries(
+      [...Object.keys(defaults.names), ...impersonationNames].map((k) => [
+        k,
+        { type: "string", minLength: 1 },
+      ]),
+    ),
+  ),
+  labels: { type: "object", additionalProperties: str },
+  api: strict({ servingCertificate: strict({ durationSeconds: int, renewBeforeSeconds: int }) }),
+  apiGroupSuffix: str,
+  aggregatedAPIServerPort: int,
+  healthPort: int,
+  metricsPort: int,
+  tokenCredentialRequest: strict({ clientCertificateTTLSeconds: int }),
+  kubeCertAgent: strict({
+    namePrefix: str,
+    image: str,
+    imagePullSecrets: { type: "array", items: str },
+    priorityClassName: str,
+  }),
+  audit: strict({ logUsernamesAndGroups: str }),
+  logLevel: str,
+  log: strict({ level: str, format: str }),
+  extraServingSANs: { type: "array", items: { type: "string", minLength: 1 } },
+});
+
+const ajv = new Ajv({ allErrors: true });
+const validateShape = ajv.compile(schema);
+
+/** The raw file, as the schema has checked it. */
+interface RawConfig {
+  namespace?: string;
+  names?: Record<string, string>;
+  labels?: Record<string, string>;
+  api?: { servingCertificate?: { durationSeconds?: number; renewBeforeSeconds?: number } };
+  apiGroupSuffix?: string;
+  aggregatedAPIServerPort?: number;
+  healthPort?: number;
+  metricsPort?: number;
+  tokenCredentialRequest?: { clientCertificateTTLSeconds?: number };
+  kubeCertAgent?: Partial<ConciergeConfig["kubeCertAgent"]>;
+  audit?: { logUsernamesAndGroups?: string };
+  logLevel?: string;
+  log?: { level?: string; format?: string };
+  extraServingSANs?: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** `a.b.c` from ajv's `/a/b/c`, with the offending key appended for unknown keys. */
+function describe(error: ErrorObject): string {
+  const path = error.instancePath.split("/").slice(1).join(".");
+  if (error.keyword === "additionalProperties") {
+    const key = (error.params as { additionalProperty: string }).additionalProperty;
+    return `unknown key ${path ? `${path}.${key}` : key}`;
+  }
+  return `${path || "the config"}: ${error.message ?? "is invalid"}`;
+}
+
+// Upstream's levels, mapped onto this logger's: upstream's "" shows warnings and errors only,
+// "all" adds what trace would (this logger has nothing beyond trace).
+const logLevels: Record<string, Level> = {
+  "": "warn",
+  info: "info",
+  debug: "debug",
+  trace: "trace",
+  all: "trace",
+};
+
+// k8s.io/apimachinery's IsDNS1123Subdomain, for priorityClassName.
+const dns1123Label = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const dns1123Subdomain = new RegExp(`^${dns1123Label}(\\.${dns1123Label})*$`);
+function dns1123SubdomainError(value: string): string | undefined {
+  if (value.length > 253) return "must be no more than 253 characters";
+  if (!dns1123Subdomain.test(value)) {
+    return (
+      "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', " +
+      "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation " +
+      "is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    );
+  }
+  return undefined;
+}
+
+function port(value: number | undefined, fallback: number, key: string, errors: string[]): number {
+  const p = value ?? fallback;
+  if (p < 1024 || p > 65535) errors.push(`validate ${key}: must be within range 1024 to 65535`);
+  return p;
+}
+
+export interface ConfigEnvironment {
+  /** POD_NAMESPACE and friends; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Reads the ServiceAccount namespace file; undefined when there is none (not in a pod). */
+  readNamespaceFile?: () => string | undefined;
+}
+
+function inClusterNamespace(): string | undefined {
+  try {
+    return readFileSync(serviceAccountNamespaceFile, "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Validates and completes a parsed config file. Every problem is collected, so one start shows
+ * them all; the thrown ConfigError lists them one per line.
+ */
+export function configFromObject(raw: unknown, environment: ConfigEnvironment = {}): ConciergeConfig {
+  const input = raw ?? {};
+  if (!validateShape(input)) {
+    throw new ConfigError(
+      `invalid config file:\n${(validateShape.errors ?? []).map((e) => `  ${describe(e)}`).join("\n")}`,
+    );
+  }
+  const c = input as RawConfig;
+  const errors: string[] = [];
+
+  const durationSeconds = c.api?.servingCertificate?.durationSeconds ?? defaults.durationSeconds;
+  const renewBeforeSeconds = c.api?.servingCertificate?.renewBeforeSeconds ?? defaults.renewBeforeSeconds;
+  // Upstream's order: a non-positive renewBefore is reported before the comparison.
+  if (renewBeforeSeconds <= 0) errors.push("validate api: renewBefore must be positive");
+  else if (durationSeconds < renewBeforeSeconds) {
+    errors.push("validate api: durationSeconds cannot be smaller than renewBeforeSeconds");
+  }
+
+  if (c.apiGroupSuffix !== undefined && c.apiGroupSuffix !== "pinniped.dev") {
+    errors.push("validate apiGroupSuffix: only pinniped.dev is supported");
+  }
+
+  const aggregatedAPIServerPort = port(
+    c.aggregatedAPIServerPort,
+    defaults.aggregatedAPIServerPort,
+    "aggregatedAPIServerPort",
+    errors,
+  );
+  if (c.healthPort !== undefined && c.metricsPort !== undefined && c.healthPort !== c.metricsPort) {
+    errors.push("validate healthPort: healthPort and metricsPort name the same listener; set one of them");
+  }
+  const healthPort = port(c.healthPort ?? c.metricsPort, defaults.healthPort, "healthPort", errors);
+  if (healthPort === aggregatedAPIServerPort) {
+    errors.push("validate healthPort: must differ from aggregatedAPIServerPort");
+  }
+
+  const ttl = c.tokenCredentialRequest?.clientCertificateTTLSeconds ?? defaultClientCertificateTTLSeconds;
+  if (ttl < minClientCertificateTTLSeconds || ttl > maxClientCertificateTTLSeconds) {
+    errors.push(
+      `validate tokenCredentialRequest: clientCertificateTTLSeconds must be within range ` +
+        `${minClientCertificateTTLSeconds} to ${maxClientCertificateTTLSeconds}`,
+    );
+  }
+
+  const priorityClassName = c.kubeCertAgent?.priorityClassName ?? "";
+  const priorityError = priorityClassName === "" ? undefined : dns1123SubdomainError(priorityClassName);
+  if (priorityError) errors.push(`validate kubeCertAgent: invalid priorityClassName: ${priorityError}`);
+
+  const auditSetting = c.audit?.logUsernamesAndGroups ?? "";
+  if (!["", "enabled", "disabled"].includes(auditSetting)) {
+    errors.push(
+      "validate audit: invalid logUsernamesAndGroups format, valid choices are 'enabled', 'disabled', " +
+        "or empty string (equivalent to 'disabled')",
+    );
+  }
+
+  if (c.logLevel !== undefined && c.log?.level !== undefined && c.logLevel !== c.log.level) {
+    errors.push("validate log: logLevel and log.level disagree; set log.level only");
+  }
+  const levelSetting = c.log?.level ?? c.logLevel;
+  const logLevel = levelSetting === undefined ? "info" : logLevels[levelSetting];
+  if (logLevel === undefined) {
+    errors.push("invalid log level, valid choices are the empty string, info, debug, trace and all");
+  }
+  if (c.log?.format !== undefined && c.log.format !== "" && c.log.format !== "json") {
+    errors.push("invalid log format, valid choices are the empty string or 'json'");
+  }
+
+  const env = environment.env ?? process.env;
+  const namespace =
+    c.namespace ?? (env.POD_NAMESPACE || (environment.readNamespaceFile ?? inClusterNamespace)());
+  if (!namespace) {
+    errors.push(
+      `validate namespace: not set, and neither POD_NAMESPACE nor ${serviceAccountNamespaceFile} gives one`,
+    );
+  }
+
+  if (errors.length > 0 || !namespace || !logLevel) {
+    throw new ConfigError(`invalid config file:\n${errors.map((e) => `  ${e}`).join("\n")}`);
+  }
+  const names = c.names ?? {};
+  return {
+    namespace,
+    names: {
+      servingCertificateSecret: names.servingCertificateSecret ?? defaults.names.servingCertificateSecret,
+      credentialIssuer: names.credentialIssuer ?? defaults.names.credentialIssuer,
+      apiService: names.apiService ?? defaults.names.apiService,
+      agentServiceAccount: names.agentServiceAccount ?? defaults.names.agentServiceAccount,
+      deployment: names.deployment ?? defaults.names.deployment,
+      validatingWebhookConfiguration:
+        names.validatingWebhookConfiguration ?? defaults.names.validatingWebhookConfiguration,
+    },
+    labels: { ...c.labels },
+    api: { servingCertificate: { durationSeconds, renewBeforeSeconds } },
+    aggregatedAPIServerPort,
+    healthPort,
+    tokenCredentialRequest: { clientCertificateTTLSeconds: ttl },
+    kubeCertAgent: {
+      namePrefix: c.kubeCertAgent?.namePrefix ?? defaults.kubeCertAgent.namePrefix,
+      image: c.kubeCertAgent?.image ?? defaults.kubeCertAgent.image,
+      imagePullSecrets: [...(c.kubeCertAgent?.imagePullSecrets ?? [])],
+      priorityClassName,
+    },
+    audit: { logUsernamesAndGroups: auditSetting === "enabled" },
+    logLevel,
+    extraServingSANs: [...(c.extraServingSANs ?? [])],
+  };
+}
+
+/** Parses YAML (JSON is YAML too) and validates it. */
+export function parseConfig(text: string, environment?: ConfigEnvironment): ConciergeConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw new ConfigError(`invalid config file: not YAML: ${(err as Error).message}`);
+  }
+  if (raw !== null && raw !== undefined && (typeof raw !== "object" || Array.isArray(raw))) {
+    throw new ConfigError("invalid config file: the top level must be a mapping");
+  }
+  return configFromObject(raw, environment);
+}
+
+export function loadConfig(path: string, environment?: ConfigEnvironment): ConciergeConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`could not read config file ${path}: ${(err as Error).message}`);
+  }
+  return parseConfig(text, environment);
+}

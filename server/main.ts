@@ -1,0 +1,387 @@
+// The Concierge process: one Manager (informers, leader election, every reconciler), the holders
+// they fill, and two listeners. `node server/main.ts --config pinniped.yaml` in a pod;
+// `startConcierge` in-process for tests and the local demo (hack/run-local.ts).
+import { createServer as createHTTPServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createSecureServer } from "node:http2";
+import type { AddressInfo, Server as NetServer, Socket } from "node:net";
+import { hostname } from "node:os";
+import type { SecureContextOptions, TLSSocket } from "node:tls";
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { tokenCredentialRequest, whoAmIRequest } from "../apis/index.ts";
+import { AuthenticatorCache } from "../authenticators/cache.ts";
+import { newJWTAuthenticator } from "../authenticators/jwt/authenticator.ts";
+import { issueClientCertificateFrom, SignerHolder } from "../certs/signer.ts";
+import { register as registerAPICerts } from "../controllers/apicerts/controllers.ts";
+import { register as registerCacheCleaner } from "../controllers/cachecleaner/cachecleaner.ts";
+import { StrategyHolder } from "../controllers/credentialissuer/holder.ts";
+import { register as registerCredentialIssuer } from "../controllers/credentialissuer/reconciler.ts";
+import { register as registerJWTAuthenticators } from "../controllers/jwtauthenticator/reconciler.ts";
+import { websocketPodCommandExecutor } from "../controllers/kubecertagent/executor.ts";
+import { register as registerKubeCertAgent } from "../controllers/kubecertagent/reconciler.ts";
+import type { LeaderElectorOptions } from "../controllers/runtime/leaderelection.ts";
+import { type Manager, managerFromKubeConfig } from "../controllers/runtime/manager.ts";
+import { register as registerWebhookAuthenticators } from "../controllers/webhookauthenticator/controller.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { createWebhookHandler, validatePath } from "../webhooks/server.ts";
+import { type ServingCert, ServingCertHolder } from "../webhooks/servingcert.ts";
+import { createAggregatedAPIHandler, type IncomingRequest, type OutgoingResponse } from "./aggregated.ts";
+import { type ConciergeConfig, loadConfig } from "./config.ts";
+import {
+  extensionAPIServerAuthentication,
+  FrontProxyConfigHolder,
+  watchFrontProxyConfig,
+} from "./frontproxy.ts";
+
+/** The APIServices whose caBundle the serving CA fills (upstream's install names them so). */
+export const apiServiceNames = [
+  `v1alpha1.${tokenCredentialRequest.group}`,
+  `v1alpha1.${whoAmIRequest.group}`,
+] as const;
+
+export interface StartOptions {
+  config: ConciergeConfig;
+  kubeConfig: KubeConfig;
+  /** The name in the Lease; default POD_NAME, else `<hostname>-<pid>`. */
+  identity?: string;
+  /** Where both listeners bind; default all interfaces. A local run uses 127.0.0.1. */
+  host?: string;
+  log?: Logger;
+  /** Tests shorten upstream's timings so that a takeover does not take minutes. */
+  leaderElection?: Pick<LeaderElectorOptions, "leaseDurationMs" | "renewDeadlineMs" | "retryPeriodMs">;
+}
+
+/** What the process holds in memory; exposed for tests (e.g. to load a signing CA by hand). */
+export interface Holders {
+  authenticators: AuthenticatorCache;
+  servingCerts: ServingCertHolder;
+  kubeSigner: SignerHolder;
+  impersonationSigner: SignerHolder;
+  strategies: StrategyHolder;
+  frontProxy: FrontProxyConfigHolder;
+}
+
+export interface Concierge {
+  ports: { aggregatedAPI: number; health: number };
+  holders: Holders;
+  manager: Manager;
+  /** True once every informer has synced and a serving certificate is loaded (what /readyz says). */
+  ready(): boolean;
+  /** Stops accepting, stops the controllers, releases the Lease. Idempotent. */
+  stop(): Promise<void>;
+  /** Settles when the controllers have stopped; rejects if they failed. */
+  readonly done: Promise<void>;
+}
+
+// Upstream's "Secure" TLS profile: TLS 1.3 only, which kube-apiserver speaks.
+function tlsOptions(cert: ServingCert | undefined): SecureContextOptions {
+  return { minVersion: "TLSv1.3", ...(cert ? { cert: cert.certPEM, key: cert.keyPEM } : {}) };
+}
+
+function listen(server: NetServer, port: number, host: string) {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * The HTTPS listener kube-apiserver calls for both the aggregated APIs and the admission webhook
+ * (both reach the `<app>-api` Service). The webhook's path goes to the webhook handler, since
+ * admission calls carry no front-proxy identity; everything else to the aggregated API handler.
+ */
+async function startAPIListener(
+  options: Parameters<typeof createAggregatedAPIHandler>[0] & {
+    certs: ServingCertHolder;
+    host: string;
+    port: number;
+    metrics: Metrics;
+    log: Logger;
+  },
+) {
+  const api = createAggregatedAPIHandler(options);
+  const webhook = createWebhookHandler({ logger: options.log, metrics: options.metrics });
+  const handler = (req: IncomingRequest, res: OutgoingResponse) => {
+    if ((req.url ?? "").split("?")[0] === validatePath) {
+      // The webhook handler uses only the API that HTTP/1.1 and HTTP/2 compatibility requests share.
+      webhook(req as IncomingMessage, res as ServerResponse);
+    } else api(req, res);
+  };
+  const server = createSecureServer(
+    { ...tlsOptions(options.certs.get()), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
+    handler,
+  );
+  // Longer than Go's 90 s idle timeout, so kube-apiserver closes idle connections first.
+  server.setTimeout(120_000);
+  const sockets = new Set<Socket>();
+  server.on("secureConnection", (socket: TLSSocket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("tlsClientError", (err) => options.log.debug("TLS handshake failed", { error: err }));
+  const unsubscribe = options.certs.onChange((cert) => {
+    server.setSecureContext(tlsOptions(cert));
+    options.log.info("serving certificate changed");
+  });
+  await listen(server, options.port, options.host);
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        unsubscribe();
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+/** Plain HTTP: /healthz and /livez (the process answers), /readyz, and /metrics. */
+async function startHealthListener(host: string, port: number, ready: () => boolean, metrics: Metrics) {
+  const server = createHTTPServer((req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    const text = (code: number, body: string, type = "text/plain; charset=utf-8") =>
+      res.writeHead(code, { "content-type": type, "cache-control": "no-cache, private" }).end(body);
+    if (req.method !== "GET" && req.method !== "HEAD") return text(405, "method not allowed\n");
+    if (path === "/healthz" || path === "/livez") return text(200, "ok");
+    if (path === "/readyz") return ready() ? text(200, "ok") : text(503, "not ready");
+    if (path === "/metrics") {
+      metrics.text().then(
+        (body) => text(200, body, metrics.contentType),
+        (err: unknown) => text(500, `metrics failed: ${(err as Error).message}\n`),
+      );
+      return;
+    }
+    text(404, "not found\n");
+  });
+  server.keepAliveTimeout = 120_000;
+  await listen(server, port, host);
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export async function startConcierge(options: StartOptions): Promise<Concierge> {
+  const { config } = options;
+  const log = (options.log ?? createLogger({ level: config.logLevel })).child({ component: "concierge" });
+  const host = options.host ?? "0.0.0.0";
+  const namespace = config.namespace;
+  const identity = options.identity ?? (process.env.POD_NAME || `${hostname()}-${process.pid}`);
+  log.info("starting", { namespace, identity, leaseName: config.names.deployment });
+
+  const metrics = new Metrics();
+  metrics.collectProcessMetrics();
+  const holders: Holders = {
+    authenticators: new AuthenticatorCache(),
+    servingCerts: new ServingCertHolder(),
+    kubeSigner: new SignerHolder("kube cluster signing CA"),
+    impersonationSigner: new SignerHolder("impersonation proxy signer"),
+    strategies: new StrategyHolder(),
+    frontProxy: new FrontProxyConfigHolder(),
+  };
+
+  const manager = managerFromKubeConfig(options.kubeConfig, {
+    identity,
+    leaseNamespace: namespace,
+    leaseName: config.names.deployment,
+    log,
+    metrics,
+    ...(options.leaderElection ? { leaderElection: options.leaderElection } : {}),
+  });
+  registerJWTAuthenticators(manager, {
+    cache: holders.authenticators,
+    namespace,
+    newAuthenticator: newJWTAuthenticator,
+  });
+  registerWebhookAuthenticators(manager, { cache: holders.authenticators, namespace });
+  registerCacheCleaner(manager, { cache: holders.authenticators });
+  registerAPICerts(manager, {
+    namespace,
+    secretName: config.names.servingCertificateSecret,
+    serviceName: config.names.apiService,
+    apiServiceNames,
+    webhookConfigurationName: config.names.validatingWebhookConfiguration,
+    servingCertHolder: holders.servingCerts,
+    durationSeconds: config.api.servingCertificate.durationSeconds,
+    renewBeforeSeconds: config.api.servingCertificate.renewBeforeSeconds,
+    labels: config.labels,
+    extraSANs: config.extraServingSANs,
+  });
+  registerKubeCertAgent(manager, {
+    namespace,
+    agentName: config.kubeCertAgent.namePrefix,
+    agentImage: config.kubeCertAgent.image,
+    serviceAccountName: config.names.agentServiceAccount,
+    labels: config.labels,
+    imagePullSecrets: config.kubeCertAgent.imagePullSecrets,
+    ...(config.kubeCertAgent.priorityClassName
+      ? { priorityClassName: config.kubeCertAgent.priorityClassName }
+      : {}),
+    strategyHolder: holders.strategies,
+    signerHolder: holders.kubeSigner,
+    executor: websocketPodCommandExecutor(options.kubeConfig),
+  });
+  registerCredentialIssuer(manager, {
+    holder: holders.strategies,
+    credentialIssuerName: config.names.credentialIssuer,
+  });
+  watchFrontProxyConfig(
+    manager.informers.informer({
+      group: "",
+      version: "v1",
+      resource: "configmaps",
+      namespace: extensionAPIServerAuthentication.namespace,
+      fieldSelector: `metadata.name=${extensionAPIServerAuthentication.name}`,
+    }),
+    holders.frontProxy,
+    log,
+  );
+  log.info("reconcilers registered", {
+    reconcilers: [
+      "jwtcachefiller",
+      "webhookcachefiller",
+      "cachecleaner",
+      "apicerts",
+      "kube-cert-agent",
+      "credentialissuer",
+      "front-proxy-config",
+    ],
+  });
+
+  const stopping = new AbortController();
+  const done = manager.run(stopping.signal);
+  // Reported through `done`; this keeps an early failure from being an unhandled rejection.
+  done.catch(() => {});
+  let synced = false;
+  manager.informers.waitForSync(stopping.signal).then(
+    () => {
+      synced = true;
+      log.info("informers synced");
+    },
+    () => {},
+  );
+  const ready = () => synced && holders.servingCerts.get() !== undefined;
+
+  const closers: (() => Promise<void>)[] = [];
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= shutdown();
+    return stopped;
+  };
+  const shutdown = async () => {
+    log.info("stopping: closing listeners");
+    stopping.abort();
+    await Promise.all(closers.map((close) => close()));
+    log.info("stopping: waiting for controllers and releasing the Lease");
+    await done.catch((err: unknown) => log.error("controllers failed", { error: err }));
+    // JWT authenticators refresh their keys on timers, which would keep the process alive.
+    for (const key of holders.authenticators.keys()) holders.authenticators.delete(key);
+    log.info("stopped");
+  };
+
+  try {
+    const api = await startAPIListener({
+      certs: holders.servingCerts,
+      frontProxy: holders.frontProxy,
+      host,
+      port: config.aggregatedAPIServerPort,
+      authenticators: holders.authenticators,
+      issueClientCertificate: async (user, ttlSeconds) => {
+        const issued = await issueClientCertificateFrom(
+          [holders.kubeSigner, holders.impersonationSigner],
+          user,
+          ttlSeconds * 1000,
+        );
+        return {
+          certificatePEM: issued.certPEM,
+          keyPEM: issued.keyPEM,
+          notBefore: issued.notBefore,
+          notAfter: issued.notAfter,
+        };
+      },
+      clientCertificateTTLSeconds: config.tokenCredentialRequest.clientCertificateTTLSeconds,
+      logUsernamesAndGroups: config.audit.logUsernamesAndGroups,
+      log,
+      metrics,
+    });
+    closers.push(api.close);
+    log.info("aggregated API and admission webhook listening", {
+      host,
+      port: api.port,
+      webhookPath: validatePath,
+    });
+    const health = await startHealthListener(host, config.healthPort, ready, metrics);
+    closers.push(health.close);
+    log.info("health and metrics listening", { host, port: health.port });
+    return {
+      ports: { aggregatedAPI: api.port, health: health.port },
+      holders,
+      manager,
+      ready,
+      stop,
+      done,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The process entry: flags, config, signals. */
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string", short: "c", default: "pinniped.yaml" },
+      kubeconfig: { type: "string" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const config = loadConfig(values.config);
+  const log = createLogger({ level: config.logLevel });
+  const kubeConfig = new KubeConfig();
+  if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
+  else kubeConfig.loadFromCluster();
+  log.info("config loaded", {
+    config: values.config,
+    kubeconfig: values.kubeconfig ?? "in-cluster",
+    namespace: config.namespace,
+  });
+
+  const concierge = await startConcierge({ config, kubeConfig, log });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // Upstream's rule: the first signal shuts down gracefully, a second one exits at once.
+    if (++signals > 1) process.exit(1);
+    log.info("shutdown requested", { signal });
+    concierge.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error("shutdown failed", { error: err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  concierge.done.catch((err: unknown) => {
+    log.error("controllers failed; exiting", { error: err });
+    process.exit(1);
+  });
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

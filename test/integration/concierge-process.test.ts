@@ -1,0 +1,406 @@
+// The whole Concierge process (server/main.ts) as hack/run-local.ts runs it: installed from
+// config/, running as its own ServiceAccount (so config/rbac.yaml is what it may do), reached by
+// the REAL kube-apiserver through the APIServices and the admission webhook of config/.
+//
+// It has a control plane of its own: the APIServices are the real, cluster-scoped
+// v1alpha1.{login,identity}.concierge.pinniped.dev ones, which aggregated-api.test.ts also creates
+// on the shared control plane.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { CertificateAuthority } from "../../certs/ca.ts";
+import { type ControlPlane, freePorts } from "../../hack/controlplane.ts";
+import { configDir, type LocalConcierge, runLocal } from "../../hack/run-local.ts";
+import { memoryLogger } from "../../observability/logger.ts";
+import { apiServiceNames } from "../../server/main.ts";
+import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const namespace = "pinniped-concierge";
+const secretName = "pinniped-concierge-api-tls-serving-certificate";
+const goodToken = "concierge-process-test-token";
+const user = { username: "pinny", groups: ["seals", "walruses"] };
+
+async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe("the Concierge process, run locally against a dedicated control plane", () => {
+  let cp: ControlPlane;
+  let dir: string;
+  let concierge: LocalConcierge;
+  let webhook: TokenReviewWebhook;
+  const logs = memoryLogger("info");
+
+  // Its own discovery cache: kubectl caches API groups for hours.
+  const kubectl = (
+    args: string[],
+    opts: { input?: string; kubeconfig?: string } = {},
+  ): Promise<KubectlResult> =>
+    runKubectl(
+      cp.binDir,
+      opts.kubeconfig ?? cp.kubeconfigPath,
+      ["--cache-dir", join(dir, "cache"), ...args],
+      opts,
+    );
+  const ok = async (args: string[], opts?: { input?: string; kubeconfig?: string }) => {
+    const res = await kubectl(args, opts);
+    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
+    return res.stdout;
+  };
+  const health = (path: string) => fetch(`http://127.0.0.1:${concierge.ports.health}${path}`);
+  const secret = async () => {
+    const res = await kubectl(["get", "secret", "-n", namespace, secretName, "-o", "json"]);
+    return res.code === 0
+      ? (JSON.parse(res.stdout) as { metadata: { uid: string }; data: Record<string, string> })
+      : undefined;
+  };
+  const caBundles = async () =>
+    Promise.all(apiServiceNames.map((n) => ok(["get", "apiservice", n, "-o", "jsonpath={.spec.caBundle}"])));
+  const tcrFile = async (token: string) => {
+    const path = join(dir, "tcr.yaml");
+    await writeFile(
+      path,
+      [
+        "apiVersion: login.concierge.pinniped.dev/v1alpha1",
+        "kind: TokenCredentialRequest",
+        "spec:",
+        `  token: ${token}`,
+        "  authenticator: {apiGroup: authentication.concierge.pinniped.dev, kind: WebhookAuthenticator, name: corp}",
+        "",
+      ].join("\n"),
+    );
+    return path;
+  };
+  type TCRStatus = {
+    credential?: { clientCertificateData: string; clientKeyData: string };
+    message?: string;
+  };
+  const login = async (token = goodToken): Promise<TCRStatus> => {
+    const res = await kubectl(["create", "-f", await tcrFile(token), "-o", "json"]);
+    if (res.code !== 0) return { message: `kubectl failed: ${res.stderr}` };
+    return (JSON.parse(res.stdout) as { status: TCRStatus }).status;
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "concierge-process-"));
+    cp = await startTestControlPlane("concierge");
+    webhook = await startTokenReviewWebhook({ users: { [goodToken]: user } });
+    concierge = await runLocal({
+      kubeconfigPath: cp.kubeconfigPath,
+      binDir: cp.binDir,
+      log: logs.log,
+      identity: "concierge-process-test",
+      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+    });
+  });
+
+  after(async () => {
+    await concierge?.stop();
+    await webhook?.close();
+    await cp?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reaches /readyz, answers /healthz and /livez, and serves /metrics", async () => {
+    assert.equal((await health("/healthz")).status, 200);
+    assert.equal((await health("/livez")).status, 200);
+    await eventually("/readyz", async () => (await health("/readyz")).status === 200);
+    assert.ok(concierge.ready());
+    const metrics = await (await health("/metrics")).text();
+    assert.match(metrics, /^concierge_informer_synced\{/m);
+    assert.match(metrics, /^concierge_process_cpu_seconds_total /m);
+  });
+
+  it("runs as its ServiceAccount, with no more rights than config/rbac.yaml grants", async () => {
+    const who = await ok(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"], {
+      kubeconfig: concierge.kubeconfigPath,
+    });
+    assert.equal(who, "system:serviceaccount:pinniped-concierge:pinniped-concierge");
+    const can = (args: string[]) =>
+      kubectl(["auth", "can-i", ...args], { kubeconfig: concierge.kubeconfigPath });
+    assert.equal((await can(["delete", "secrets", "-n", namespace])).code, 0);
+    assert.equal((await can(["get", "secrets", "-n", "kube-system"])).code, 1);
+    assert.equal((await can(["patch", "apiservice/v1alpha1.apps"])).code, 1);
+    assert.equal((await can(["create", "clusterroles"])).code, 1);
+  });
+
+  it("holds the Lease named after the Deployment", async () => {
+    await eventually("leadership", async () => concierge.manager.leader.isLeader());
+    const holder = await ok([
+      "get",
+      "lease",
+      "-n",
+      namespace,
+      "pinniped-concierge",
+      "-o",
+      "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert.equal(holder, "concierge-process-test");
+  });
+
+  it("creates the serving-cert Secret, and both APIServices become Available with its CA", async () => {
+    const s = await eventually("the serving-cert Secret", secret);
+    assert.deepEqual(Object.keys(s.data).sort(), [
+      "caCertificate",
+      "caCertificatePrivateKey",
+      "tlsCertificateChain",
+      "tlsPrivateKey",
+    ]);
+    await ok([
+      "wait",
+      "--for=condition=Available",
+      "--timeout=90s",
+      ...apiServiceNames.map((n) => `apiservice/${n}`),
+    ]);
+    // Both are base64 of the same PEM.
+    assert.deepEqual(await caBundles(), [s.data.caCertificate, s.data.caCertificate]);
+  });
+
+  it("shows tokencredentialrequests in kubectl api-resources", async () => {
+    const out = await eventually("discovery", async () => {
+      const res = await kubectl([
+        "api-resources",
+        "--api-group=login.concierge.pinniped.dev",
+        "--cached=false",
+      ]);
+      return res.stdout.includes("tokencredentialrequests") ? res.stdout : undefined;
+    });
+    assert.match(
+      out,
+      /tokencredentialrequests\s+login\.concierge\.pinniped\.dev\/v1alpha1\s+false\s+TokenCredentialRequest/,
+    );
+  });
+
+  it("refuses an invalid JWTAuthenticator at apply time (the webhook's caBundle was filled)", async () => {
+    const s = await eventually("the serving-cert Secret", secret);
+    await eventually("the webhook configuration's caBundle", async () => {
+      const bundles = await ok([
+        "get",
+        "validatingwebhookconfiguration",
+        "pinniped-concierge-authenticators",
+        "-o",
+        "jsonpath={.webhooks[*].clientConfig.caBundle}",
+      ]);
+      return bundles === `${s.data.caCertificate} ${s.data.caCertificate}`;
+    });
+    const res = await kubectl(["apply", "-f", "-"], {
+      input: [
+        "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
+        "kind: JWTAuthenticator",
+        "metadata: {name: with-query}",
+        // The CRD schema lets this through; only the webhook refuses it.
+        "spec: {issuer: 'https://issuer.example.com/?tenant=a', audience: concierge}",
+      ].join("\n"),
+    });
+    assert.notEqual(res.code, 0);
+    assert.match(
+      res.stderr,
+      /admission webhook "jwtauthenticators\.authentication\.concierge\.pinniped\.dev" denied the request: spec\.issuer: Invalid value: "https:\/\/issuer\.example\.com\/\?tenant=a": cannot include query params/,
+    );
+  });
+
+  it("makes a WebhookAuthenticator for the test TokenReview webhook Ready", async () => {
+    await ok(["apply", "-f", "-"], {
+      input: [
+        "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
+        "kind: WebhookAuthenticator",
+        "metadata: {name: corp}",
+        `spec: {endpoint: '${webhook.url}', tls: {certificateAuthorityData: '${webhook.caBase64}'}}`,
+      ].join("\n"),
+    });
+    await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "webhookauthenticator/corp"]);
+  });
+
+  it("publishes the kube-cert-agent strategy's error in the CredentialIssuer (no kube-controller-manager pod: there is no kubelet)", async () => {
+    const strategy = await eventually("the KubeClusterSigningCertificate strategy", async () => {
+      const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
+      const issuer = JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } };
+      return issuer.status?.strategies?.find((s) => s.type === "KubeClusterSigningCertificate");
+    });
+    assert.equal(strategy.status, "Error");
+  });
+
+  it("answers a TokenCredentialRequest with 'authentication failed' while no signing CA is loaded", async () => {
+    assert.equal(concierge.holders.kubeSigner.get(), undefined);
+    const status = await login();
+    assert.equal(status.credential, undefined);
+    assert.equal(status.message, "authentication failed");
+  });
+
+  it("issues a certificate that kubectl auth whoami accepts, once the cluster CA is loaded by a test hook (standing in for kube-cert-agent)", async () => {
+    concierge.holders.kubeSigner.set(
+      CertificateAuthority.load(
+        await readFile(cp.pki.ca.cert, "utf8"),
+        await readFile(cp.pki.ca.key, "utf8"),
+      ),
+    );
+    const status = await login();
+    assert.ok(status.credential, status.message);
+    const kubeconfig = join(dir, "pinny.kubeconfig");
+    const caData = (await readFile(cp.pki.ca.cert)).toString("base64");
+    await writeFile(
+      kubeconfig,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        `clusters: [{name: local, cluster: {server: '${cp.server}', certificate-authority-data: ${caData}}}]`,
+        "users:",
+        "- name: pinny",
+        "  user:",
+        `    client-certificate-data: ${Buffer.from(status.credential.clientCertificateData).toString("base64")}`,
+        `    client-key-data: ${Buffer.from(status.credential.clientKeyData).toString("base64")}`,
+        "contexts: [{name: pinny, context: {cluster: local, user: pinny}}]",
+        "current-context: pinny",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig })) as {
+      status: { userInfo: { username: string; groups: string[] } };
+    };
+    assert.equal(who.status.userInfo.username, user.username);
+    assert.deepEqual(who.status.userInfo.groups, [...user.groups, "system:authenticated"]);
+    const bad = await login("not-a-valid-token");
+    assert.equal(bad.credential, undefined);
+    assert.equal(bad.message, "authentication failed");
+  });
+
+  it("succeeds 10 TokenCredentialRequests in a row across a serving-cert rotation (Secret deleted after the 5th)", async () => {
+    const before = await eventually("the serving-cert Secret", secret);
+    const servedBefore = concierge.holders.servingCerts.get()?.certPEM;
+    // No pause around the deletion: the old pair serves until the new one is loaded, and the
+    // new one is loaded before (or as) the caBundles change, so no request should fail.
+    for (let i = 1; i <= 10; i++) {
+      const status = await login();
+      assert.ok(status.credential, `TCR ${i}: ${status.message}`);
+      if (i === 5) await ok(["delete", "secret", "-n", namespace, secretName]);
+    }
+    const rotated = await eventually("a new serving-cert Secret", async () => {
+      const s = await secret();
+      return s && s.metadata.uid !== before.metadata.uid ? s : undefined;
+    });
+    assert.notEqual(rotated.data.caCertificate, before.data.caCertificate);
+    assert.notEqual(rotated.data.tlsCertificateChain, before.data.tlsCertificateChain);
+    await eventually("both caBundles to follow the new CA", async () =>
+      (await caBundles()).every((b) => b === rotated.data.caCertificate),
+    );
+    await eventually("the new pair to be served", async () => {
+      const served = concierge.holders.servingCerts.get()?.certPEM;
+      return served !== servedBefore && served !== undefined;
+    });
+    // Upstream's check once the rotation is done: ten in a row, through the new CA.
+    for (let i = 1; i <= 10; i++) {
+      const status = await login();
+      assert.ok(status.credential, `TCR ${i} after the rotation: ${status.message}`);
+    }
+  });
+
+  it("keeps config/deployment.yaml acceptable to kube-apiserver (server-side dry run; nothing would run it)", async () => {
+    await ok(["apply", "--dry-run=server", "-f", join(configDir, "deployment.yaml")]);
+  });
+
+  it("releases the Lease on stop()", async () => {
+    await concierge.stop();
+    const holder = await ok([
+      "get",
+      "lease",
+      "-n",
+      namespace,
+      "pinniped-concierge",
+      "-o",
+      "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert.equal(holder, "");
+    await assert.rejects(health("/healthz"));
+    assert.ok(logs.lines.some((l) => l.msg === "stopped"));
+    // The process ran as its ServiceAccount throughout: a rule missing from config/rbac.yaml
+    // would have shown up here as a refused request.
+    assert.deepEqual(
+      logs.lines.filter((l) => /forbidden/i.test(JSON.stringify(l))),
+      [],
+    );
+  });
+
+  it("runs as `node server/main.ts --config … --kubeconfig …` and exits 0 on SIGTERM, releasing the Lease", async () => {
+    const [healthPort] = await freePorts(1);
+    const configPath = join(dir, "pinniped.yaml");
+    await writeFile(
+      configPath,
+      [
+        `namespace: ${namespace}`,
+        // The port the APIServices and the webhook configuration already name.
+        `aggregatedAPIServerPort: ${concierge.ports.aggregatedAPI}`,
+        `healthPort: ${healthPort}`,
+        "extraServingSANs: [localhost, 127.0.0.1]",
+      ].join("\n"),
+    );
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, "server", "main.ts"), "--config", configPath, "--kubeconfig", concierge.kubeconfigPath],
+      { env: { ...process.env, POD_NAME: "concierge-process-child" }, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      await eventually("the child's /readyz", async () => {
+        const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
+        return res?.status === 200;
+      });
+      await eventually("the child to take the Lease", async () => {
+        const holder = await ok([
+          "get",
+          "lease",
+          "-n",
+          namespace,
+          "pinniped-concierge",
+          "-o",
+          "jsonpath={.spec.holderIdentity}",
+        ]);
+        return holder === "concierge-process-child";
+      });
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw new Error(`${(err as Error).message}\n${stderr}`);
+    }
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, stderr);
+    const holder = await ok([
+      "get",
+      "lease",
+      "-n",
+      namespace,
+      "pinniped-concierge",
+      "-o",
+      "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert.equal(holder, "");
+    const messages = stderr
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    for (const step of [
+      "config loaded",
+      "starting",
+      "reconcilers registered",
+      "informers synced",
+      "stopped",
+    ]) {
+      assert.ok(messages.includes(step), `no "${step}" log line in:\n${stderr}`);
+    }
+  });
+});
