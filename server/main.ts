@@ -52,7 +52,7 @@ export interface StartOptions {
   leaderElection?: Pick<LeaderElectorOptions, "leaseDurationMs" | "renewDeadlineMs" | "retryPeriodMs">;
 }
 
-/** What the process holds in memory; exposed for tests (e.g. to load a signing CA by hand). */
+/** What the process holds in memory; exposed for tests (e.g. to inspect the loaded signing CA or serving pair). */
 export interface Holders {
   authenticators: AuthenticatorCache;
   servingCerts: ServingCertHolder;

@@ -5,6 +5,13 @@
 // It has a control plane of its own: the APIServices are the real, cluster-scoped
 // v1alpha1.{login,identity}.concierge.pinniped.dev ones, which aggregated-api.test.ts also creates
 // on the shared control plane.
+//
+// The control plane runs kube-apiserver and kube-controller-manager as processes, with no kubelet
+// and no Pod objects for them, so the test plays the node: it creates a Node whose kubelet is a
+// stand-in (test/harness/kubelet-standin.ts) answering exec the way the agent binary would, plays
+// kube-controller-manager's static (mirror) pod naming the control plane's real signing CA, and
+// marks pods Running as a kubelet would. The process's kube-cert-agent then borrows that key for
+// real (Deployment, ReplicaSet, exec through kube-apiserver to the kubelet): no test hook loads it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -12,12 +19,21 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { CertificateAuthority } from "../../certs/ca.ts";
+import type { Pod } from "../../controllers/kubecertagent/agent.ts";
+import { KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { type ControlPlane, freePorts } from "../../hack/controlplane.ts";
 import { configDir, type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { apiServiceNames } from "../../server/main.ts";
 import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import {
+  type ExecRequest,
+  type ExecResult,
+  type KubeletStandIn,
+  registerNode,
+  startKubeletStandIn,
+} from "../harness/kubelet-standin.ts";
+import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -25,6 +41,15 @@ const namespace = "pinniped-concierge";
 const secretName = "pinniped-concierge-api-tls-serving-certificate";
 const goodToken = "concierge-process-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
+const oidcUser = { username: "oidc-pinny", groups: ["otters", "sea-lions"] };
+const audience = "concierge-process-test";
+const otherAudience = "some-other-client";
+const nodeName = "concierge-process-node";
+const agentSelector = "kube-cert-agent.pinniped.dev=v3";
+
+type AuthenticatorRef = { kind: "WebhookAuthenticator" | "JWTAuthenticator"; name: string };
+const webhookRef: AuthenticatorRef = { kind: "WebhookAuthenticator", name: "corp" };
+const jwtRef: AuthenticatorRef = { kind: "JWTAuthenticator", name: "oidc" };
 
 async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000) {
   const deadline = Date.now() + timeoutMs;
@@ -41,6 +66,9 @@ describe("the Concierge process, run locally against a dedicated control plane",
   let dir: string;
   let concierge: LocalConcierge;
   let webhook: TokenReviewWebhook;
+  let oidc: TestOIDCProvider;
+  let kubelet: KubeletStandIn | undefined;
+  let admin: KubeRestClient;
   const logs = memoryLogger("info");
 
   // Its own discovery cache: kubectl caches API groups for hours.
@@ -68,7 +96,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
   };
   const caBundles = async () =>
     Promise.all(apiServiceNames.map((n) => ok(["get", "apiservice", n, "-o", "jsonpath={.spec.caBundle}"])));
-  const tcrFile = async (token: string) => {
+  const tcrFile = async (token: string, authenticator: AuthenticatorRef) => {
     const path = join(dir, "tcr.yaml");
     await writeFile(
       path,
@@ -77,7 +105,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
         "kind: TokenCredentialRequest",
         "spec:",
         `  token: ${token}`,
-        "  authenticator: {apiGroup: authentication.concierge.pinniped.dev, kind: WebhookAuthenticator, name: corp}",
+        `  authenticator: {apiGroup: authentication.concierge.pinniped.dev, kind: ${authenticator.kind}, name: ${authenticator.name}}`,
         "",
       ].join("\n"),
     );
@@ -87,16 +115,71 @@ describe("the Concierge process, run locally against a dedicated control plane",
     credential?: { clientCertificateData: string; clientKeyData: string };
     message?: string;
   };
-  const login = async (token = goodToken): Promise<TCRStatus> => {
-    const res = await kubectl(["create", "-f", await tcrFile(token), "-o", "json"]);
+  const login = async (token = goodToken, authenticator = webhookRef): Promise<TCRStatus> => {
+    const res = await kubectl(["create", "-f", await tcrFile(token, authenticator), "-o", "json"]);
     if (res.code !== 0) return { message: `kubectl failed: ${res.stderr}` };
     return (JSON.parse(res.stdout) as { status: TCRStatus }).status;
+  };
+  /** `kubectl auth whoami` with a kubeconfig holding only the TCR's client certificate. */
+  const whoami = async (name: string, credential: NonNullable<TCRStatus["credential"]>) => {
+    const kubeconfig = join(dir, `${name}.kubeconfig`);
+    const caData = (await readFile(cp.pki.ca.cert)).toString("base64");
+    await writeFile(
+      kubeconfig,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        `clusters: [{name: local, cluster: {server: '${cp.server}', certificate-authority-data: ${caData}}}]`,
+        "users:",
+        `- name: ${name}`,
+        "  user:",
+        `    client-certificate-data: ${Buffer.from(credential.clientCertificateData).toString("base64")}`,
+        `    client-key-data: ${Buffer.from(credential.clientKeyData).toString("base64")}`,
+        `contexts: [{name: ${name}, context: {cluster: local, user: ${name}}}]`,
+        `current-context: ${name}`,
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig })) as {
+      status: { userInfo: { username: string; groups: string[] } };
+    };
+    return who.status.userInfo;
+  };
+  const podsPath = (ns: string) => `/api/v1/namespaces/${ns}/pods`;
+  /** What a kubelet reports once a pod's containers started. */
+  const markRunning = (ns: string, name: string) =>
+    admin.request({
+      method: "PATCH",
+      path: `${podsPath(ns)}/${name}/status`,
+      contentType: "application/merge-patch+json",
+      body: { status: { phase: "Running" } },
+    });
+  /** The agent binary's `print` in a Running pod: the files its container's env names. */
+  const agentPrint = async ({ namespace: ns, pod, container, command }: ExecRequest): Promise<ExecResult> => {
+    const p = await admin.request<Pod>({ method: "GET", path: `${podsPath(ns)}/${pod}` });
+    if (p.status?.phase !== "Running") throw new Error(`pod ${ns}/${pod} is not running`);
+    const c = p.spec?.containers?.find((x) => x.name === container);
+    if (!c) throw new Error(`container ${container} not found in pod ${ns}/${pod}`);
+    assert.deepEqual(command, ["pinniped-concierge-kube-cert-agent", "print"]);
+    const env = new Map((c.env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+    const read = async (name: string) => (await readFile(env.get(name) ?? "")).toString("base64");
+    return {
+      stdout: JSON.stringify({ "tls.crt": await read("CERT_PATH"), "tls.key": await read("KEY_PATH") }),
+    };
+  };
+  type Strategy = { type: string; status: string; reason: string; message: string };
+  const strategies = async () => {
+    const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
+    return (JSON.parse(out) as { status?: { strategies?: Strategy[] } }).status?.strategies ?? [];
   };
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "concierge-process-"));
     cp = await startTestControlPlane("concierge");
+    admin = new KubeRestClient(cp.kubeConfig());
     webhook = await startTokenReviewWebhook({ users: { [goodToken]: user } });
+    oidc = await startOIDCProvider({ audiences: [audience, otherAudience] });
     concierge = await runLocal({
       kubeconfigPath: cp.kubeconfigPath,
       binDir: cp.binDir,
@@ -108,6 +191,8 @@ describe("the Concierge process, run locally against a dedicated control plane",
 
   after(async () => {
     await concierge?.stop();
+    await kubelet?.close();
+    await oidc?.close();
     await webhook?.close();
     await cp?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -223,13 +308,29 @@ describe("the Concierge process, run locally against a dedicated control plane",
     await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "webhookauthenticator/corp"]);
   });
 
-  it("publishes the kube-cert-agent strategy's error in the CredentialIssuer (no kube-controller-manager pod: there is no kubelet)", async () => {
-    const strategy = await eventually("the KubeClusterSigningCertificate strategy", async () => {
-      const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
-      const issuer = JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } };
-      return issuer.status?.strategies?.find((s) => s.type === "KubeClusterSigningCertificate");
+  it("makes a JWTAuthenticator for the test OIDC provider Ready", async () => {
+    await ok(["apply", "-f", "-"], {
+      input: [
+        "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
+        "kind: JWTAuthenticator",
+        `metadata: {name: ${jwtRef.name}}`,
+        `spec: {issuer: '${oidc.issuer}', audience: ${audience}, tls: {certificateAuthorityData: '${Buffer.from(oidc.caPEM).toString("base64")}'}}`,
+      ].join("\n"),
     });
+    await ok([
+      "wait",
+      "--for=jsonpath={.status.phase}=Ready",
+      "--timeout=60s",
+      `jwtauthenticator/${jwtRef.name}`,
+    ]);
+  });
+
+  it("publishes the kube-cert-agent strategy's error in the CredentialIssuer (before the test plays a node: no kube-controller-manager pod)", async () => {
+    const strategy = await eventually("the KubeClusterSigningCertificate strategy", async () =>
+      (await strategies()).find((s) => s.type === "KubeClusterSigningCertificate"),
+    );
     assert.equal(strategy.status, "Error");
+    assert.equal(strategy.reason, "CouldNotFetchKey");
   });
 
   it("answers a TokenCredentialRequest with 'authentication failed' while no signing CA is loaded", async () => {
@@ -237,42 +338,142 @@ describe("the Concierge process, run locally against a dedicated control plane",
     const status = await login();
     assert.equal(status.credential, undefined);
     assert.equal(status.message, "authentication failed");
+    // A valid ID token too: the token is good, there is nothing to sign with.
+    const token = await oidc.mint({ subject: "oidc-subject", audience, claims: oidcUser });
+    const jwt = await login(token, jwtRef);
+    assert.equal(jwt.credential, undefined);
+    assert.equal(jwt.message, "authentication failed");
   });
 
-  it("issues a certificate that kubectl auth whoami accepts, once the cluster CA is loaded by a test hook (standing in for kube-cert-agent)", async () => {
-    concierge.holders.kubeSigner.set(
-      CertificateAuthority.load(
-        await readFile(cp.pki.ca.cert, "utf8"),
-        await readFile(cp.pki.ca.key, "utf8"),
+  it("borrows the control plane's signing key through kube-cert-agent once the test plays the node, its kubelet and kube-controller-manager's static pod", async (t) => {
+    const began = performance.now();
+    const pkiDir = join(dirname(cp.kubeconfigPath), "pki");
+    const clusterCA = { cert: join(pkiDir, "ca.crt"), key: join(pkiDir, "ca.key") };
+    // The node and its kubelet: a Node object (kube-controller-manager's pod GC deletes pods bound
+    // to a missing node) whose kubelet endpoint is the stand-in, which kube-apiserver dials with
+    // its kubelet client certificate (signed by the cluster CA).
+    kubelet = await startKubeletStandIn({
+      clientCAPEM: await readFile(clusterCA.cert, "utf8"),
+      exec: agentPrint,
+    });
+    await registerNode(admin, nodeName, kubelet.port);
+    // kube-controller-manager's static pod, as its mirror Pod would be: the signing flags name the
+    // control plane's own CA files.
+    const kcmName = `kube-controller-manager-${nodeName}`;
+    await admin.request({
+      method: "POST",
+      path: podsPath("kube-system"),
+      body: {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: kcmName, labels: { component: "kube-controller-manager", tier: "control-plane" } },
+        spec: {
+          automountServiceAccountToken: false,
+          nodeName,
+          tolerations: [{ operator: "Exists", effect: "NoExecute" }],
+          containers: [
+            {
+              name: "kube-controller-manager",
+              image: "registry.k8s.io/kube-controller-manager:v1.34.0",
+              command: [
+                "kube-controller-manager",
+                `--cluster-signing-cert-file=${clusterCA.cert}`,
+                `--cluster-signing-key-file=${clusterCA.key}`,
+              ],
+              volumeMounts: [{ name: "k8s-certs", mountPath: pkiDir, readOnly: true }],
+            },
+          ],
+          volumes: [{ name: "k8s-certs", hostPath: { path: pkiDir, type: "DirectoryOrCreate" } }],
+        },
+      },
+    });
+    await markRunning("kube-system", kcmName);
+
+    // The agent Deployment the process creates; kube-controller-manager's Deployment and
+    // ReplicaSet controllers make its pod, which the test (as the node) marks Running.
+    const deployment = await eventually("the agent Deployment", async () => {
+      const res = await kubectl([
+        "get",
+        "deployment",
+        "-n",
+        namespace,
+        "pinniped-concierge-kube-cert-agent",
+        "-o",
+        "json",
+      ]);
+      return res.code === 0
+        ? (JSON.parse(res.stdout) as { spec: { template: { spec: Pod["spec"] } } })
+        : undefined;
+    });
+    const agentSpec = deployment.spec.template.spec;
+    assert.equal(agentSpec?.nodeName, nodeName);
+    assert.deepEqual(agentSpec?.containers?.[0]?.env, [
+      { name: "CERT_PATH", value: clusterCA.cert },
+      { name: "KEY_PATH", value: clusterCA.key },
+    ]);
+    const listAgentPods = async () =>
+      (
+        await admin.request<{ items: Pod[] }>({
+          method: "GET",
+          path: podsPath(namespace),
+          query: { labelSelector: agentSelector },
+        })
+      ).items;
+    await eventually("the agent pod", async () => ((await listAgentPods()).length > 0 ? true : undefined));
+    const strategy = await eventually("KubeClusterSigningCertificate Success/FetchedKey", async () => {
+      // Every agent pod the ReplicaSet made runs on the played node: the node marks it Running.
+      for (const pod of await listAgentPods()) {
+        if (pod.status?.phase !== "Running" && !pod.metadata?.deletionTimestamp) {
+          await markRunning(namespace, pod.metadata!.name!);
+        }
+      }
+      const s = (await strategies()).find((x) => x.type === "KubeClusterSigningCertificate");
+      return s?.status === "Success" ? s : undefined;
+    });
+    assert.equal(strategy.reason, "FetchedKey");
+    assert.equal(strategy.message, "key was fetched successfully");
+    // kubectl's DEFAULTSTRATEGY column shows it.
+    const table = await ok(["get", "credentialissuer", "pinniped-concierge-config"]);
+    const [header, row] = table.trim().split("\n");
+    const column = header!.split(/\s+/).indexOf("DEFAULTSTRATEGY");
+    assert.notEqual(column, -1, table);
+    assert.equal(row!.split(/\s+/)[column], "KubeClusterSigningCertificate", table);
+    // The key loaded is the control plane's, fetched by exec through kube-apiserver.
+    assert.equal(
+      concierge.holders.kubeSigner.get()?.certPEM.trim(),
+      (await readFile(clusterCA.cert, "utf8")).trim(),
+    );
+    assert.ok(kubelet.execs.length > 0);
+    assert.ok(
+      kubelet.execs.every(
+        (e) =>
+          e.namespace === namespace && e.command.join(" ") === "pinniped-concierge-kube-cert-agent print",
       ),
     );
+    assert.deepEqual(kubelet.rejected, []);
+    t.diagnostic(`node played to FetchedKey in ${Math.round(performance.now() - began)} ms`);
+  });
+
+  it("issues a WebhookAuthenticator TCR certificate, from the key kube-cert-agent borrowed from the (test-played) static pod, that kubectl auth whoami accepts", async () => {
     const status = await login();
     assert.ok(status.credential, status.message);
-    const kubeconfig = join(dir, "pinny.kubeconfig");
-    const caData = (await readFile(cp.pki.ca.cert)).toString("base64");
-    await writeFile(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        `clusters: [{name: local, cluster: {server: '${cp.server}', certificate-authority-data: ${caData}}}]`,
-        "users:",
-        "- name: pinny",
-        "  user:",
-        `    client-certificate-data: ${Buffer.from(status.credential.clientCertificateData).toString("base64")}`,
-        `    client-key-data: ${Buffer.from(status.credential.clientKeyData).toString("base64")}`,
-        "contexts: [{name: pinny, context: {cluster: local, user: pinny}}]",
-        "current-context: pinny",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
-    const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig })) as {
-      status: { userInfo: { username: string; groups: string[] } };
-    };
-    assert.equal(who.status.userInfo.username, user.username);
-    assert.deepEqual(who.status.userInfo.groups, [...user.groups, "system:authenticated"]);
+    const who = await whoami("pinny", status.credential);
+    assert.equal(who.username, user.username);
+    assert.deepEqual(who.groups, [...user.groups, "system:authenticated"]);
     const bad = await login("not-a-valid-token");
+    assert.equal(bad.credential, undefined);
+    assert.equal(bad.message, "authentication failed");
+  });
+
+  it("issues a JWTAuthenticator TCR certificate for an ID token from the OIDC provider, from the borrowed key, that kubectl auth whoami accepts; a token for another audience fails", async () => {
+    const token = await oidc.mint({ subject: "oidc-subject", audience, claims: oidcUser });
+    const status = await login(token, jwtRef);
+    assert.ok(status.credential, status.message);
+    const who = await whoami("oidc-pinny", status.credential);
+    assert.equal(who.username, oidcUser.username);
+    assert.deepEqual(who.groups, [...oidcUser.groups, "system:authenticated"]);
+    const foreign = await oidc.mint({ subject: "oidc-subject", audience: otherAudience, claims: oidcUser });
+    const bad = await login(foreign, jwtRef);
     assert.equal(bad.credential, undefined);
     assert.equal(bad.message, "authentication failed");
   });
