@@ -1,0 +1,96 @@
+// `pinniped whoami`: who the cluster thinks the current kubeconfig's user is, from a
+// WhoAmIRequest (what kube-apiserver forwarded to the Concierge through aggregation).
+import { stringify } from "yaml";
+import { isApiError, KubeRestClient } from "../controllers/runtime/rest.ts";
+import { defaultAPIGroupSuffix, parseFlags, UsageError, validateAPIGroupSuffix } from "./flags.ts";
+import { loadKubeConfig } from "./kube.ts";
+
+export const whoamiHelp = `Print information about the current user
+
+Usage:
+  pinniped whoami [flags]
+
+Flags:
+      --api-group-suffix string     Concierge API group suffix (default "pinniped.dev")
+  -h, --help                        help for whoami
+      --kubeconfig string           Path to kubeconfig file (default $KUBECONFIG, else ~/.kube/config)
+      --kubeconfig-context string   Kubeconfig context name (default: current active context)
+  -o, --output string               Output format (e.g., 'yaml', 'json', 'text') (default "text")
+      --timeout duration            Timeout for the WhoAmI API request, in seconds (default: none)
+`;
+
+export interface WhoAmIOptions {
+  output: "text" | "json" | "yaml";
+  kubeconfig: string | undefined;
+  context: string | undefined;
+  apiGroupSuffix: string;
+  timeoutMs: number | undefined;
+}
+
+export function parseWhoAmI(args: string[]): WhoAmIOptions | "help" {
+  const { values } = parseFlags("whoami", args, {
+    output: { type: "string", short: "o", default: "text" },
+    kubeconfig: { type: "string" },
+    "kubeconfig-context": { type: "string" },
+    "api-group-suffix": { type: "string", default: defaultAPIGroupSuffix },
+    timeout: { type: "string" },
+  });
+  if (values.help) return "help";
+  const output = values.output;
+  if (output !== "text" && output !== "json" && output !== "yaml") {
+    throw new UsageError(`unknown output format: "${output}"`);
+  }
+  validateAPIGroupSuffix(values["api-group-suffix"]);
+  let timeoutMs: number | undefined;
+  if (values.timeout !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(values.timeout);
+    if (!m) throw new UsageError(`invalid --timeout "${values.timeout}" (e.g. 30s, 500ms, 1m)`);
+    timeoutMs = Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 }[m[2] ?? "s"] ?? 1000);
+  }
+  return {
+    output,
+    kubeconfig: values.kubeconfig,
+    context: values["kubeconfig-context"],
+    apiGroupSuffix: values["api-group-suffix"],
+    timeoutMs,
+  };
+}
+
+interface WhoAmIRequest {
+  status?: { kubernetesUserInfo?: { user?: { username?: string; groups?: string[] } } };
+}
+
+export async function whoami(options: WhoAmIOptions): Promise<string> {
+  const kc = loadKubeConfig(options.kubeconfig, options.context);
+  const client = new KubeRestClient(kc, { userAgent: "pinniped-cli" });
+  const group = `identity.concierge.${options.apiGroupSuffix}`;
+  let result: WhoAmIRequest;
+  try {
+    result = await client.request<WhoAmIRequest>({
+      method: "POST",
+      path: `/apis/${group}/v1alpha1/whoamirequests`,
+      body: { apiVersion: `${group}/v1alpha1`, kind: "WhoAmIRequest", metadata: {}, spec: {} },
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    });
+  } catch (err) {
+    const hint = isApiError(err, 404) ? " (is the Pinniped WhoAmI API running and healthy?)" : "";
+    throw new Error(`could not complete WhoAmIRequest: ${(err as Error).message}${hint}`);
+  }
+  const full = { apiVersion: `${group}/v1alpha1`, kind: "WhoAmIRequest", ...result };
+  if (options.output === "json") return `${JSON.stringify(full, null, 2)}\n`;
+  if (options.output === "yaml") return stringify(full);
+  const cluster = kc.getCurrentCluster();
+  const user = result.status?.kubernetesUserInfo?.user;
+  return [
+    "Current cluster info:",
+    "",
+    `Name: ${kc.getCurrentContext() ? (kc.getContextObject(kc.getCurrentContext())?.cluster ?? "???") : "???"}`,
+    `URL: ${cluster?.server || "???"}`,
+    "",
+    "Current user info:",
+    "",
+    `Username: ${user?.username ?? ""}`,
+    `Groups: ${(user?.groups ?? []).join(", ")}`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,319 @@
+// The `pinniped` CLI (bin/pinniped) end to end, static-token path: the whole Concierge runs as a
+// local process (hack/run-local.ts) behind a dedicated control plane's real aggregator, with a
+// WebhookAuthenticator for the test TokenReview webhook. The signing key is borrowed for real by
+// kube-cert-agent, with the test playing the node as concierge-process.test.ts does (a Node whose
+// kubelet is a stand-in, kube-controller-manager's mirror pod, pods marked Running), so that the
+// CredentialIssuer's TokenCredentialRequestAPI strategy is genuinely Success.
+//
+// Then: `pinniped get kubeconfig --static-token …` → kubectl runs `pinniped login static` as an
+// exec plugin for `auth whoami`, an allowed and a forbidden `get`, and `pinniped whoami`.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import type { Pod } from "../../controllers/kubecertagent/agent.ts";
+import { KubeRestClient } from "../../controllers/runtime/rest.ts";
+import type { ControlPlane } from "../../hack/controlplane.ts";
+import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
+import { memoryLogger } from "../../observability/logger.ts";
+import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import {
+  type ExecRequest,
+  type ExecResult,
+  type KubeletStandIn,
+  registerNode,
+  startKubeletStandIn,
+} from "../harness/kubelet-standin.ts";
+import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
+
+const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
+const namespace = "pinniped-concierge";
+const token = "cli-static-test-token";
+const user = { username: "pinny", groups: ["seals", "walruses"] };
+const nodeName = "cli-static-node";
+const agentSelector = "kube-cert-agent.pinniped.dev=v3";
+
+async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function pinniped(args: string[], env: NodeJS.ProcessEnv = {}): Promise<KubectlResult> {
+  return new Promise((resolve) => {
+    execFile(
+      pinnipedBin,
+      args,
+      { env: { ...process.env, ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("pinniped CLI, static token, against the locally run Concierge (dedicated control plane)", () => {
+  let cp: ControlPlane;
+  let dir: string;
+  let concierge: LocalConcierge;
+  let webhook: TokenReviewWebhook;
+  let kubelet: KubeletStandIn;
+  let admin: KubeRestClient;
+  let generated: string;
+  let credentialCache: string;
+  const logs = memoryLogger("info");
+
+  const kubectl = (args: string[], opts: { input?: string; kubeconfig?: string } = {}) =>
+    runKubectl(
+      cp.binDir,
+      opts.kubeconfig ?? cp.kubeconfigPath,
+      ["--cache-dir", join(dir, "cache"), ...args],
+      opts,
+    );
+  const ok = async (args: string[], opts?: { input?: string; kubeconfig?: string }) => {
+    const res = await kubectl(args, opts);
+    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
+    return res.stdout;
+  };
+  const podsPath = (ns: string) => `/api/v1/namespaces/${ns}/pods`;
+  const markRunning = (ns: string, name: string) =>
+    admin.request({
+      method: "PATCH",
+      path: `${podsPath(ns)}/${name}/status`,
+      contentType: "application/merge-patch+json",
+      body: { status: { phase: "Running" } },
+    });
+  /** The agent binary's `print`: the files its container's env names. */
+  const agentPrint = async ({ namespace: ns, pod, container }: ExecRequest): Promise<ExecResult> => {
+    const p = await admin.request<Pod>({ method: "GET", path: `${podsPath(ns)}/${pod}` });
+    const c = p.spec?.containers?.find((x) => x.name === container);
+    const env = new Map(((c?.env ?? []) as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+    const read = async (name: string) => (await readFile(env.get(name) ?? "")).toString("base64");
+    return {
+      stdout: JSON.stringify({ "tls.crt": await read("CERT_PATH"), "tls.key": await read("KEY_PATH") }),
+    };
+  };
+  /**
+   * Certificates the Concierge issued, from its /metrics: the webhook's answers would undercount,
+   * as the Concierge remembers successful TokenReviews for a few seconds.
+   */
+  const exchanges = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${concierge.ports.health}/metrics`)).text();
+    const m = /^concierge_token_credential_requests_total\{outcome="issued"\} (\d+)$/m.exec(text);
+    return Number(m?.[1] ?? 0);
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "cli-static-"));
+    credentialCache = join(dir, "pinniped", "credentials.yaml");
+    generated = join(dir, "generated.kubeconfig");
+    cp = await startTestControlPlane("cli-static");
+    admin = new KubeRestClient(cp.kubeConfig());
+    webhook = await startTokenReviewWebhook({ users: { [token]: user } });
+    concierge = await runLocal({
+      kubeconfigPath: cp.kubeconfigPath,
+      binDir: cp.binDir,
+      log: logs.log,
+      identity: "cli-static-test",
+      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+    });
+
+    // Play the node (see concierge-process.test.ts for each step's reason).
+    const pkiDir = join(dirname(cp.kubeconfigPath), "pki");
+    const clusterCA = { cert: join(pkiDir, "ca.crt"), key: join(pkiDir, "ca.key") };
+    kubelet = await startKubeletStandIn({
+      clientCAPEM: await readFile(clusterCA.cert, "utf8"),
+      exec: agentPrint,
+    });
+    await registerNode(admin, nodeName, kubelet.port);
+    const kcmName = `kube-controller-manager-${nodeName}`;
+    await admin.request({
+      method: "POST",
+      path: podsPath("kube-system"),
+      body: {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: kcmName, labels: { component: "kube-controller-manager", tier: "control-plane" } },
+        spec: {
+          automountServiceAccountToken: false,
+          nodeName,
+          tolerations: [{ operator: "Exists", effect: "NoExecute" }],
+          containers: [
+            {
+              name: "kube-controller-manager",
+              image: "registry.k8s.io/kube-controller-manager:v1.34.0",
+              command: [
+                "kube-controller-manager",
+                `--cluster-signing-cert-file=${clusterCA.cert}`,
+                `--cluster-signing-key-file=${clusterCA.key}`,
+              ],
+              volumeMounts: [{ name: "k8s-certs", mountPath: pkiDir, readOnly: true }],
+            },
+          ],
+          volumes: [{ name: "k8s-certs", hostPath: { path: pkiDir, type: "DirectoryOrCreate" } }],
+        },
+      },
+    });
+    await markRunning("kube-system", kcmName);
+
+    await ok(["apply", "-f", "-"], {
+      input: [
+        "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
+        "kind: WebhookAuthenticator",
+        "metadata: {name: corp}",
+        `spec: {endpoint: '${webhook.url}', tls: {certificateAuthorityData: '${webhook.caBase64}'}}`,
+        "---",
+        "apiVersion: rbac.authorization.k8s.io/v1",
+        "kind: ClusterRole",
+        "metadata: {name: cli-static-read-namespaces}",
+        "rules: [{apiGroups: [''], resources: [namespaces], verbs: [get, list]}]",
+        "---",
+        "apiVersion: rbac.authorization.k8s.io/v1",
+        "kind: ClusterRoleBinding",
+        "metadata: {name: cli-static-seals}",
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cli-static-read-namespaces}",
+        "subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: seals}]",
+      ].join("\n"),
+    });
+    await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "webhookauthenticator/corp"]);
+    const listAgentPods = async () =>
+      (
+        await admin.request<{ items: Pod[] }>({
+          method: "GET",
+          path: podsPath(namespace),
+          query: { labelSelector: agentSelector },
+        })
+      ).items;
+    await eventually("KubeClusterSigningCertificate Success", async () => {
+      for (const pod of await listAgentPods()) {
+        if (pod.status?.phase !== "Running" && !pod.metadata?.deletionTimestamp) {
+          await markRunning(namespace, pod.metadata!.name!);
+        }
+      }
+      const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
+      const strategies =
+        (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
+          ?.strategies ?? [];
+      return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success");
+    });
+    await ok([
+      "wait",
+      "--for=condition=Available",
+      "--timeout=90s",
+      "apiservice/v1alpha1.login.concierge.pinniped.dev",
+    ]);
+  });
+
+  after(async () => {
+    await concierge?.stop();
+    await kubelet?.close();
+    await webhook?.close();
+    await cp?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("pinniped get kubeconfig --static-token discovers the Concierge and writes an exec-plugin kubeconfig", async () => {
+    const res = await pinniped([
+      "get",
+      "kubeconfig",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--static-token",
+      token,
+      "--credential-cache",
+      credentialCache,
+      "-o",
+      generated,
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /discovered CredentialIssuer pinniped-concierge-config/);
+    assert.match(res.stderr, /discovered Concierge operating in TokenCredentialRequest API mode/);
+    assert.doesNotMatch(res.stderr, new RegExp(token));
+    assert.equal((await stat(generated)).mode & 0o777, 0o600);
+    const kc = parse(await readFile(generated, "utf8"));
+    const exec = kc.users[0].user.exec;
+    assert.equal(exec.command, pinnipedBin);
+    assert.equal(exec.interactiveMode, "Never");
+    assert.deepEqual(exec.args.slice(0, 3), ["login", "static", "--enable-concierge"]);
+    assert.ok(exec.args.includes("--concierge-authenticator-type=webhook"));
+    assert.ok(exec.args.includes("--concierge-authenticator-name=corp"));
+    assert.ok(exec.args.includes(`--concierge-endpoint=${cp.server}`));
+    assert.ok(exec.args.includes(`--token=${token}`));
+  });
+
+  it("kubectl auth whoami through the exec plugin shows the webhook's user and groups; a second call reuses the cached credential", async () => {
+    const before = await exchanges();
+    const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig: generated })) as {
+      status: { userInfo: { username: string; groups: string[] } };
+    };
+    assert.equal(who.status.userInfo.username, user.username);
+    assert.deepEqual(who.status.userInfo.groups, [...user.groups, "system:authenticated"]);
+    assert.equal(await exchanges(), before + 1);
+    assert.equal((await stat(credentialCache)).mode & 0o777, 0o600);
+    await ok(["auth", "whoami"], { kubeconfig: generated });
+    assert.equal(
+      await exchanges(),
+      before + 1,
+      "a second kubectl within the certificate's TTL exchanged again",
+    );
+  });
+
+  it("a concurrent burst of kubectl processes with an empty cache does one exchange (the lock spans it)", async () => {
+    await rm(credentialCache);
+    const before = await exchanges();
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => kubectl(["auth", "whoami", "-o", "name"], { kubeconfig: generated })),
+    );
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    assert.equal(await exchanges(), before + 1);
+  });
+
+  it("an RBAC-allowed kubectl get succeeds and a forbidden one is denied", async () => {
+    assert.match(
+      await ok(["get", "namespace", "default", "-o", "name"], { kubeconfig: generated }),
+      /namespace\/default/,
+    );
+    const denied = await kubectl(["get", "secrets", "-n", "kube-system"], { kubeconfig: generated });
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /Forbidden.*User "pinny" cannot list resource "secrets"/);
+  });
+
+  it("pinniped whoami with the generated kubeconfig prints upstream's text and full json", async () => {
+    const text = await pinniped(["whoami", "--kubeconfig", generated]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(
+      text.stdout,
+      /^Current cluster info:\n\nName: .+-pinniped\nURL: https:\/\/127\.0\.0\.1:\d+\n/,
+    );
+    assert.match(
+      text.stdout,
+      /Current user info:\n\nUsername: pinny\nGroups: seals, walruses, system:authenticated\n/,
+    );
+    const json = await pinniped(["whoami", "--kubeconfig", generated, "-o", "json"]);
+    assert.equal(json.code, 0, json.stderr);
+    const obj = JSON.parse(json.stdout);
+    assert.equal(obj.kind, "WhoAmIRequest");
+    assert.equal(obj.apiVersion, "identity.concierge.pinniped.dev/v1alpha1");
+    assert.equal(obj.status.kubernetesUserInfo.user.username, "pinny");
+  });
+
+  it("pinniped login static fails with 'authentication failed' and exit 1 for an unknown token", async () => {
+    const kc = parse(await readFile(generated, "utf8"));
+    const args = (kc.users[0].user.exec.args as string[]).filter((a) => !a.startsWith("--token="));
+    const res = await pinniped([...args, "--token=not-a-valid-token"]);
+    assert.equal(res.code, 1);
+    assert.equal(
+      res.stderr,
+      "Error: could not complete Concierge credential exchange: login failed: authentication failed\n",
+    );
+    assert.equal(res.stdout, "");
+  });
+});
