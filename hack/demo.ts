@@ -1,60 +1,258 @@
-// The demo: a real control plane, the Concierge's APIs installed, and what a
-// cluster administrator sees. It grows as the Concierge does.
-import { runKubectl } from "../test/harness/cluster.ts";
-import { startControlPlane } from "./controlplane.ts";
-import { installCRDs } from "./install.ts";
+// The demo (the README's first command, through hack/demo.sh): a real control plane, the
+// Concierge running against it, and a user logging in with kubectl and the pinniped CLI, each
+// step printed as the command it amounts to. Everything it starts is stopped at the end, and it
+// exits non-zero if a step that should succeed does not (test/integration/demo.test.ts runs it).
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse, stringify } from "yaml";
+import { discardLogger } from "../observability/logger.ts";
+import { apiServiceNames } from "../server/main.ts";
+import { type KubectlResult, runKubectl } from "../test/harness/cluster.ts";
+import { agentSelector, type PlayedNode, playControlPlaneNode } from "../test/harness/play-node.ts";
+import { startTokenReviewWebhook, type TokenReviewWebhook } from "../test/harness/tokenreview-webhook.ts";
+import { type ControlPlane, startControlPlane } from "./controlplane.ts";
+import { type LocalConcierge, runLocal } from "./run-local.ts";
 
-const say = (text: string) => process.stdout.write(`\n\x1b[1m${text}\x1b[0m\n`);
+const began = performance.now();
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+const user = { username: "pinny", groups: ["sea-lions"] };
+// Random, so that nothing printed here could be a working credential anywhere else; hex, as a
+// token starting with "-" would read as a flag on the command line.
+const token = randomBytes(24).toString("hex");
+const dir = await mkdtemp(join(tmpdir(), "concierge-demo-"));
+const userKubeconfig = join(dir, "pinny.kubeconfig");
 
-say(
-  "1. Starting a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on loopback",
-);
-const cp = await startControlPlane({ name: "demo", log: (m) => process.stdout.write(`   ${m}\n`) });
-const kubectl = async (args: string[], input?: string) => {
-  process.stdout.write(`$ kubectl ${args.join(" ")}\n`);
-  const res = await runKubectl(cp.binDir, cp.kubeconfigPath, args, input === undefined ? {} : { input });
-  process.stdout.write(res.stdout + res.stderr);
+const out = (text: string) => process.stdout.write(text);
+/** What is printed never holds the token, and names the temporary directory briefly. */
+const redact = (text: string) => text.replaceAll(token, "********").replaceAll(dir, "$DEMO_DIR");
+const say = (text: string) => out(`\n\x1b[1m${text}\x1b[0m\n`);
+const note = (text: string) => out(`   ${redact(text)}\n`);
+
+let cp: ControlPlane | undefined;
+let concierge: LocalConcierge | undefined;
+let node: PlayedNode | undefined;
+let webhook: TokenReviewWebhook | undefined;
+
+/** kubectl as the admin, or as the demo user with `as: "pinny"`; its output printed. */
+async function kubectl(
+  args: string[],
+  opts: { as?: "pinny"; input?: string; shown?: string; quiet?: boolean } = {},
+): Promise<KubectlResult> {
+  const kubeconfig = opts.as ? userKubeconfig : cp!.kubeconfigPath;
+  const shown = opts.shown ?? args.join(" ");
+  if (!opts.quiet) out(redact(`$ kubectl ${opts.as ? `--kubeconfig ${kubeconfig} ` : ""}${shown}\n`));
+  // Its own discovery cache, so that nothing is left in ~/.kube.
+  const res = await runKubectl(
+    cp!.binDir,
+    kubeconfig,
+    ["--cache-dir", join(dir, "kube-cache"), ...args],
+    opts.input === undefined ? {} : { input: opts.input },
+  );
+  if (!opts.quiet) out(redact(res.stdout + res.stderr));
   return res;
-};
+}
+
+function pinniped(args: string[]): Promise<KubectlResult> {
+  out(redact(`$ bin/pinniped ${args.join(" ")}\n`));
+  return new Promise((resolve) => {
+    execFile(join(repoRoot, "bin", "pinniped"), args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      out(redact(stdout + stderr));
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function must(res: KubectlResult, what: string): string {
+  if (res.code !== 0) throw new Error(`${what} failed (exit ${res.code})`);
+  return res.stdout;
+}
+
+async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 try {
-  await kubectl(["get", "namespaces"]);
-
-  say("2. Installing the Concierge's CustomResourceDefinitions (wire-compatible with upstream Pinniped)");
-  await installCRDs(cp.binDir, cp.kubeconfigPath);
-  await kubectl(["api-resources", "--categories=pinniped"]);
-
-  say("3. An administrator declares how logins work: a CredentialIssuer and a JWTAuthenticator");
-  await kubectl(
-    ["apply", "-f", "-"],
-    [
-      "apiVersion: config.concierge.pinniped.dev/v1alpha1",
-      "kind: CredentialIssuer",
-      "metadata: {name: concierge-config}",
-      "spec: {impersonationProxy: {mode: auto, service: {type: LoadBalancer}}}",
-      "---",
-      "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
-      "kind: JWTAuthenticator",
-      "metadata: {name: demo-issuer}",
-      "spec: {issuer: 'https://issuer.example.com', audience: demo-cluster}",
-    ].join("\n"),
+  say(
+    "1. Starting a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on loopback",
   );
-  await kubectl(["get", "pinniped"]);
+  cp = await startControlPlane({ name: "demo", log: note });
+  must(await kubectl(["get", "namespaces"]), "listing namespaces");
 
-  say("4. Nonsense is refused at apply time, with upstream's messages");
-  await kubectl(
-    ["apply", "-f", "-"],
-    [
-      "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
-      "kind: JWTAuthenticator",
-      "metadata: {name: plain-http}",
-      "spec: {issuer: 'http://issuer.example.com', audience: demo-cluster}",
-    ].join("\n"),
+  say(
+    "2. Starting the Concierge as a local process, installed from config/ and running as its ServiceAccount",
+  );
+  concierge = await runLocal({
+    kubeconfigPath: cp.kubeconfigPath,
+    binDir: cp.binDir,
+    // The demo shows what kubectl shows; the Concierge's JSON log lines would drown it.
+    log: discardLogger(),
+    identity: "demo",
+  });
+  note(
+    `its aggregated API listens on 127.0.0.1:${concierge.ports.aggregatedAPI}; kube-apiserver proxies to it`,
+  );
+  must(
+    await kubectl([
+      "wait",
+      "--for=condition=Available",
+      "--timeout=120s",
+      ...apiServiceNames.map((n) => `apiservice/${n}`),
+    ]),
+    "waiting for the APIServices",
+  );
+  const apiServices = must(await kubectl(["get", "apiservices"], { quiet: true }), "listing APIServices");
+  out("$ kubectl get apiservices | grep -e NAME -e concierge\n");
+  out(
+    apiServices
+      .split("\n")
+      .filter((line) => line.startsWith("NAME") || line.includes("concierge"))
+      .map((line) => `${line}\n`)
+      .join(""),
+  );
+  // Discovery may trail the APIService's Available condition by a moment.
+  await eventually("the login API in discovery", async () => {
+    const res = await kubectl(["api-resources", "--api-group=login.concierge.pinniped.dev"], { quiet: true });
+    return res.stdout.includes("tokencredentialrequests") ? true : undefined;
+  });
+  must(await kubectl(["api-resources", "--api-group=login.concierge.pinniped.dev"]), "listing the login API");
+
+  say("3. Playing the node, so that kube-cert-agent can borrow the cluster's signing key");
+  note("There is no kubelet here: the demo plays the node, its kubelet and kube-controller-manager's");
+  note("static pod (naming the control plane's CA files), and marks the agent's pods Running.");
+  node = await playControlPlaneNode({
+    kubeconfigPath: cp.kubeconfigPath,
+    namespace: concierge.namespace,
+    nodeName: "demo-node",
+  });
+  must(await kubectl(["get", "nodes"]), "listing nodes");
+  must(await kubectl(["get", "pods", "-n", "kube-system"]), "listing kube-system pods");
+
+  say(`4. Connecting an identity provider: a TokenReview webhook that knows one user, ${user.username}`);
+  webhook = await startTokenReviewWebhook({ users: { [token]: user } });
+  note(`the webhook listens on ${webhook.url}; ${user.username} is in group ${user.groups.join(", ")}`);
+  const authenticator = [
+    "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
+    "kind: WebhookAuthenticator",
+    "metadata: {name: demo-webhook}",
+    `spec: {endpoint: '${webhook.url}', tls: {certificateAuthorityData: '${webhook.caBase64}'}}`,
+  ].join("\n");
+  must(
+    await kubectl(["apply", "-f", "-"], {
+      input: authenticator,
+      shown: `apply -f - <<EOF\n${authenticator.replace(webhook.caBase64, "<the webhook's CA, base64>")}\nEOF`,
+    }),
+    "creating the WebhookAuthenticator",
+  );
+  must(
+    await kubectl([
+      "wait",
+      "--for=jsonpath={.status.phase}=Ready",
+      "--timeout=60s",
+      "webhookauthenticator/demo-webhook",
+    ]),
+    "waiting for the WebhookAuthenticator",
+  );
+  must(await kubectl(["get", "webhookauthenticator"]), "listing WebhookAuthenticators");
+  note("waiting for kube-cert-agent to fetch the signing key through the played kubelet…");
+  await eventually("the KubeClusterSigningCertificate strategy", async () => {
+    const res = await kubectl(["get", "credentialissuer", "-o", "json"], { quiet: true });
+    const issuers = (res.code === 0 ? JSON.parse(res.stdout) : { items: [] }) as {
+      items: { status?: { strategies?: { type: string; status: string }[] } }[];
+    };
+    const strategies = issuers.items.flatMap((i) => i.status?.strategies ?? []);
+    return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success")
+      ? true
+      : undefined;
+  });
+  must(
+    await kubectl(["get", "pods", "-n", concierge.namespace, "-l", agentSelector]),
+    "listing the agent pods",
+  );
+  const issuers = must(await kubectl(["get", "credentialissuer"]), "listing CredentialIssuers");
+  if (!issuers.includes("KubeClusterSigningCertificate")) {
+    throw new Error("the CredentialIssuer's DEFAULTSTRATEGY is not KubeClusterSigningCertificate");
+  }
+
+  say(`5. Authorizing the group ${user.groups[0]}: read-only access (the built-in view ClusterRole)`);
+  must(
+    await kubectl([
+      "create",
+      "clusterrolebinding",
+      "sea-lions-view",
+      "--clusterrole=view",
+      "--group=sea-lions",
+    ]),
+    "creating the ClusterRoleBinding",
   );
 
-  say("Next: the Concierge process fills in the status above; see the README for what exists today.");
+  say(`6. Generating ${user.username}'s kubeconfig with the pinniped CLI (it discovers the Concierge)`);
+  must(
+    await pinniped([
+      "get",
+      "kubeconfig",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--static-token",
+      token,
+      "--credential-cache",
+      join(dir, "credentials.yaml"),
+      "-o",
+      userKubeconfig,
+    ]),
+    "pinniped get kubeconfig",
+  );
+  const generated = parse(await readFile(userKubeconfig, "utf8")) as {
+    users: { user: { exec: { args: string[] } } }[];
+  };
+  const exec = generated.users[0]!.user.exec;
+  // A screenful of base64 that says nothing to a reader.
+  const args = exec.args.map((a) =>
+    a.startsWith("--concierge-ca-bundle-data=") ? "--concierge-ca-bundle-data=<the cluster's CA, base64>" : a,
+  );
+  note("its user runs the CLI as a kubectl exec plugin, which trades the token for a certificate:");
+  out(
+    redact(stringify({ exec: { ...exec, args } }))
+      .split("\n")
+      .map((line) => (line ? `     ${line}\n` : ""))
+      .join(""),
+  );
+
+  say(`7. Being ${user.username}: kubectl logs in through the exec plugin, RBAC decides the rest`);
+  must(await kubectl(["auth", "whoami"], { as: "pinny" }), "kubectl auth whoami");
+  must(await kubectl(["get", "namespaces"], { as: "pinny" }), "listing namespaces as the user");
+  const denied = await kubectl(["get", "secrets", "-n", "kube-system"], { as: "pinny" });
+  if (denied.code === 0 || !/Forbidden/.test(denied.stderr)) {
+    throw new Error("listing kube-system secrets as the user was not refused as Forbidden");
+  }
+  note("refused, as it should be: the view ClusterRole grants no Secrets");
+  must(await pinniped(["whoami", "--kubeconfig", userKubeconfig]), "pinniped whoami");
+} catch (err) {
+  process.exitCode = 1;
+  say(`The demo failed: ${redact((err as Error).message)}`);
 } finally {
-  say("Cleaning up: stopping the control plane");
-  await cp.stop();
-  process.stdout.write("   done: processes stopped, state directory removed\n");
+  say("Cleaning up: stopping the Concierge, the webhook, the played node and the control plane");
+  const steps: [string, () => Promise<void> | undefined][] = [
+    ["the Concierge", () => concierge?.stop()],
+    ["the played node", () => node?.stop()],
+    ["the webhook", () => webhook?.close()],
+    ["the control plane", () => cp?.stop()],
+    ["the temporary directory", () => rm(dir, { recursive: true, force: true })],
+  ];
+  for (const [what, step] of steps) {
+    await step()?.catch((err: unknown) => {
+      process.exitCode = 1;
+      note(`stopping ${what} failed: ${(err as Error).message}`);
+    });
+  }
+  note(`done in ${Math.round((performance.now() - began) / 1000)} s: processes stopped, state removed`);
 }

@@ -1,7 +1,7 @@
 // The `pinniped` CLI (bin/pinniped) end to end, static-token path: the whole Concierge runs as a
 // local process (hack/run-local.ts) behind a dedicated control plane's real aggregator, with a
 // WebhookAuthenticator for the test TokenReview webhook. The signing key is borrowed for real by
-// kube-cert-agent, with the test playing the node as concierge-process.test.ts does (a Node whose
+// kube-cert-agent, with the test playing the node (test/harness/play-node.ts: a Node whose
 // kubelet is a stand-in, kube-controller-manager's mirror pod, pods marked Running), so that the
 // CredentialIssuer's TokenCredentialRequestAPI strategy is genuinely Success.
 //
@@ -15,19 +15,11 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import type { Pod } from "../../controllers/kubecertagent/agent.ts";
-import { KubeRestClient } from "../../controllers/runtime/rest.ts";
 import type { ControlPlane } from "../../hack/controlplane.ts";
 import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
-import {
-  type ExecRequest,
-  type ExecResult,
-  type KubeletStandIn,
-  registerNode,
-  startKubeletStandIn,
-} from "../harness/kubelet-standin.ts";
+import { type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
 const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
@@ -35,7 +27,6 @@ const namespace = "pinniped-concierge";
 const token = "cli-static-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
 const nodeName = "cli-static-node";
-const agentSelector = "kube-cert-agent.pinniped.dev=v3";
 
 async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000) {
   const deadline = Date.now() + timeoutMs;
@@ -65,8 +56,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
   let dir: string;
   let concierge: LocalConcierge;
   let webhook: TokenReviewWebhook;
-  let kubelet: KubeletStandIn;
-  let admin: KubeRestClient;
+  let node: PlayedNode;
   let generated: string;
   let credentialCache: string;
   const logs = memoryLogger("info");
@@ -83,24 +73,6 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
     assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
     return res.stdout;
   };
-  const podsPath = (ns: string) => `/api/v1/namespaces/${ns}/pods`;
-  const markRunning = (ns: string, name: string) =>
-    admin.request({
-      method: "PATCH",
-      path: `${podsPath(ns)}/${name}/status`,
-      contentType: "application/merge-patch+json",
-      body: { status: { phase: "Running" } },
-    });
-  /** The agent binary's `print`: the files its container's env names. */
-  const agentPrint = async ({ namespace: ns, pod, container }: ExecRequest): Promise<ExecResult> => {
-    const p = await admin.request<Pod>({ method: "GET", path: `${podsPath(ns)}/${pod}` });
-    const c = p.spec?.containers?.find((x) => x.name === container);
-    const env = new Map(((c?.env ?? []) as { name: string; value: string }[]).map((e) => [e.name, e.value]));
-    const read = async (name: string) => (await readFile(env.get(name) ?? "")).toString("base64");
-    return {
-      stdout: JSON.stringify({ "tls.crt": await read("CERT_PATH"), "tls.key": await read("KEY_PATH") }),
-    };
-  };
   /**
    * Certificates the Concierge issued, from its /metrics: the webhook's answers would undercount,
    * as the Concierge remembers successful TokenReviews for a few seconds.
@@ -116,7 +88,6 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
     credentialCache = join(dir, "pinniped", "credentials.yaml");
     generated = join(dir, "generated.kubeconfig");
     cp = await startTestControlPlane("cli-static");
-    admin = new KubeRestClient(cp.kubeConfig());
     webhook = await startTokenReviewWebhook({ users: { [token]: user } });
     concierge = await runLocal({
       kubeconfigPath: cp.kubeconfigPath,
@@ -126,43 +97,8 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
       leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
     });
 
-    // Play the node (see concierge-process.test.ts for each step's reason).
-    const pkiDir = join(dirname(cp.kubeconfigPath), "pki");
-    const clusterCA = { cert: join(pkiDir, "ca.crt"), key: join(pkiDir, "ca.key") };
-    kubelet = await startKubeletStandIn({
-      clientCAPEM: await readFile(clusterCA.cert, "utf8"),
-      exec: agentPrint,
-    });
-    await registerNode(admin, nodeName, kubelet.port);
-    const kcmName = `kube-controller-manager-${nodeName}`;
-    await admin.request({
-      method: "POST",
-      path: podsPath("kube-system"),
-      body: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: kcmName, labels: { component: "kube-controller-manager", tier: "control-plane" } },
-        spec: {
-          automountServiceAccountToken: false,
-          nodeName,
-          tolerations: [{ operator: "Exists", effect: "NoExecute" }],
-          containers: [
-            {
-              name: "kube-controller-manager",
-              image: "registry.k8s.io/kube-controller-manager:v1.34.0",
-              command: [
-                "kube-controller-manager",
-                `--cluster-signing-cert-file=${clusterCA.cert}`,
-                `--cluster-signing-key-file=${clusterCA.key}`,
-              ],
-              volumeMounts: [{ name: "k8s-certs", mountPath: pkiDir, readOnly: true }],
-            },
-          ],
-          volumes: [{ name: "k8s-certs", hostPath: { path: pkiDir, type: "DirectoryOrCreate" } }],
-        },
-      },
-    });
-    await markRunning("kube-system", kcmName);
+    // Play the node (test/harness/play-node.ts says why each part is needed).
+    node = await playControlPlaneNode({ kubeconfigPath: cp.kubeconfigPath, namespace, nodeName });
 
     await ok(["apply", "-f", "-"], {
       input: [
@@ -184,20 +120,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
       ].join("\n"),
     });
     await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "webhookauthenticator/corp"]);
-    const listAgentPods = async () =>
-      (
-        await admin.request<{ items: Pod[] }>({
-          method: "GET",
-          path: podsPath(namespace),
-          query: { labelSelector: agentSelector },
-        })
-      ).items;
     await eventually("KubeClusterSigningCertificate Success", async () => {
-      for (const pod of await listAgentPods()) {
-        if (pod.status?.phase !== "Running" && !pod.metadata?.deletionTimestamp) {
-          await markRunning(namespace, pod.metadata!.name!);
-        }
-      }
       const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
       const strategies =
         (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
@@ -214,7 +137,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
 
   after(async () => {
     await concierge?.stop();
-    await kubelet?.close();
+    await node?.stop();
     await webhook?.close();
     await cp?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });

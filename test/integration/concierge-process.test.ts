@@ -7,11 +7,12 @@
 // on the shared control plane.
 //
 // The control plane runs kube-apiserver and kube-controller-manager as processes, with no kubelet
-// and no Pod objects for them, so the test plays the node: it creates a Node whose kubelet is a
-// stand-in (test/harness/kubelet-standin.ts) answering exec the way the agent binary would, plays
-// kube-controller-manager's static (mirror) pod naming the control plane's real signing CA, and
-// marks pods Running as a kubelet would. The process's kube-cert-agent then borrows that key for
-// real (Deployment, ReplicaSet, exec through kube-apiserver to the kubelet): no test hook loads it.
+// and no Pod objects for them, so the test plays the node (test/harness/play-node.ts): it creates
+// a Node whose kubelet is a stand-in (test/harness/kubelet-standin.ts) answering exec the way the
+// agent binary would, plays kube-controller-manager's static (mirror) pod naming the control
+// plane's real signing CA, and marks pods Running as a kubelet would. The process's
+// kube-cert-agent then borrows that key for real (Deployment, ReplicaSet, exec through
+// kube-apiserver to the kubelet): no test hook loads it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -26,14 +27,8 @@ import { configDir, type LocalConcierge, runLocal } from "../../hack/run-local.t
 import { memoryLogger } from "../../observability/logger.ts";
 import { apiServiceNames } from "../../server/main.ts";
 import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
-import {
-  type ExecRequest,
-  type ExecResult,
-  type KubeletStandIn,
-  registerNode,
-  startKubeletStandIn,
-} from "../harness/kubelet-standin.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
+import { agentSelector, type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -45,7 +40,6 @@ const oidcUser = { username: "oidc-pinny", groups: ["otters", "sea-lions"] };
 const audience = "concierge-process-test";
 const otherAudience = "some-other-client";
 const nodeName = "concierge-process-node";
-const agentSelector = "kube-cert-agent.pinniped.dev=v3";
 
 type AuthenticatorRef = { kind: "WebhookAuthenticator" | "JWTAuthenticator"; name: string };
 const webhookRef: AuthenticatorRef = { kind: "WebhookAuthenticator", name: "corp" };
@@ -67,7 +61,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
   let concierge: LocalConcierge;
   let webhook: TokenReviewWebhook;
   let oidc: TestOIDCProvider;
-  let kubelet: KubeletStandIn | undefined;
+  let node: PlayedNode | undefined;
   let admin: KubeRestClient;
   const logs = memoryLogger("info");
 
@@ -146,28 +140,6 @@ describe("the Concierge process, run locally against a dedicated control plane",
     };
     return who.status.userInfo;
   };
-  const podsPath = (ns: string) => `/api/v1/namespaces/${ns}/pods`;
-  /** What a kubelet reports once a pod's containers started. */
-  const markRunning = (ns: string, name: string) =>
-    admin.request({
-      method: "PATCH",
-      path: `${podsPath(ns)}/${name}/status`,
-      contentType: "application/merge-patch+json",
-      body: { status: { phase: "Running" } },
-    });
-  /** The agent binary's `print` in a Running pod: the files its container's env names. */
-  const agentPrint = async ({ namespace: ns, pod, container, command }: ExecRequest): Promise<ExecResult> => {
-    const p = await admin.request<Pod>({ method: "GET", path: `${podsPath(ns)}/${pod}` });
-    if (p.status?.phase !== "Running") throw new Error(`pod ${ns}/${pod} is not running`);
-    const c = p.spec?.containers?.find((x) => x.name === container);
-    if (!c) throw new Error(`container ${container} not found in pod ${ns}/${pod}`);
-    assert.deepEqual(command, ["pinniped-concierge-kube-cert-agent", "print"]);
-    const env = new Map((c.env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
-    const read = async (name: string) => (await readFile(env.get(name) ?? "")).toString("base64");
-    return {
-      stdout: JSON.stringify({ "tls.crt": await read("CERT_PATH"), "tls.key": await read("KEY_PATH") }),
-    };
-  };
   type Strategy = { type: string; status: string; reason: string; message: string };
   const strategies = async () => {
     const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
@@ -191,7 +163,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
 
   after(async () => {
     await concierge?.stop();
-    await kubelet?.close();
+    await node?.stop();
     await oidc?.close();
     await webhook?.close();
     await cp?.stop();
@@ -347,50 +319,11 @@ describe("the Concierge process, run locally against a dedicated control plane",
 
   it("borrows the control plane's signing key through kube-cert-agent once the test plays the node, its kubelet and kube-controller-manager's static pod", async (t) => {
     const began = performance.now();
-    const pkiDir = join(dirname(cp.kubeconfigPath), "pki");
-    const clusterCA = { cert: join(pkiDir, "ca.crt"), key: join(pkiDir, "ca.key") };
-    // The node and its kubelet: a Node object (kube-controller-manager's pod GC deletes pods bound
-    // to a missing node) whose kubelet endpoint is the stand-in, which kube-apiserver dials with
-    // its kubelet client certificate (signed by the cluster CA).
-    kubelet = await startKubeletStandIn({
-      clientCAPEM: await readFile(clusterCA.cert, "utf8"),
-      exec: agentPrint,
-    });
-    await registerNode(admin, nodeName, kubelet.port);
-    // kube-controller-manager's static pod, as its mirror Pod would be: the signing flags name the
-    // control plane's own CA files.
-    const kcmName = `kube-controller-manager-${nodeName}`;
-    await admin.request({
-      method: "POST",
-      path: podsPath("kube-system"),
-      body: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: kcmName, labels: { component: "kube-controller-manager", tier: "control-plane" } },
-        spec: {
-          automountServiceAccountToken: false,
-          nodeName,
-          tolerations: [{ operator: "Exists", effect: "NoExecute" }],
-          containers: [
-            {
-              name: "kube-controller-manager",
-              image: "registry.k8s.io/kube-controller-manager:v1.34.0",
-              command: [
-                "kube-controller-manager",
-                `--cluster-signing-cert-file=${clusterCA.cert}`,
-                `--cluster-signing-key-file=${clusterCA.key}`,
-              ],
-              volumeMounts: [{ name: "k8s-certs", mountPath: pkiDir, readOnly: true }],
-            },
-          ],
-          volumes: [{ name: "k8s-certs", hostPath: { path: pkiDir, type: "DirectoryOrCreate" } }],
-        },
-      },
-    });
-    await markRunning("kube-system", kcmName);
+    node = await playControlPlaneNode({ kubeconfigPath: cp.kubeconfigPath, namespace, nodeName });
+    const { clusterCA, kubelet } = node;
 
     // The agent Deployment the process creates; kube-controller-manager's Deployment and
-    // ReplicaSet controllers make its pod, which the test (as the node) marks Running.
+    // ReplicaSet controllers make its pod, which the played node marks Running.
     const deployment = await eventually("the agent Deployment", async () => {
       const res = await kubectl([
         "get",
@@ -415,18 +348,12 @@ describe("the Concierge process, run locally against a dedicated control plane",
       (
         await admin.request<{ items: Pod[] }>({
           method: "GET",
-          path: podsPath(namespace),
+          path: `/api/v1/namespaces/${namespace}/pods`,
           query: { labelSelector: agentSelector },
         })
       ).items;
     await eventually("the agent pod", async () => ((await listAgentPods()).length > 0 ? true : undefined));
     const strategy = await eventually("KubeClusterSigningCertificate Success/FetchedKey", async () => {
-      // Every agent pod the ReplicaSet made runs on the played node: the node marks it Running.
-      for (const pod of await listAgentPods()) {
-        if (pod.status?.phase !== "Running" && !pod.metadata?.deletionTimestamp) {
-          await markRunning(namespace, pod.metadata!.name!);
-        }
-      }
       const s = (await strategies()).find((x) => x.type === "KubeClusterSigningCertificate");
       return s?.status === "Success" ? s : undefined;
     });
