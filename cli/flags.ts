@@ -8,10 +8,34 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 
 export function parseFlags<O extends Options>(command: string, args: string[], options: O) {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true });
+    return parseArgs({
+      args: joinValues(args, options),
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+    });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\nRun 'pinniped ${command} --help' for usage.`);
   }
+}
+
+/**
+ * Like upstream's pflag, a flag that takes a value takes the next argument whatever it looks
+ * like: a token may well start with "-", which parseArgs alone refuses as ambiguous.
+ */
+function joinValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const name = arg.startsWith("--") ? arg.slice(2) : undefined;
+    const next = args[i + 1];
+    if (name !== undefined && options[name]?.type === "string" && next?.startsWith("-")) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 export const defaultAPIGroupSuffix = "pinniped.dev";

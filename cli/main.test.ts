@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { parseFlags } from "./flags.ts";
 import { run } from "./main.ts";
 import { parseWhoAmI } from "./whoami.ts";
 
@@ -88,5 +89,16 @@ describe("pinniped", () => {
       timeoutMs: 2000,
     });
     assert.throws(() => parseWhoAmI(["--timeout=soon"]), /invalid --timeout/);
+  });
+});
+
+describe("flag values", () => {
+  it("takes the next argument as a string flag's value even when it starts with '-', as pflag does", () => {
+    const { values } = parseFlags("login static", ["--token", "-abc", "--enable-concierge"], {
+      token: { type: "string" },
+      "enable-concierge": { type: "boolean" },
+    });
+    assert.equal(values.token, "-abc");
+    assert.equal(values["enable-concierge"], true);
   });
 });
