@@ -16,6 +16,7 @@ import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls"
 import { whoAmIRequest } from "../apis/index.ts";
 import { discardLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
+import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "../webhooks/requestbody.ts";
 import type { ServingCert, ServingCertHolder } from "../webhooks/servingcert.ts";
 import {
   apiGroup,
@@ -128,30 +129,18 @@ function negotiate(accept: string | undefined, tables: boolean): Negotiated | un
 const notAcceptable = () =>
   failure(406, "NotAcceptable", "only the following media types are accepted: application/json");
 
-function readBody(req: IncomingRequest, limit: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new HTTPError(failure(413, "RequestEntityTooLarge", `the request body is larger than ${limit} bytes`));
-  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        req.pause();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-    // A client that goes away leaves the body incomplete, and no "end" follows.
-    req.on("close", () => {
-      if (!req.complete) reject(new HTTPError(badRequest("the request body was cut short")));
-    });
-  });
+async function readBody(req: IncomingRequest, limit: number): Promise<Buffer> {
+  try {
+    return await readLimitedBody(req, limit);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) {
+      throw new HTTPError(
+        failure(413, "RequestEntityTooLarge", `the request body is larger than ${limit} bytes`),
+      );
+    }
+    if (err instanceof BodyCutShortError) throw new HTTPError(badRequest("the request body was cut short"));
+    throw err;
+  }
 }
 
 interface Route {
@@ -343,6 +332,12 @@ export interface AggregatedAPIServerOptions extends AggregatedAPIOptions {
   host: string;
   /** 0 picks a free port; the chosen one is on the result. */
   port: number;
+  /**
+   * Other handlers on the same listener, by exact path (query ignored). kube-apiserver reaches the
+   * admission webhook through the same Service; admission calls carry no front-proxy identity, so
+   * they must not go through the aggregated API handler.
+   */
+  extraRoutes?: ReadonlyMap<string, (req: IncomingRequest, res: OutgoingResponse) => void>;
 }
 
 export interface AggregatedAPIServer {
@@ -365,9 +360,11 @@ export async function startAggregatedAPIServer(
   options: AggregatedAPIServerOptions,
 ): Promise<AggregatedAPIServer> {
   const log = (options.log ?? discardLogger()).child({ component: "aggregated-api" });
+  const api = createAggregatedAPIHandler(options);
+  const extraRoutes = options.extraRoutes ?? new Map();
   const server = createSecureServer(
     { ...secureOptions(options.certs.get()), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
-    createAggregatedAPIHandler(options),
+    (req, res) => (extraRoutes.get((req.url ?? "").split("?")[0] ?? "") ?? api)(req, res),
   );
   // Idle connections: longer than Go's 90 s idle timeout, so the aggregator closes them first.
   server.setTimeout(120_000);

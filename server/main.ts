@@ -2,10 +2,8 @@
 // they fill, and two listeners. `node server/main.ts --config pinniped.yaml` in a pod;
 // `startConcierge` in-process for tests and the local demo (hack/run-local.ts).
 import { createServer as createHTTPServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createSecureServer } from "node:http2";
-import type { AddressInfo, Server as NetServer, Socket } from "node:net";
+import type { AddressInfo, Server as NetServer } from "node:net";
 import { hostname } from "node:os";
-import type { SecureContextOptions, TLSSocket } from "node:tls";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { tokenCredentialRequest, whoAmIRequest } from "../apis/index.ts";
@@ -25,8 +23,8 @@ import { register as registerWebhookAuthenticators } from "../controllers/webhoo
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { createWebhookHandler, validatePath } from "../webhooks/server.ts";
-import { type ServingCert, ServingCertHolder } from "../webhooks/servingcert.ts";
-import { createAggregatedAPIHandler, type IncomingRequest, type OutgoingResponse } from "./aggregated.ts";
+import { ServingCertHolder } from "../webhooks/servingcert.ts";
+import { startAggregatedAPIServer } from "./aggregated.ts";
 import { type ConciergeConfig, loadConfig } from "./config.ts";
 import {
   extensionAPIServerAuthentication,
@@ -74,11 +72,6 @@ export interface Concierge {
   readonly done: Promise<void>;
 }
 
-// Upstream's "Secure" TLS profile: TLS 1.3 only, which kube-apiserver speaks.
-function tlsOptions(cert: ServingCert | undefined): SecureContextOptions {
-  return { minVersion: "TLSv1.3", ...(cert ? { cert: cert.certPEM, key: cert.keyPEM } : {}) };
-}
-
 function listen(server: NetServer, port: number, host: string) {
   return new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -87,56 +80,6 @@ function listen(server: NetServer, port: number, host: string) {
       resolve();
     });
   });
-}
-
-/**
- * The HTTPS listener kube-apiserver calls for both the aggregated APIs and the admission webhook
- * (both reach the `<app>-api` Service). The webhook's path goes to the webhook handler, since
- * admission calls carry no front-proxy identity; everything else to the aggregated API handler.
- */
-async function startAPIListener(
-  options: Parameters<typeof createAggregatedAPIHandler>[0] & {
-    certs: ServingCertHolder;
-    host: string;
-    port: number;
-    metrics: Metrics;
-    log: Logger;
-  },
-) {
-  const api = createAggregatedAPIHandler(options);
-  const webhook = createWebhookHandler({ logger: options.log, metrics: options.metrics });
-  const handler = (req: IncomingRequest, res: OutgoingResponse) => {
-    if ((req.url ?? "").split("?")[0] === validatePath) {
-      // The webhook handler uses only the API that HTTP/1.1 and HTTP/2 compatibility requests share.
-      webhook(req as IncomingMessage, res as ServerResponse);
-    } else api(req, res);
-  };
-  const server = createSecureServer(
-    { ...tlsOptions(options.certs.get()), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
-    handler,
-  );
-  // Longer than Go's 90 s idle timeout, so kube-apiserver closes idle connections first.
-  server.setTimeout(120_000);
-  const sockets = new Set<Socket>();
-  server.on("secureConnection", (socket: TLSSocket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  server.on("tlsClientError", (err) => options.log.debug("TLS handshake failed", { error: err }));
-  const unsubscribe = options.certs.onChange((cert) => {
-    server.setSecureContext(tlsOptions(cert));
-    options.log.info("serving certificate changed");
-  });
-  await listen(server, options.port, options.host);
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        unsubscribe();
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
 }
 
 /** Plain HTTP: /healthz and /livez (the process answers), /readyz, and /metrics. */
@@ -288,7 +231,8 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   };
 
   try {
-    const api = await startAPIListener({
+    const webhook = createWebhookHandler({ logger: log, metrics });
+    const api = await startAggregatedAPIServer({
       certs: holders.servingCerts,
       frontProxy: holders.frontProxy,
       host,
@@ -311,6 +255,10 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       logUsernamesAndGroups: config.audit.logUsernamesAndGroups,
       log,
       metrics,
+      // The webhook handler uses only the API that HTTP/1.1 and HTTP/2 compatibility requests share.
+      extraRoutes: new Map([
+        [validatePath, (req, res) => webhook(req as IncomingMessage, res as ServerResponse)],
+      ]),
     });
     closers.push(api.close);
     log.info("aggregated API and admission webhook listening", {

@@ -8,6 +8,7 @@ import type { SecureContextOptions } from "node:tls";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { MalformedAdmissionReview, reviewAdmission, type ValidatedKind } from "./admission.ts";
+import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "./requestbody.ts";
 import type { ServingCert, ServingCertHolder } from "./servingcert.ts";
 
 /** Both kinds share one path: the handler tells them apart by the review's kind. */
@@ -150,33 +151,19 @@ function pathOf(req: IncomingMessage): string {
   return (req.url ?? "").split("?")[0] ?? "";
 }
 
-function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
-  const tooLarge = () => {
-    // The rest of the body is never read, so this connection cannot carry another request.
-    res.setHeader("Connection", "close");
-    return new HTTPError(413, "RequestEntityTooLarge", `the body is larger than ${limit} bytes`);
-  };
-  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        req.pause();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-    // A client that goes away (or runs past requestTimeout) leaves the body incomplete.
-    req.on("close", () => {
-      if (!req.complete) reject(new HTTPError(400, "BadRequest", "the request body was cut short"));
-    });
-  });
+async function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
+  try {
+    return await readLimitedBody(req, limit);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) {
+      // The rest of the body is never read, so this connection cannot carry another request.
+      res.setHeader("Connection", "close");
+      throw new HTTPError(413, "RequestEntityTooLarge", `the body is larger than ${limit} bytes`);
+    }
+    if (err instanceof BodyCutShortError)
+      throw new HTTPError(400, "BadRequest", "the request body was cut short");
+    throw err;
+  }
 }
 
 function sendStatus(res: ServerResponse, code: number, reason: string, message: string): void {
