@@ -16,10 +16,14 @@ ensure_debian_packages() {
   local missing=()
   command -v openssl >/dev/null || missing+=(openssl)
   command -v setpriv >/dev/null || missing+=(util-linux)
+  # The browser that signs in at the OIDC provider's login page (playwright-core drives it).
+  command -v chromium >/dev/null || missing+=(chromium)
   if ((${#missing[@]} > 0)); then
     echo "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    local sudo=()
+    if ((EUID != 0)); then sudo=(sudo); fi
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi
 }
 

@@ -81,6 +81,8 @@ export interface RunLocalOptions {
   leaderElection?: StartOptions["leaderElection"];
   /** Default `<hostname>-<pid>`, as in a pod without POD_NAME. */
   identity?: string;
+  /** pinniped.yaml settings laid over config/'s, e.g. a short certificate TTL for a test. */
+  configOverrides?: Record<string, unknown>;
 }
 
 export interface LocalConcierge extends Concierge {
@@ -107,6 +109,7 @@ export async function runLocal(options: RunLocalOptions): Promise<LocalConcierge
   const config = configFromObject(
     {
       ...(parse(configMap.data!["pinniped.yaml"]!) as Record<string, unknown>),
+      ...options.configOverrides,
       namespace,
       aggregatedAPIServerPort: apiPort,
       healthPort,
