@@ -1,7 +1,8 @@
-// `pinniped get kubeconfig`, static-token path: discovers the Concierge with the admin kubeconfig
-// and writes a kubeconfig whose user runs `pinniped login static` as a kubectl exec plugin.
+// `pinniped get kubeconfig`: discovers the Concierge with the admin kubeconfig and writes a
+// kubeconfig whose user runs `pinniped login static` or `pinniped login oidc` as a kubectl exec
+// plugin, as upstream's cmd/pinniped/cmd/kubeconfig.go.
 import { readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { chmod, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
@@ -14,76 +15,195 @@ import {
   validateAPIGroupSuffix,
 } from "./flags.ts";
 import { loadKubeConfig } from "./kube.ts";
+import {
+  type ConciergeMode,
+  type CredentialIssuer,
+  countCerts,
+  decodeBase64Strict,
+  discoverOIDCCABundle,
+  type JWTAuthenticatorSpecLike,
+  parseConciergeMode,
+  pickFrontend,
+  strategyLines,
+  waitWhilePending,
+} from "./kubeconfig-discovery.ts";
+import { parseGoDuration } from "./kubeconfig-duration.ts";
+import { pruneScopes, validateConnection } from "./kubeconfig-http.ts";
 
 export const defaultInstallHint =
   "The pinniped CLI does not appear to be installed.  See https://get.pinniped.dev/cli for more details";
+export const defaultOIDCScopes = [
+  "offline_access",
+  "openid",
+  "pinniped:request-audience",
+  "username",
+  "groups",
+];
 
-export const getKubeconfigHelp = `Generate a Pinniped-based kubeconfig for a cluster (static-token login)
+export const getKubeconfigHelp = `Generate a Pinniped-based kubeconfig for a cluster
 
 Usage:
-  pinniped get kubeconfig --static-token TOKEN | --static-token-env VAR [flags]
+  pinniped get kubeconfig [flags]
 
 Flags:
-      --concierge-api-group-suffix string     Concierge API group suffix (default "pinniped.dev")
-      --concierge-authenticator-name string   Concierge authenticator name (default: autodiscover)
-      --concierge-authenticator-type string   Concierge authenticator type (e.g., 'webhook', 'jwt') (default: autodiscover)
-      --concierge-credential-issuer string    Concierge CredentialIssuer object to use for autodiscovery (default: autodiscover)
-      --credential-cache string               Path to cluster-specific credentials cache (passed to the plugin only if set)
-      --generated-name-suffix string          Suffix to append to generated cluster, context, user kubeconfig entries (default "-pinniped")
-  -h, --help                                  help for kubeconfig
-      --install-hint string                   This text is shown to the user when the pinniped CLI is not installed. (default "${defaultInstallHint}")
-      --kubeconfig string                     Path to kubeconfig file (default $KUBECONFIG, else ~/.kube/config)
-      --kubeconfig-context string             Kubeconfig context name (default: current active context)
-  -o, --output string                         Output file path (default: stdout)
-      --pinniped-cli-path string              Full path or executable name for the Pinniped CLI binary to be embedded in the resulting kubeconfig output (default: this CLI's bin/pinniped)
-      --static-token string                   Instead of doing an OIDC-based login, specify a static token
-      --static-token-env string               Instead of doing an OIDC-based login, read a static token from the environment
+      --concierge-api-group-suffix string        Concierge API group suffix (default "pinniped.dev")
+      --concierge-authenticator-name string      Concierge authenticator name (default: autodiscover)
+      --concierge-authenticator-type string      Concierge authenticator type (e.g., 'webhook', 'jwt') (default: autodiscover)
+      --concierge-ca-bundle path                 Path to TLS certificate authority bundle (PEM format, optional, can be repeated) to use when connecting to the Concierge
+      --concierge-credential-issuer string       Concierge CredentialIssuer object to use for autodiscovery (default: autodiscover)
+      --concierge-endpoint string                API base for the Concierge endpoint
+      --concierge-mode mode                      Concierge mode of operation (default TokenCredentialRequestAPI)
+      --concierge-skip-wait                      Skip waiting for any pending Concierge strategies to become ready (default: false)
+      --credential-cache string                  Path to cluster-specific credentials cache
+      --generated-name-suffix string             Suffix to append to generated cluster, context, user kubeconfig entries (default "-pinniped")
+  -h, --help                                     help for kubeconfig
+      --install-hint string                      This text is shown to the user when the pinniped CLI is not installed. (default "${defaultInstallHint}")
+      --kubeconfig string                        Path to kubeconfig file (default $KUBECONFIG, else ~/.kube/config)
+      --kubeconfig-context string                Kubeconfig context name (default: current active context)
+      --no-concierge                             Generate a configuration which does not use the Concierge, but sends the credential to the cluster directly
+      --oidc-ca-bundle path                      Path to TLS certificate authority bundle (PEM format, optional, can be repeated)
+      --oidc-client-id string                    OpenID Connect client ID (default "pinniped-cli")
+      --oidc-issuer string                       OpenID Connect issuer URL (default: autodiscover)
+      --oidc-listen-port uint16                  TCP port for localhost listener (authorization code flow only)
+      --oidc-request-audience string             Request a token with an alternate audience using RFC8693 token exchange
+      --oidc-scopes strings                      OpenID Connect scopes to request during login (default [${defaultOIDCScopes.join(",")}])
+      --oidc-session-cache string                Path to OpenID Connect session cache file
+      --oidc-skip-browser                        During OpenID Connect login, skip opening the browser (just print the URL)
+  -o, --output string                            Output file path (default: stdout)
+      --pinniped-cli-path string                 Full path or executable name for the Pinniped CLI binary to be embedded in the resulting kubeconfig output (e.g. 'pinniped') (default: this CLI's bin/pinniped)
+      --skip-validation                          Skip final validation of the kubeconfig (default: false)
+      --static-token string                      Instead of doing an OIDC-based login, specify a static token
+      --static-token-env string                  Instead of doing an OIDC-based login, read a static token from the environment
+      --timeout duration                         Timeout for autodiscovery and validation (default 10m0s)
+      --upstream-identity-provider-flow string   The type of client flow to use with the upstream identity provider during login with a Supervisor (e.g. 'cli_password', 'browser_authcode')
+      --upstream-identity-provider-name string   The name of the upstream identity provider used during login with a Supervisor
+      --upstream-identity-provider-type string   The type of the upstream identity provider used during login with a Supervisor (e.g. 'oidc', 'ldap', 'activedirectory', 'github')
 `;
+
+export interface OIDCOptions {
+  issuer: string | undefined;
+  clientID: string;
+  scopes: string[];
+  /** The user gave --oidc-scopes: they are passed as given, never pruned by discovery. */
+  scopesSet: boolean;
+  listenPort: number | undefined;
+  skipBrowser: boolean;
+  skipListen: boolean;
+  /** PEM, the --oidc-ca-bundle files joined. */
+  caBundle: string | undefined;
+  sessionCache: string | undefined;
+  debugSessionCache: boolean;
+  requestAudience: string | undefined;
+  upstreamIDPName: string | undefined;
+  upstreamIDPType: string | undefined;
+  upstreamIDPFlow: string | undefined;
+}
 
 export interface GetKubeconfigOptions {
   kubeconfig: string | undefined;
   context: string | undefined;
+  noConcierge: boolean;
   credentialIssuer: string | undefined;
   authenticatorType: string | undefined;
   authenticatorName: string | undefined;
   apiGroupSuffix: string;
-  staticToken: { token: string } | { env: string };
+  conciergeEndpoint: string | undefined;
+  /** PEM, the --concierge-ca-bundle files joined. */
+  conciergeCABundle: string | undefined;
+  conciergeMode: ConciergeMode | undefined;
+  conciergeSkipWait: boolean;
+  /** Absent: OIDC login. */
+  staticToken: { token: string } | { env: string } | undefined;
+  oidc: OIDCOptions;
   credentialCache: string | undefined;
   nameSuffix: string;
   installHint: string;
   cliPath: string;
   output: string | undefined;
+  skipValidation: boolean;
+  timeoutMs: number;
+  /** As given, for messages. */
+  timeoutText: string;
+  /** Deprecation notices to log before running. */
+  warnings: string[];
 }
+
+/** PEM files joined with a newline, as upstream's repeatable CA bundle flag; each must hold a cert. */
+function readCABundles(paths: string[] | undefined): string | undefined {
+  if (!paths || paths.length === 0) return undefined;
+  return paths
+    .map((path) => {
+      let pem: string;
+      try {
+        pem = readFileSync(path, "utf8");
+      } catch (err) {
+        throw new UsageError(`could not read CA bundle path: ${(err as Error).message}`);
+      }
+      if (countCerts(pem) === 0) throw new UsageError(`failed to load any CA certificates from "${path}"`);
+      return pem;
+    })
+    .join("\n");
+}
+
+function parsePort(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) {
+    throw new UsageError(
+      `invalid argument "${value}" for "--oidc-listen-port" flag: must be a port number 0-65535`,
+    );
+  }
+  return port === 0 ? undefined : port;
+}
+
+const nonEmpty = (v: string | undefined) => (v === "" ? undefined : v);
 
 export function parseGetKubeconfig(args: string[], defaultCLIPath: string): GetKubeconfigOptions | "help" {
   const { values } = parseFlags("get kubeconfig", args, {
     kubeconfig: { type: "string" },
     "kubeconfig-context": { type: "string" },
+    "no-concierge": { type: "boolean", default: false },
+    "concierge-namespace": { type: "string" },
     "concierge-credential-issuer": { type: "string" },
     "concierge-authenticator-type": { type: "string" },
     "concierge-authenticator-name": { type: "string" },
     "concierge-api-group-suffix": { type: "string", default: defaultAPIGroupSuffix },
+    "concierge-endpoint": { type: "string" },
+    "concierge-ca-bundle": { type: "string", multiple: true },
+    "concierge-mode": { type: "string" },
+    "concierge-skip-wait": { type: "boolean", default: false },
     "static-token": { type: "string" },
     "static-token-env": { type: "string" },
+    "oidc-issuer": { type: "string" },
+    "oidc-client-id": { type: "string", default: "pinniped-cli" },
+    "oidc-scopes": { type: "string", multiple: true },
+    "oidc-listen-port": { type: "string" },
+    "oidc-skip-browser": { type: "boolean", default: false },
+    "oidc-skip-listen": { type: "boolean", default: false },
+    "oidc-ca-bundle": { type: "string", multiple: true },
+    "oidc-session-cache": { type: "string" },
+    "oidc-debug-session-cache": { type: "boolean", default: false },
+    "oidc-request-audience": { type: "string" },
+    "upstream-identity-provider-name": { type: "string" },
+    "upstream-identity-provider-type": { type: "string" },
+    "upstream-identity-provider-flow": { type: "string" },
     "credential-cache": { type: "string" },
     "generated-name-suffix": { type: "string", default: "-pinniped" },
     "install-hint": { type: "string", default: defaultInstallHint },
     "pinniped-cli-path": { type: "string", default: defaultCLIPath },
+    "skip-validation": { type: "boolean", default: false },
+    timeout: { type: "string", default: "10m" },
     output: { type: "string", short: "o" },
   });
   if (values.help) return "help";
-  const token = values["static-token"];
-  const env = values["static-token-env"];
+  // Upstream treats an empty value as unset for these.
+  const token = nonEmpty(values["static-token"]);
+  const env = nonEmpty(values["static-token-env"]);
   if (token !== undefined && env !== undefined) {
     throw new UsageError("only one of --static-token and --static-token-env can be specified");
   }
-  if (token === undefined && env === undefined) {
-    throw new UsageError(
-      "one of --static-token or --static-token-env must be specified (this CLI supports only static-token login)",
-    );
-  }
-  const type = values["concierge-authenticator-type"];
-  const name = values["concierge-authenticator-name"];
+  const type = nonEmpty(values["concierge-authenticator-type"]);
+  const name = nonEmpty(values["concierge-authenticator-name"]);
   if (type !== undefined) authenticatorKind(type);
   if ((type === undefined) !== (name === undefined)) {
     throw new UsageError(
@@ -91,56 +211,65 @@ export function parseGetKubeconfig(args: string[], defaultCLIPath: string): GetK
     );
   }
   validateAPIGroupSuffix(values["concierge-api-group-suffix"]);
+  const scopes = values["oidc-scopes"]?.flatMap((s) => s.split(",")).filter((s) => s !== "");
   return {
     kubeconfig: values.kubeconfig,
     context: values["kubeconfig-context"],
-    credentialIssuer: values["concierge-credential-issuer"],
+    noConcierge: values["no-concierge"],
+    credentialIssuer: nonEmpty(values["concierge-credential-issuer"]),
     authenticatorType: type,
     authenticatorName: name,
     apiGroupSuffix: values["concierge-api-group-suffix"],
-    staticToken: token !== undefined ? { token } : { env: env! },
+    conciergeEndpoint: nonEmpty(values["concierge-endpoint"]),
+    conciergeCABundle: readCABundles(values["concierge-ca-bundle"]),
+    conciergeMode: parseConciergeMode(values["concierge-mode"] ?? ""),
+    conciergeSkipWait: values["concierge-skip-wait"],
+    staticToken: token !== undefined ? { token } : env !== undefined ? { env } : undefined,
+    oidc: {
+      issuer: nonEmpty(values["oidc-issuer"]),
+      clientID: values["oidc-client-id"],
+      scopes: scopes ?? [...defaultOIDCScopes],
+      scopesSet: scopes !== undefined,
+      listenPort: parsePort(values["oidc-listen-port"]),
+      skipBrowser: values["oidc-skip-browser"],
+      skipListen: values["oidc-skip-listen"],
+      caBundle: readCABundles(values["oidc-ca-bundle"]),
+      sessionCache: nonEmpty(values["oidc-session-cache"]),
+      debugSessionCache: values["oidc-debug-session-cache"],
+      requestAudience: nonEmpty(values["oidc-request-audience"]),
+      upstreamIDPName: nonEmpty(values["upstream-identity-provider-name"]),
+      upstreamIDPType: nonEmpty(values["upstream-identity-provider-type"]),
+      upstreamIDPFlow: nonEmpty(values["upstream-identity-provider-flow"]),
+    },
     credentialCache: values["credential-cache"],
     nameSuffix: values["generated-name-suffix"],
     installHint: values["install-hint"],
     cliPath: values["pinniped-cli-path"],
     output: values.output,
+    skipValidation: values["skip-validation"],
+    timeoutMs: parseGoDuration(values.timeout),
+    timeoutText: values.timeout,
+    warnings:
+      values["concierge-namespace"] !== undefined
+        ? ["Flag --concierge-namespace has been deprecated, not needed anymore"]
+        : [],
   };
 }
 
-export interface Strategy {
-  type?: string;
-  status?: string;
-  reason?: string;
-  message?: string;
-  frontend?: { type?: string };
-}
-interface CredentialIssuer {
-  metadata: { name: string };
-  status?: { strategies?: Strategy[] };
-}
-interface Authenticator {
+interface Named {
   metadata: { name: string };
 }
 
-/** The first successful strategy with a TokenCredentialRequestAPI frontend, as upstream walks them. */
-export function pickTokenCredentialRequestStrategy(issuer: CredentialIssuer): Strategy {
-  const strategies = issuer.status?.strategies ?? [];
-  const found = strategies.find(
-    (s) => s.status === "Success" && s.frontend?.type === "TokenCredentialRequestAPI",
-  );
-  if (found) return found;
-  const summary = strategies.map((s) => `${s.type}: ${s.status}/${s.reason}: ${s.message}`).join("; ");
-  throw new Error(
-    `could not find successful Concierge strategy matching --concierge-mode=TokenCredentialRequestAPI ` +
-      `(CredentialIssuer ${issuer.metadata.name} reports ${summary || "no strategies"}); ` +
-      "check the Concierge's kube-cert-agent (this CLI does not support the impersonation proxy)",
-  );
-}
-
-export async function discoverIssuer(client: RestClient, suffix: string, name: string | undefined) {
+export async function discoverIssuer(
+  client: RestClient,
+  suffix: string,
+  name: string | undefined,
+  signal?: AbortSignal,
+): Promise<CredentialIssuer> {
   const base = `/apis/config.concierge.${suffix}/v1alpha1/credentialissuers`;
-  if (name) return client.request<CredentialIssuer>({ method: "GET", path: `${base}/${name}` });
-  const { items } = await client.request<{ items: CredentialIssuer[] }>({ method: "GET", path: base });
+  const s = signal ? { signal } : {};
+  if (name) return client.request<CredentialIssuer>({ method: "GET", path: `${base}/${name}`, ...s });
+  const { items } = await client.request<{ items: CredentialIssuer[] }>({ method: "GET", path: base, ...s });
   if (items.length === 0) throw new Error("no CredentialIssuers were found (is the Concierge installed?)");
   if (items.length > 1) {
     throw new Error(
@@ -150,84 +279,162 @@ export async function discoverIssuer(client: RestClient, suffix: string, name: s
   return items[0]!;
 }
 
+export type DiscoveredAuthenticator =
+  | { type: "webhook"; name: string }
+  | { type: "jwt"; name: string; spec: JWTAuthenticatorSpecLike };
+
 export async function discoverAuthenticator(
   client: RestClient,
   suffix: string,
   type: string | undefined,
   name: string | undefined,
-): Promise<{ type: string; name: string }> {
+  signal?: AbortSignal,
+): Promise<DiscoveredAuthenticator> {
   const base = `/apis/authentication.concierge.${suffix}/v1alpha1`;
-  const plural = { WebhookAuthenticator: "webhookauthenticators", JWTAuthenticator: "jwtauthenticators" };
+  const s = signal ? { signal } : {};
+  type AuthObject = Named & { spec?: JWTAuthenticatorSpecLike };
+  const found = (t: "webhook" | "jwt", o: AuthObject): DiscoveredAuthenticator =>
+    t === "jwt" ? { type: t, name: o.metadata.name, spec: o.spec ?? {} } : { type: t, name: o.metadata.name };
   if (type !== undefined && name !== undefined) {
-    const kind = authenticatorKind(type);
-    await client.request<Authenticator>({ method: "GET", path: `${base}/${plural[kind]}/${name}` });
-    return { type: type.toLowerCase(), name };
-  }
-  const found: { type: string; name: string }[] = [];
-  for (const [t, p] of [
-    ["jwt", plural.JWTAuthenticator],
-    ["webhook", plural.WebhookAuthenticator],
-  ] as const) {
-    const { items } = await client.request<{ items: Authenticator[] }>({
+    const t = authenticatorKind(type) === "JWTAuthenticator" ? "jwt" : "webhook";
+    const o = await client.request<AuthObject>({
       method: "GET",
-      path: `${base}/${p}`,
+      path: `${base}/${t}authenticators/${name}`,
+      ...s,
     });
-    for (const a of items) found.push({ type: t, name: a.metadata.name });
+    return found(t, o);
   }
-  if (found.length === 0)
+  const all: DiscoveredAuthenticator[] = [];
+  for (const t of ["jwt", "webhook"] as const) {
+    const { items } = await client.request<{ items: AuthObject[] }>({
+      method: "GET",
+      path: `${base}/${t}authenticators`,
+      ...s,
+    });
+    for (const o of items) all.push(found(t, o));
+  }
+  if (all.length === 0)
     throw new Error("no authenticators were found (create a WebhookAuthenticator or JWTAuthenticator)");
-  if (found.length > 1) {
+  if (all.length > 1) {
     throw new Error(
       "multiple authenticators were found, so the --concierge-authenticator-type/--concierge-authenticator-name flags must be specified",
     );
   }
-  return found[0]!;
+  return all[0]!;
 }
 
-/** The current cluster's CA, base64 of PEM, from -data or from the file it names. */
-function clusterCABase64(kc: KubeConfig): string {
-  const cluster = kc.getCurrentCluster()!;
-  if (cluster.caData) return cluster.caData;
-  if (cluster.caFile) return readFileSync(cluster.caFile).toString("base64");
-  throw new Error(`invalid kubeconfig (no certificateAuthorityData for cluster ${cluster.name})`);
+/** The output cluster entry; extra fields of the source cluster are kept only where still valid. */
+export interface OutputCluster {
+  server: string;
+  /** PEM. */
+  ca: string | undefined;
+  tlsServerName?: string | undefined;
+  proxyURL?: string | undefined;
+  insecureSkipTLSVerify?: boolean | undefined;
+}
+
+export interface OIDCLogin {
+  issuer: string;
+  clientID: string;
+  scopes: string[];
+  listenPort?: number | undefined;
+  skipBrowser?: boolean;
+  skipListen?: boolean;
+  /** PEM. */
+  caBundle?: string | undefined;
+  sessionCache?: string | undefined;
+  debugSessionCache?: boolean;
+  requestAudience?: string | undefined;
+  upstreamIDPName?: string | undefined;
+  upstreamIDPType?: string | undefined;
+  upstreamIDPFlow?: string | undefined;
 }
 
 export interface KubeconfigInputs {
   contextName: string;
   clusterName: string;
   userName: string;
-  server: string;
-  caBase64: string;
-  authenticator: { type: string; name: string };
-  options: Pick<
-    GetKubeconfigOptions,
-    "apiGroupSuffix" | "staticToken" | "credentialCache" | "nameSuffix" | "installHint" | "cliPath"
-  >;
+  cluster: OutputCluster;
+  /** Absent with --no-concierge. */
+  concierge:
+    | { apiGroupSuffix: string; authenticator: { type: string; name: string }; endpoint: string; ca: string }
+    | undefined;
+  login: { static: { token: string } | { env: string } } | { oidc: OIDCLogin };
+  credentialCache: string | undefined;
+  nameSuffix: string;
+  installHint: string;
+  cliPath: string;
 }
 
-/** The generated kubeconfig: upstream's exec stanza (args in upstream's order), static login. */
-export function buildKubeconfig(input: KubeconfigInputs): Record<string, unknown> {
-  const { options: o } = input;
-  const args = [
-    "login",
-    "static",
-    "--enable-concierge",
-    `--concierge-api-group-suffix=${o.apiGroupSuffix}`,
-    `--concierge-authenticator-name=${input.authenticator.name}`,
-    `--concierge-authenticator-type=${input.authenticator.type}`,
-    `--concierge-endpoint=${input.server}`,
-    `--concierge-ca-bundle-data=${input.caBase64}`,
-    ...(o.credentialCache !== undefined ? [`--credential-cache=${o.credentialCache}`] : []),
-    "token" in o.staticToken ? `--token=${o.staticToken.token}` : `--token-env=${o.staticToken.env}`,
+const b64 = (pem: string) => Buffer.from(pem).toString("base64");
+
+/** Upstream's exec args, in upstream's order. */
+export function execArgs(input: KubeconfigInputs): string[] {
+  const c = input.concierge;
+  const common = [
+    ...(c
+      ? [
+          "--enable-concierge",
+          `--concierge-api-group-suffix=${c.apiGroupSuffix}`,
+          `--concierge-authenticator-name=${c.authenticator.name}`,
+          `--concierge-authenticator-type=${c.authenticator.type}`,
+          `--concierge-endpoint=${c.endpoint}`,
+          `--concierge-ca-bundle-data=${b64(c.ca)}`,
+        ]
+      : []),
+    ...(input.credentialCache !== undefined ? [`--credential-cache=${input.credentialCache}`] : []),
   ];
-  const cluster = `${input.clusterName}${o.nameSuffix}`;
-  const user = `${input.userName}${o.nameSuffix}`;
-  const context = `${input.contextName}${o.nameSuffix}`;
+  if ("static" in input.login) {
+    const t = input.login.static;
+    return ["login", "static", ...common, "token" in t ? `--token=${t.token}` : `--token-env=${t.env}`];
+  }
+  const o = input.login.oidc;
+  if (o.requestAudience?.includes(".pinniped.dev")) {
+    throw new Error(
+      `request audience is not allowed to include the substring '.pinniped.dev': ${o.requestAudience}`,
+    );
+  }
+  const opt = (cond: unknown, arg: string) => (cond ? [arg] : []);
+  return [
+    "login",
+    "oidc",
+    ...common,
+    `--issuer=${o.issuer}`,
+    `--client-id=${o.clientID}`,
+    `--scopes=${o.scopes.join(",")}`,
+    ...opt(o.skipBrowser, "--skip-browser"),
+    ...opt(o.skipListen, "--skip-listen"),
+    ...opt(o.listenPort, `--listen-port=${o.listenPort}`),
+    ...opt(o.caBundle, `--ca-bundle-data=${b64(o.caBundle ?? "")}`),
+    ...opt(o.sessionCache, `--session-cache=${o.sessionCache}`),
+    ...opt(o.debugSessionCache, "--debug-session-cache"),
+    ...opt(o.requestAudience, `--request-audience=${o.requestAudience}`),
+    ...opt(o.upstreamIDPName, `--upstream-identity-provider-name=${o.upstreamIDPName}`),
+    ...opt(o.upstreamIDPType, `--upstream-identity-provider-type=${o.upstreamIDPType}`),
+    ...opt(o.upstreamIDPFlow, `--upstream-identity-provider-flow=${o.upstreamIDPFlow}`),
+  ];
+}
+
+/** The generated kubeconfig: upstream's exec stanza and a single cluster/user/context. */
+export function buildKubeconfig(input: KubeconfigInputs): Record<string, unknown> {
+  const c = input.cluster;
+  const cluster = `${input.clusterName}${input.nameSuffix}`;
+  const user = `${input.userName}${input.nameSuffix}`;
+  const context = `${input.contextName}${input.nameSuffix}`;
   return {
     apiVersion: "v1",
     kind: "Config",
     clusters: [
-      { name: cluster, cluster: { server: input.server, "certificate-authority-data": input.caBase64 } },
+      {
+        name: cluster,
+        cluster: {
+          server: c.server,
+          ...(c.ca !== undefined ? { "certificate-authority-data": b64(c.ca) } : {}),
+          ...(c.tlsServerName ? { "tls-server-name": c.tlsServerName } : {}),
+          ...(c.proxyURL ? { "proxy-url": c.proxyURL } : {}),
+          ...(c.insecureSkipTLSVerify ? { "insecure-skip-tls-verify": true } : {}),
+        },
+      },
     ],
     users: [
       {
@@ -235,11 +442,12 @@ export function buildKubeconfig(input: KubeconfigInputs): Record<string, unknown
         user: {
           exec: {
             apiVersion: "client.authentication.k8s.io/v1beta1",
-            command: o.cliPath,
-            args,
+            command: input.cliPath,
+            args: execArgs(input),
             env: [],
-            installHint: o.installHint,
-            interactiveMode: "Never",
+            installHint: input.installHint,
+            // A browser or a password prompt may be needed for OIDC; a static token never asks.
+            interactiveMode: "static" in input.login ? "Never" : "IfAvailable",
             provideClusterInfo: true,
           },
         },
@@ -251,6 +459,177 @@ export function buildKubeconfig(input: KubeconfigInputs): Record<string, unknown
   };
 }
 
+/** The current cluster's CA as PEM, from -data or from the file it names. */
+function clusterCA(kc: KubeConfig): string | undefined {
+  const cluster = kc.getCurrentCluster()!;
+  if (cluster.caData) return Buffer.from(cluster.caData, "base64").toString("utf8");
+  if (cluster.caFile) return readFileSync(cluster.caFile, "utf8");
+  return undefined;
+}
+
+export interface GenerateDeps {
+  kc: KubeConfig;
+  client: RestClient;
+  log: (line: string) => void;
+  /** Between CredentialIssuer polls and validation retries; upstream's 2 s. */
+  pollMs?: number;
+}
+
+/** Discovers and validates; returns the kubeconfig object. */
+export async function generateKubeconfig(
+  options: GetKubeconfigOptions,
+  deps: GenerateDeps,
+): Promise<Record<string, unknown>> {
+  const { kc, client, log } = deps;
+  const pollMs = deps.pollMs ?? 2000;
+  for (const w of options.warnings) log(w);
+  const signal = AbortSignal.timeout(options.timeoutMs);
+  const deadline = Date.now() + options.timeoutMs;
+  const source = kc.getCurrentCluster()!;
+  const sourceCA = clusterCA(kc);
+  let cluster: OutputCluster = {
+    server: source.server,
+    ca: sourceCA,
+    tlsServerName: source.tlsServerName,
+    proxyURL: source.proxyUrl,
+    insecureSkipTLSVerify: source.skipTLSVerify,
+  };
+  const oidc = { ...options.oidc };
+  let concierge: KubeconfigInputs["concierge"];
+  if (!options.noConcierge) {
+    const suffix = options.apiGroupSuffix;
+    const reload = () => discoverIssuer(client, suffix, options.credentialIssuer, signal);
+    let issuer = await reload();
+    log(`discovered CredentialIssuer ${issuer.metadata.name}`);
+    if (!options.conciergeSkipWait) {
+      issuer = await waitWhilePending(issuer, reload, { pollMs, signal, deadline, log });
+    }
+    const authenticator = await discoverAuthenticator(
+      client,
+      suffix,
+      options.authenticatorType,
+      options.authenticatorName,
+      signal,
+    );
+    log(`discovered ${authenticator.type} authenticator ${authenticator.name}`);
+
+    let frontend: ReturnType<typeof pickFrontend>;
+    try {
+      frontend = pickFrontend(issuer, options.conciergeMode);
+    } catch (err) {
+      for (const line of strategyLines(issuer)) log(line);
+      throw err;
+    }
+    if (options.conciergeMode === undefined) {
+      log(
+        frontend.type === "TokenCredentialRequestAPI"
+          ? "discovered Concierge operating in TokenCredentialRequest API mode"
+          : "discovered Concierge operating in impersonation proxy mode",
+      );
+    }
+    let endpoint = options.conciergeEndpoint;
+    if (endpoint === undefined) {
+      // TCR mode: the Concierge is reached through the cluster's own API server, so upstream uses
+      // the current cluster's server and CA, not the CredentialIssuer's tokenCredentialRequestInfo.
+      endpoint =
+        frontend.type === "TokenCredentialRequestAPI"
+          ? source.server
+          : frontend.impersonationProxyInfo?.endpoint;
+      if (!endpoint) throw new Error("autodiscovered Concierge endpoint is empty");
+      log(`discovered Concierge endpoint ${endpoint}`);
+    }
+    let ca = options.conciergeCABundle;
+    if (ca === undefined) {
+      if (frontend.type === "TokenCredentialRequestAPI") {
+        ca = sourceCA;
+      } else {
+        try {
+          ca = decodeBase64Strict(frontend.impersonationProxyInfo?.certificateAuthorityData ?? "");
+        } catch (err) {
+          throw new Error(`autodiscovered Concierge CA bundle is invalid: ${(err as Error).message}`);
+        }
+      }
+      if (ca === undefined || ca === "") {
+        throw new Error(`invalid kubeconfig (no certificateAuthorityData for cluster ${source.name})`);
+      }
+      log(`discovered Concierge certificate authority bundle (roots: ${countCerts(ca)})`);
+    }
+
+    if (authenticator.type === "jwt") {
+      const spec = authenticator.spec;
+      if (oidc.issuer === undefined && spec.issuer) {
+        oidc.issuer = spec.issuer;
+        log(`discovered OIDC issuer ${spec.issuer}`);
+      }
+      const audience = spec.audience ?? spec.audiences?.[0];
+      if (oidc.requestAudience === undefined && audience) {
+        oidc.requestAudience = audience;
+        log(`discovered OIDC audience ${audience}`);
+      }
+      if (oidc.caBundle === undefined) {
+        oidc.caBundle = await discoverOIDCCABundle(client, suffix, authenticator.name, spec, log, signal);
+      }
+    } else if (options.staticToken === undefined && oidc.issuer === undefined) {
+      throw new UsageError(
+        `the Concierge authenticator is WebhookAuthenticator ${authenticator.name}, which cannot supply an OIDC issuer: ` +
+          "pass --static-token or --static-token-env for a static-token login, or --oidc-issuer for an OIDC login",
+      );
+    }
+    concierge = { apiGroupSuffix: suffix, authenticator, endpoint, ca };
+    // Only the endpoint's TLS identity is known now: the source's tls-server-name named the old server.
+    cluster = {
+      server: endpoint,
+      ca,
+      tlsServerName: endpoint === source.server ? source.tlsServerName : undefined,
+      proxyURL: source.proxyUrl,
+    };
+  }
+
+  let login: KubeconfigInputs["login"];
+  if (options.staticToken !== undefined) {
+    login = { static: options.staticToken };
+  } else {
+    if (oidc.issuer === undefined) {
+      throw new UsageError(
+        "could not autodiscover --oidc-issuer and none was provided: pass --oidc-issuer, or --static-token/--static-token-env for a static-token login",
+      );
+    }
+    if (!oidc.scopesSet) {
+      oidc.scopes = await pruneScopes(oidc.issuer, oidc.scopes, { ca: oidc.caBundle, signal, log });
+    }
+    login = { oidc: { ...oidc, issuer: oidc.issuer } };
+  }
+
+  const contextName = kc.getCurrentContext();
+  const ctx = kc.getContextObject(contextName);
+  const config = buildKubeconfig({
+    contextName,
+    clusterName: ctx?.cluster ?? source.name,
+    userName: ctx?.user ?? "user",
+    cluster,
+    concierge,
+    login,
+    credentialCache: options.credentialCache,
+    nameSuffix: options.nameSuffix,
+    installHint: options.installHint,
+    cliPath: resolveCLIPath(options.cliPath),
+  });
+
+  if (!options.skipValidation) {
+    if (!cluster.ca || countCerts(cluster.ca) === 0)
+      throw new Error("invalid kubeconfig (no certificateAuthorityData)");
+    await validateConnection(cluster.server, {
+      ca: cluster.ca,
+      servername: cluster.tlsServerName,
+      signal,
+      pollMs,
+      timeoutText: options.timeoutText,
+      log,
+    });
+  }
+  return config;
+}
+
 /** Discovers, builds and writes; returns the YAML when there is no --output file. */
 export async function getKubeconfig(
   options: GetKubeconfigOptions,
@@ -258,37 +637,16 @@ export async function getKubeconfig(
 ): Promise<string | undefined> {
   const kc = loadKubeConfig(options.kubeconfig, options.context);
   const client = new KubeRestClient(kc, { userAgent: "pinniped-cli", timeoutMs: 30_000 });
-  const issuer = await discoverIssuer(client, options.apiGroupSuffix, options.credentialIssuer);
-  log(`discovered CredentialIssuer ${issuer.metadata.name}`);
-  const authenticator = await discoverAuthenticator(
-    client,
-    options.apiGroupSuffix,
-    options.authenticatorType,
-    options.authenticatorName,
-  );
-  log(`discovered ${authenticator.type} authenticator ${authenticator.name}`);
-  pickTokenCredentialRequestStrategy(issuer);
-  log("discovered Concierge operating in TokenCredentialRequest API mode");
-  // TCR mode: the Concierge is reached through the cluster's own API server, so upstream uses
-  // the current cluster's server and CA, not the CredentialIssuer's tokenCredentialRequestInfo.
-  const cluster = kc.getCurrentCluster()!;
-  log(`discovered Concierge endpoint ${cluster.server}`);
-  const caBase64 = clusterCABase64(kc);
-  const contextName = kc.getCurrentContext();
-  const ctx = kc.getContextObject(contextName);
-  const yaml = stringify(
-    buildKubeconfig({
-      contextName,
-      clusterName: ctx?.cluster ?? cluster.name,
-      userName: ctx?.user ?? "user",
-      server: cluster.server,
-      caBase64,
-      authenticator,
-      options: { ...options, cliPath: resolveCLIPath(options.cliPath) },
-    }),
-  );
+  let yaml: string;
+  try {
+    yaml = stringify(await generateKubeconfig(options, { kc, client, log }));
+  } finally {
+    client.close?.();
+  }
   if (options.output === undefined) return yaml;
-  // 0600: with --static-token the file holds the token.
+  // 0600: with --static-token the file holds the token. The mode option applies only when the
+  // file is created, so an existing file is narrowed first.
+  await chmod(options.output, 0o600).catch(() => {});
   await writeFile(options.output, yaml, { mode: 0o600 });
   log(`wrote kubeconfig to ${options.output}`);
   return undefined;
