@@ -55,17 +55,22 @@ export interface LoginStaticOptions {
   credentialCache: string;
 }
 
+/** The Concierge and credential-cache flags every `login` command takes. */
+export const conciergeFlags = {
+  "enable-concierge": { type: "boolean" },
+  "concierge-endpoint": { type: "string" },
+  "concierge-ca-bundle-data": { type: "string" },
+  "concierge-authenticator-type": { type: "string" },
+  "concierge-authenticator-name": { type: "string" },
+  "concierge-api-group-suffix": { type: "string" },
+  "credential-cache": { type: "string" },
+} as const;
+
 export function parseLoginStatic(args: string[], env: NodeJS.ProcessEnv): LoginStaticOptions | "help" {
   const { values } = parseFlags("login static", args, {
     token: { type: "string" },
     "token-env": { type: "string" },
-    "enable-concierge": { type: "boolean" },
-    "concierge-endpoint": { type: "string" },
-    "concierge-ca-bundle-data": { type: "string" },
-    "concierge-authenticator-type": { type: "string" },
-    "concierge-authenticator-name": { type: "string" },
-    "concierge-api-group-suffix": { type: "string" },
-    "credential-cache": { type: "string" },
+    ...conciergeFlags,
   });
   if (values.help) return "help";
   let token = values.token;
@@ -83,7 +88,8 @@ export function parseLoginStatic(args: string[], env: NodeJS.ProcessEnv): LoginS
   return { token: token!, concierge: conciergeParams(values), credentialCache };
 }
 
-function conciergeParams(values: Record<string, string | boolean | undefined>): ConciergeParams {
+/** Validates the Concierge flags as upstream's conciergeclient does. */
+export function conciergeParams(values: Record<string, unknown>): ConciergeParams {
   const invalid = (why: string) => new UsageError(`invalid Concierge parameters: ${why}`);
   const str = (name: string) => {
     const v = values[name];

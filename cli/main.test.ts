@@ -48,7 +48,10 @@ describe("pinniped", () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Run 'pinniped login static --help' for usage/);
     r = await cli(["login", "oidc"]);
-    assert.match(r.stderr, /only "login static" is supported/);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /required flag\(s\) "issuer" not set/);
+    r = await cli(["login", "saml"]);
+    assert.match(r.stderr, /only "login oidc" and "login static" are supported/);
     r = await cli(["whoami", "-o", "xml"]);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, 'Error: unknown output format: "xml"\n');

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./flags.ts";
 import { getKubeconfig, getKubeconfigHelp, parseGetKubeconfig } from "./kubeconfig.ts";
+import { loginOIDC, loginOIDCHelp, parseLoginOIDC } from "./login-oidc.ts";
 import { loginStatic, loginStaticHelp, parseLoginStatic } from "./login-static.ts";
 import { parseWhoAmI, whoami, whoamiHelp } from "./whoami.ts";
 
@@ -14,12 +15,21 @@ Usage:
 
 Available Commands:
   get kubeconfig   Generate a Pinniped-based kubeconfig for a cluster
+  login oidc       Login using an OpenID Connect provider
   login static     Login using a static token
   whoami           Print information about the current user
 
 Use "pinniped [command] --help" for more information about a command.
 `;
-const loginHelp = `Login using a static token\n\nUsage:\n  pinniped login static [flags]\n`;
+const loginHelp = `Login
+
+Usage:
+  pinniped login [command]
+
+Available Commands:
+  oidc        Login using an OpenID Connect provider
+  static      Login using a static token
+`;
 const getHelp = `Generate a Pinniped-based kubeconfig\n\nUsage:\n  pinniped get kubeconfig [flags]\n`;
 
 /** bin/pinniped, the default exec command of generated kubeconfigs. */
@@ -39,8 +49,17 @@ export async function run(argv: string[], io: IO): Promise<number> {
   try {
     if (command === "login") {
       if (isHelp(sub)) return help(io, loginHelp);
+      if (sub === "oidc") {
+        const options = await parseLoginOIDC(rest, io.env);
+        if (options === "help") return help(io, loginOIDCHelp);
+        const credential = await loginOIDC(options, { env: io.env, stderr: io.stderr });
+        io.stdout(`${JSON.stringify(credential)}\n`);
+        return 0;
+      }
       if (sub !== "static")
-        throw new UsageError(`unknown command "login ${sub}" (only "login static" is supported)`);
+        throw new UsageError(
+          `unknown command "login ${sub}" (only "login oidc" and "login static" are supported)`,
+        );
       const options = parseLoginStatic(rest, io.env);
       if (options === "help") return help(io, loginStaticHelp);
       const credential = await loginStatic(options, { env: io.env });

@@ -1,6 +1,8 @@
 // A real OpenID Connect provider (the `oidc-provider` package, as used by many IdPs) served over
 // TLS on 127.0.0.1 with a CA of the test's own. Tests mint real ID tokens with the provider's own
 // IdToken class, signed by the provider's own keystore, without a browser; and rotate its keys.
+// With `interactive`, it also serves a public native client for browser logins (authorization
+// code + PKCE, refresh tokens) through oidc-provider's development login and consent pages.
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
@@ -16,10 +18,15 @@ interface IdToken {
   set(claim: string, value: unknown): void;
   issue(options: { use: "idtoken"; expiresAt?: number }): Promise<string>;
 }
+interface ProviderContext {
+  oidc?: { params?: Record<string, unknown> };
+}
 interface Provider {
   Client: { find(id: string): Promise<OIDCClient | undefined> };
   IdToken: new (claims: { sub: string }, options: { client: OIDCClient }) => IdToken;
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
+  on(event: "grant.success", listener: (ctx: ProviderContext) => void): void;
+  on(event: "interaction.started", listener: (ctx: ProviderContext, prompt: { name: string }) => void): void;
 }
 type ProviderClass = new (issuer: string, configuration: Record<string, unknown>) => Provider;
 
@@ -55,16 +62,51 @@ export interface TestOIDCProvider {
    * (a provider's usual rotation); `dropOld` removes them, so their tokens no longer verify.
    */
   rotateKeys(options?: { dropOld?: boolean; algorithm?: SigningAlgorithm }): Promise<void>;
+  /** What the provider has done since it started (all zero without `interactive`). */
+  stats(): ProviderStats;
   close(): Promise<void>;
 }
 
+export interface ProviderStats {
+  /** Login forms shown: each is a user typing a login and password in a browser. */
+  interactiveLogins: number;
+  /** Token-endpoint grants that redeemed an authorization code. */
+  authorizationCodeGrants: number;
+  /** Token-endpoint grants that redeemed a refresh token. */
+  refreshGrants: number;
+}
+
+export interface InteractiveUser {
+  /** The `username` claim; default the login name. */
+  username?: string;
+  groups?: string[];
+}
+
+/** A public native client for browser logins, as the pinniped CLI is. */
+export interface InteractiveOptions {
+  /** Default `pinniped-cli`. */
+  clientID?: string;
+  /**
+   * Claims per login name. The login form accepts any login and password: a login not listed
+   * here gets `username` = the login and no groups.
+   */
+  users?: Record<string, InteractiveUser>;
+  /** Lifetime of ID tokens in seconds; default 3600. A short one makes every token "nearly expired". */
+  idTokenTTLSeconds?: number;
+}
+
 export interface OIDCProviderOptions {
-  /** Client IDs that tokens can be minted for. */
-  audiences: string[];
+  /** Client IDs that tokens can be minted for (confidential clients, no browser logins). */
+  audiences?: string[];
   /** A path for the issuer, e.g. `/oidc`; default none. */
   path?: string;
   algorithm?: SigningAlgorithm;
+  /** Also serve a client for interactive (browser) logins. */
+  interactive?: InteractiveOptions;
 }
+
+/** The callback a native client registers; any loopback port is then allowed (RFC 8252 §7.3). */
+export const interactiveRedirectURI = "http://127.0.0.1/callback";
 
 async function newSigningKey(algorithm: SigningAlgorithm): Promise<JWK> {
   const { privateKey } = await generateKeyPair(algorithm, { extractable: true });
@@ -112,6 +154,61 @@ class MemoryAdapter {
   }
 }
 
+const nonInteractiveConfiguration = {
+  features: { devInteractions: { enabled: false } },
+  ttl: { IdToken: 600 },
+};
+
+function nativeClient(interactive: InteractiveOptions, alg: unknown): Record<string, unknown> {
+  return {
+    client_id: interactive.clientID ?? "pinniped-cli",
+    application_type: "native",
+    token_endpoint_auth_method: "none",
+    redirect_uris: [interactiveRedirectURI],
+    grant_types: ["authorization_code", "refresh_token"],
+    response_types: ["code"],
+    id_token_signed_response_alg: alg,
+  };
+}
+
+function interactiveConfiguration(interactive: InteractiveOptions): Record<string, unknown> {
+  const users = interactive.users ?? {};
+  const idTokenTTL = interactive.idTokenTTLSeconds ?? 3600;
+  return {
+    features: { devInteractions: { enabled: true } },
+    // Public clients must use PKCE; oidc-provider only offers S256.
+    pkce: { required: () => true },
+    claims: { openid: ["sub"], username: ["username"], groups: ["groups"] },
+    // The ID token carries username and groups itself, as the Concierge's JWT authenticator needs.
+    conformIdTokenClaims: false,
+    // oidc-provider drops offline_access unless the request says prompt=consent, which the
+    // pinniped CLI never does: grant a refresh token to every client allowed the grant instead,
+    // and do not tie it to the browser session.
+    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
+      client.grantTypeAllowed("refresh_token"),
+    expiresWithSession: async () => false,
+    // A public client's refresh token is single-use, as most providers do it for native apps.
+    rotateRefreshToken: () => true,
+    findAccount: async (_ctx: unknown, sub: string) => ({
+      accountId: sub,
+      claims: async () => ({
+        sub,
+        username: users[sub]?.username ?? sub,
+        groups: users[sub]?.groups ?? [],
+      }),
+    }),
+    ttl: {
+      IdToken: idTokenTTL,
+      AccessToken: 3600,
+      AuthorizationCode: 60,
+      RefreshToken: 24 * 3600,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 24 * 3600,
+    },
+  };
+}
+
 export async function startOIDCProvider(options: OIDCProviderOptions): Promise<TestOIDCProvider> {
   const Provider = await providerClass();
   const path = (options.path ?? "").replace(/\/$/, "");
@@ -134,19 +231,30 @@ export async function startOIDCProvider(options: OIDCProviderOptions): Promise<T
 
   let keys: JWK[] = [await newSigningKey(options.algorithm ?? "RS256")];
   const cookieKeys = [randomBytes(32).toString("hex")];
+  const counts: ProviderStats = { interactiveLogins: 0, authorizationCodeGrants: 0, refreshGrants: 0 };
   const configure = () => {
+    const confidential = (options.audiences ?? []).map((audience) => ({
+      client_id: audience,
+      client_secret: randomBytes(16).toString("hex"),
+      redirect_uris: ["https://client.example.com/callback"],
+      id_token_signed_response_alg: keys[0]?.alg,
+    }));
     const provider = new Provider(issuer, {
       adapter: MemoryAdapter,
       jwks: { keys },
-      clients: options.audiences.map((audience) => ({
-        client_id: audience,
-        client_secret: randomBytes(16).toString("hex"),
-        redirect_uris: ["https://client.example.com/callback"],
-        id_token_signed_response_alg: keys[0]?.alg,
-      })),
+      clients: options.interactive
+        ? [...confidential, nativeClient(options.interactive, keys[0]?.alg)]
+        : confidential,
       cookies: { keys: cookieKeys },
-      features: { devInteractions: { enabled: false } },
-      ttl: { IdToken: 600 },
+      ...(options.interactive ? interactiveConfiguration(options.interactive) : nonInteractiveConfiguration),
+    });
+    provider.on("grant.success", (ctx) => {
+      const grantType = ctx.oidc?.params?.grant_type;
+      if (grantType === "authorization_code") counts.authorizationCodeGrants++;
+      if (grantType === "refresh_token") counts.refreshGrants++;
+    });
+    provider.on("interaction.started", (_ctx, prompt) => {
+      if (prompt.name === "login") counts.interactiveLogins++;
     });
     current = { provider, handle: provider.callback() };
   };
@@ -172,6 +280,7 @@ export async function startOIDCProvider(options: OIDCProviderOptions): Promise<T
       keys = dropOld ? [fresh] : [fresh, ...keys];
       configure();
     },
+    stats: () => ({ ...counts }),
     async close() {
       current = undefined;
       await server.close();
