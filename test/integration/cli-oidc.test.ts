@@ -1,0 +1,295 @@
+// The `pinniped` CLI end to end, OIDC path: a JWTAuthenticator trusts the test's real
+// oidc-provider; `pinniped get kubeconfig` writes a kubeconfig whose exec plugin is
+// `pinniped login oidc`; real kubectl runs it; the plugin prints the login URL on kubectl's
+// stderr, where a real headless Chromium (test/harness/browser.ts) picks it up and signs in at
+// the provider's login page, exactly as a person would after clicking the link.
+//
+// The Concierge issues 60 s certificates here (its minimum), and the provider 60 s ID tokens, so
+// that waiting half a minute makes both the cached credential and the cached ID token too old:
+// the next kubectl must renew the credential with the refresh token, without a browser.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { expiryMarginMs } from "../../cli/cache.ts";
+import type { ControlPlane } from "../../hack/controlplane.ts";
+import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
+import { memoryLogger } from "../../observability/logger.ts";
+import { closeBrowser } from "../harness/browser.ts";
+import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
+import { type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
+import { loginPrompt, userKubectl } from "../harness/user-kubectl.ts";
+
+const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
+const namespace = "pinniped-concierge";
+const nodeName = "cli-oidc-node";
+const user = { username: "pinny", groups: ["sea-lions", "seals"] };
+
+async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<KubectlResult> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env: { ...process.env, ...env }, timeout: 60_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c;
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c;
+    });
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+describe("pinniped CLI, OIDC login with a real browser, against the locally run Concierge", () => {
+  let cp: ControlPlane;
+  let dir: string;
+  let concierge: LocalConcierge;
+  let provider: TestOIDCProvider;
+  let node: PlayedNode;
+  let generated: string;
+  let credentialCache: string;
+  let sessionCache: string;
+  const logs = memoryLogger("info");
+
+  const kubectl = (args: string[], opts: { input?: string; kubeconfig?: string } = {}) =>
+    runKubectl(
+      cp.binDir,
+      opts.kubeconfig ?? cp.kubeconfigPath,
+      ["--cache-dir", join(dir, "cache"), ...args],
+      opts,
+    );
+  const ok = async (args: string[], opts?: { input?: string; kubeconfig?: string }) => {
+    const res = await kubectl(args, opts);
+    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
+    return res.stdout;
+  };
+  /** Certificates the Concierge issued, from its /metrics. */
+  const exchanges = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${concierge.ports.health}/metrics`)).text();
+    const m = /^concierge_token_credential_requests_total\{outcome="issued"\} (\d+)$/m.exec(text);
+    return Number(m?.[1] ?? 0);
+  };
+
+  /** kubectl as the user, through the generated kubeconfig; the browser signs in when asked. */
+  const kubectlAsUser = (args: string[]) =>
+    userKubectl(args, {
+      binDir: cp.binDir,
+      kubeconfig: generated,
+      cacheDir: join(dir, "cache"),
+      login: { username: user.username, password: "any" },
+    });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "cli-oidc-"));
+    credentialCache = join(dir, "pinniped", "credentials.yaml");
+    sessionCache = join(dir, "pinniped", "sessions.yaml");
+    generated = join(dir, "generated.kubeconfig");
+    cp = await startTestControlPlane("cli-oidc");
+    provider = await startOIDCProvider({
+      audiences: [],
+      interactive: { users: { [user.username]: { groups: user.groups } }, idTokenTTLSeconds: 60 },
+    });
+    concierge = await runLocal({
+      kubeconfigPath: cp.kubeconfigPath,
+      binDir: cp.binDir,
+      log: logs.log,
+      identity: "cli-oidc-test",
+      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+      configOverrides: { tokenCredentialRequest: { clientCertificateTTLSeconds: 60 } },
+    });
+    node = await playControlPlaneNode({ kubeconfigPath: cp.kubeconfigPath, namespace, nodeName });
+
+    await ok(["apply", "-f", "-"], {
+      input: JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          {
+            apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
+            kind: "JWTAuthenticator",
+            metadata: { name: "corp-idp" },
+            spec: {
+              issuer: provider.issuer,
+              audience: "pinniped-cli",
+              claims: { username: "username", groups: "groups" },
+              tls: { certificateAuthorityData: Buffer.from(provider.caPEM).toString("base64") },
+            },
+          },
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "ClusterRole",
+            metadata: { name: "cli-oidc-read-namespaces" },
+            rules: [{ apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list"] }],
+          },
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "ClusterRoleBinding",
+            metadata: { name: "cli-oidc-sea-lions" },
+            roleRef: {
+              apiGroup: "rbac.authorization.k8s.io",
+              kind: "ClusterRole",
+              name: "cli-oidc-read-namespaces",
+            },
+            subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "sea-lions" }],
+          },
+        ],
+      }),
+    });
+    await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "jwtauthenticator/corp-idp"]);
+    await eventually("KubeClusterSigningCertificate Success", async () => {
+      const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
+      const strategies =
+        (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
+          ?.strategies ?? [];
+      return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success");
+    });
+    await ok([
+      "wait",
+      "--for=condition=Available",
+      "--timeout=90s",
+      "apiservice/v1alpha1.login.concierge.pinniped.dev",
+    ]);
+  });
+
+  after(async () => {
+    await closeBrowser();
+    await concierge?.stop();
+    await node?.stop();
+    await provider?.close();
+    await cp?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("pinniped get kubeconfig discovers the JWTAuthenticator and writes a `login oidc` exec plugin", async () => {
+    const res = await run(pinnipedBin, [
+      "get",
+      "kubeconfig",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--oidc-skip-browser",
+      "--credential-cache",
+      credentialCache,
+      "--oidc-session-cache",
+      sessionCache,
+      "-o",
+      generated,
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /discovered CredentialIssuer pinniped-concierge-config/);
+    assert.match(res.stderr, /discovered Concierge operating in TokenCredentialRequest API mode/);
+    assert.match(res.stderr, /discovered jwt authenticator corp-idp/);
+    assert.match(res.stderr, /validated connection to the cluster/);
+    const exec = parse(await readFile(generated, "utf8")).users[0].user.exec;
+    assert.deepEqual(exec.args.slice(0, 3), ["login", "oidc", "--enable-concierge"]);
+    assert.equal(exec.interactiveMode, "IfAvailable");
+    for (const arg of [
+      "--concierge-authenticator-type=jwt",
+      "--concierge-authenticator-name=corp-idp",
+      `--issuer=${provider.issuer}`,
+      "--client-id=pinniped-cli",
+      "--skip-browser",
+      "--request-audience=pinniped-cli",
+      `--ca-bundle-data=${Buffer.from(provider.caPEM).toString("base64")}`,
+      `--session-cache=${sessionCache}`,
+    ]) {
+      assert.ok(exec.args.includes(arg), `${arg} missing from ${exec.args.join(" ")}`);
+    }
+    // The provider does not offer Pinniped's own scope, so the kubeconfig does not ask for it.
+    const scopes = (exec.args as string[])
+      .find((a) => a.startsWith("--scopes="))!
+      .slice(9)
+      .split(",");
+    assert.ok(!scopes.includes("pinniped:request-audience"), scopes.join(","));
+    assert.ok(scopes.includes("openid") && scopes.includes("offline_access"), scopes.join(","));
+  });
+
+  it("the first kubectl sends the user to the browser; auth whoami then shows the provider's user and groups", async () => {
+    const before = { exchanges: await exchanges(), ...provider.stats() };
+    const res = await kubectlAsUser(["auth", "whoami", "-o", "json"]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.browserLogins, 1);
+    const who = JSON.parse(res.stdout) as { status: { userInfo: { username: string; groups: string[] } } };
+    assert.equal(who.status.userInfo.username, user.username);
+    // The certificate's O= values form a DER SET OF, which sorts them by encoding (as Go's does),
+    // so the order the provider gave is not kept.
+    assert.deepEqual(who.status.userInfo.groups.sort(), [...user.groups, "system:authenticated"].sort());
+    assert.equal(await exchanges(), before.exchanges + 1);
+    assert.equal(provider.stats().interactiveLogins, before.interactiveLogins + 1);
+    for (const file of [credentialCache, sessionCache]) {
+      assert.equal((await stat(file)).mode & 0o777, 0o600, file);
+    }
+  });
+
+  it("a second kubectl within the certificate's TTL neither logs in nor exchanges again", async () => {
+    const before = { exchanges: await exchanges(), ...provider.stats() };
+    const res = await kubectlAsUser(["auth", "whoami"]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.browserLogins, 0);
+    assert.doesNotMatch(res.stderr, loginPrompt);
+    assert.equal(await exchanges(), before.exchanges);
+    assert.equal(provider.stats().interactiveLogins, before.interactiveLogins);
+    assert.equal(provider.stats().refreshGrants, before.refreshGrants);
+  });
+
+  it("an RBAC-allowed kubectl get succeeds and a forbidden one is denied", async () => {
+    const allowed = await kubectlAsUser(["get", "namespace", "default", "-o", "name"]);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.match(allowed.stdout, /namespace\/default/);
+    const denied = await kubectlAsUser(["get", "secrets", "-n", "kube-system"]);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /Forbidden.*User "pinny" cannot list resource "secrets"/);
+  });
+
+  it("pinniped whoami through the same kubeconfig names the user", async () => {
+    const res = await run(pinnipedBin, ["whoami", "--kubeconfig", generated]);
+    assert.equal(res.code, 0, res.stderr);
+    const groups = /Username: pinny\nGroups: (.*)\n/.exec(res.stdout)?.[1]?.split(", ");
+    assert.deepEqual(groups?.sort(), [...user.groups, "system:authenticated"].sort(), res.stdout);
+  });
+
+  it("once the credential and the ID token are too old, kubectl renews with the refresh token and no browser", async () => {
+    const cache = parse(await readFile(credentialCache, "utf8")) as {
+      credentials: { credential: { expirationTimestamp: string } }[];
+    };
+    const expires = Math.max(...cache.credentials.map((c) => Date.parse(c.credential.expirationTimestamp)));
+    // The plugin stops handing out a credential this long before it expires.
+    const wait = expires - expiryMarginMs - Date.now() + 1_000;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+
+    const before = { exchanges: await exchanges(), ...provider.stats() };
+    const res = await kubectlAsUser(["auth", "whoami", "-o", "json"]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.browserLogins, 0, res.stderr);
+    assert.equal(JSON.parse(res.stdout).status.userInfo.username, user.username);
+    assert.equal(await exchanges(), before.exchanges + 1, "the expired credential was not renewed");
+    assert.equal(provider.stats().refreshGrants, before.refreshGrants + 1, "no refresh grant");
+    assert.equal(provider.stats().interactiveLogins, before.interactiveLogins);
+  });
+
+  it("nothing the plugin printed holds a token", async () => {
+    const sessions = parse(await readFile(sessionCache, "utf8")) as {
+      sessions: { tokens: Record<string, { token?: string } | undefined> }[];
+    };
+    const tokens = sessions.sessions.flatMap((s) =>
+      ["access", "refresh", "id"].flatMap((kind) => s.tokens[kind]?.token ?? []),
+    );
+    assert.ok(tokens.length > 0, "no tokens found in the session cache to look for");
+    const res = await kubectlAsUser(["auth", "whoami"]);
+    for (const t of tokens) assert.ok(!res.stderr.includes(t) && !res.stdout.includes(t));
+  });
+});
