@@ -3,7 +3,6 @@
 // step printed as the command it amounts to. Everything it starts is stopped at the end, and it
 // exits non-zero if a step that should succeed does not (test/integration/demo.test.ts runs it).
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -11,48 +10,69 @@ import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
 import { discardLogger } from "../observability/logger.ts";
 import { apiServiceNames } from "../server/main.ts";
+import { closeBrowser } from "../test/harness/browser.ts";
 import { type KubectlResult, runKubectl } from "../test/harness/cluster.ts";
+import { startOIDCProvider, type TestOIDCProvider } from "../test/harness/oidc-provider.ts";
 import { agentSelector, type PlayedNode, playControlPlaneNode } from "../test/harness/play-node.ts";
-import { startTokenReviewWebhook, type TokenReviewWebhook } from "../test/harness/tokenreview-webhook.ts";
+import { loginPrompt, type UserKubectlResult, userKubectl } from "../test/harness/user-kubectl.ts";
 import { type ControlPlane, startControlPlane } from "./controlplane.ts";
 import { type LocalConcierge, runLocal } from "./run-local.ts";
 
 const began = performance.now();
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 const user = { username: "pinny", groups: ["sea-lions"] };
-// Random, so that nothing printed here could be a working credential anywhere else; hex, as a
-// token starting with "-" would read as a flag on the command line.
-const token = randomBytes(24).toString("hex");
 const dir = await mkdtemp(join(tmpdir(), "concierge-demo-"));
 const userKubeconfig = join(dir, "pinny.kubeconfig");
 
 const out = (text: string) => process.stdout.write(text);
-/** What is printed never holds the token, and names the temporary directory briefly. */
-const redact = (text: string) => text.replaceAll(token, "********").replaceAll(dir, "$DEMO_DIR");
+/** What is printed names the temporary directory briefly (no token is ever printed). */
+const redact = (text: string) => text.replaceAll(dir, "$DEMO_DIR");
 const say = (text: string) => out(`\n\x1b[1m${text}\x1b[0m\n`);
 const note = (text: string) => out(`   ${redact(text)}\n`);
 
 let cp: ControlPlane | undefined;
 let concierge: LocalConcierge | undefined;
 let node: PlayedNode | undefined;
-let webhook: TokenReviewWebhook | undefined;
+let provider: TestOIDCProvider | undefined;
 
-/** kubectl as the admin, or as the demo user with `as: "pinny"`; its output printed. */
+/** kubectl as the admin; its output printed. */
 async function kubectl(
   args: string[],
-  opts: { as?: "pinny"; input?: string; shown?: string; quiet?: boolean } = {},
+  opts: { input?: string; shown?: string; quiet?: boolean } = {},
 ): Promise<KubectlResult> {
-  const kubeconfig = opts.as ? userKubeconfig : cp!.kubeconfigPath;
-  const shown = opts.shown ?? args.join(" ");
-  if (!opts.quiet) out(redact(`$ kubectl ${opts.as ? `--kubeconfig ${kubeconfig} ` : ""}${shown}\n`));
+  if (!opts.quiet) out(redact(`$ kubectl ${opts.shown ?? args.join(" ")}\n`));
   // Its own discovery cache, so that nothing is left in ~/.kube.
   const res = await runKubectl(
     cp!.binDir,
-    kubeconfig,
+    cp!.kubeconfigPath,
     ["--cache-dir", join(dir, "kube-cache"), ...args],
     opts.input === undefined ? {} : { input: opts.input },
   );
   if (!opts.quiet) out(redact(res.stdout + res.stderr));
+  return res;
+}
+
+/**
+ * kubectl as the user, with the kubeconfig pinniped wrote. When the exec plugin prints its login
+ * link, the user's browser (headless Chromium here) signs in at the identity provider.
+ */
+async function kubectlAsUser(args: string[]): Promise<UserKubectlResult> {
+  out(redact(`$ kubectl --kubeconfig ${userKubeconfig} ${args.join(" ")}\n`));
+  const res = await userKubectl(args, {
+    binDir: cp!.binDir,
+    kubeconfig: userKubeconfig,
+    cacheDir: join(dir, "kube-cache"),
+    login: { username: user.username, password: "the demo's provider accepts any password" },
+    onLoginURL: (url) => {
+      out(`Log in by visiting this link:\n\n    ${url}\n\n`);
+      note(
+        `[the plugin waits; ${user.username}'s browser (headless Chromium) opens the link, signs in as ${user.username} and approves]`,
+      );
+    },
+  });
+  // The login link was shown when it appeared, in the order a person sees it.
+  const loginLink = new RegExp(`${loginPrompt.source}\\n?`);
+  out(redact(res.stdout + res.stderr.replace(loginLink, "")));
   return res;
 }
 
@@ -137,32 +157,41 @@ try {
   must(await kubectl(["get", "nodes"]), "listing nodes");
   must(await kubectl(["get", "pods", "-n", "kube-system"]), "listing kube-system pods");
 
-  say(`4. Connecting an identity provider: a TokenReview webhook that knows one user, ${user.username}`);
-  webhook = await startTokenReviewWebhook({ users: { [token]: user } });
-  note(`the webhook listens on ${webhook.url}; ${user.username} is in group ${user.groups.join(", ")}`);
+  say(`4. Connecting an identity provider: an OpenID Connect provider that knows one user, ${user.username}`);
+  provider = await startOIDCProvider({
+    audiences: [],
+    interactive: { users: { [user.username]: { groups: user.groups } } },
+  });
+  note(`the provider (the oidc-provider package) serves ${provider.issuer} with a CA of the demo's own;`);
+  note(`${user.username} is in group ${user.groups.join(", ")}; the CLI is its public client "pinniped-cli"`);
+  const caBase64 = Buffer.from(provider.caPEM).toString("base64");
   const authenticator = [
     "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
-    "kind: WebhookAuthenticator",
-    "metadata: {name: demo-webhook}",
-    `spec: {endpoint: '${webhook.url}', tls: {certificateAuthorityData: '${webhook.caBase64}'}}`,
+    "kind: JWTAuthenticator",
+    "metadata: {name: demo-oidc}",
+    "spec:",
+    `  issuer: ${provider.issuer}`,
+    "  audience: pinniped-cli",
+    "  claims: {username: username, groups: groups}",
+    `  tls: {certificateAuthorityData: '${caBase64}'}`,
   ].join("\n");
   must(
     await kubectl(["apply", "-f", "-"], {
       input: authenticator,
-      shown: `apply -f - <<EOF\n${authenticator.replace(webhook.caBase64, "<the webhook's CA, base64>")}\nEOF`,
+      shown: `apply -f - <<EOF\n${authenticator.replace(caBase64, "<the provider's CA, base64>")}\nEOF`,
     }),
-    "creating the WebhookAuthenticator",
+    "creating the JWTAuthenticator",
   );
   must(
     await kubectl([
       "wait",
       "--for=jsonpath={.status.phase}=Ready",
       "--timeout=60s",
-      "webhookauthenticator/demo-webhook",
+      "jwtauthenticator/demo-oidc",
     ]),
-    "waiting for the WebhookAuthenticator",
+    "waiting for the JWTAuthenticator",
   );
-  must(await kubectl(["get", "webhookauthenticator"]), "listing WebhookAuthenticators");
+  must(await kubectl(["get", "jwtauthenticator"]), "listing JWTAuthenticators");
   note("waiting for kube-cert-agent to fetch the signing key through the played kubelet…");
   await eventually("the KubeClusterSigningCertificate strategy", async () => {
     const res = await kubectl(["get", "credentialissuer", "-o", "json"], { quiet: true });
@@ -202,10 +231,12 @@ try {
       "kubeconfig",
       "--kubeconfig",
       cp.kubeconfigPath,
-      "--static-token",
-      token,
+      // The demo plays the browser itself, rather than opening one on your desktop.
+      "--oidc-skip-browser",
       "--credential-cache",
       join(dir, "credentials.yaml"),
+      "--oidc-session-cache",
+      join(dir, "sessions.yaml"),
       "-o",
       userKubeconfig,
     ]),
@@ -215,11 +246,17 @@ try {
     users: { user: { exec: { args: string[] } } }[];
   };
   const exec = generated.users[0]!.user.exec;
-  // A screenful of base64 that says nothing to a reader.
+  // Screenfuls of base64 that say nothing to a reader.
   const args = exec.args.map((a) =>
-    a.startsWith("--concierge-ca-bundle-data=") ? "--concierge-ca-bundle-data=<the cluster's CA, base64>" : a,
+    a.startsWith("--concierge-ca-bundle-data=")
+      ? "--concierge-ca-bundle-data=<the cluster's CA, base64>"
+      : a.startsWith("--ca-bundle-data=")
+        ? "--ca-bundle-data=<the provider's CA, base64>"
+        : a,
   );
-  note("its user runs the CLI as a kubectl exec plugin, which trades the token for a certificate:");
+  note(
+    "its user runs the CLI as a kubectl exec plugin: an OIDC login, then a certificate from the Concierge:",
+  );
   out(
     redact(stringify({ exec: { ...exec, args } }))
       .split("\n")
@@ -227,10 +264,16 @@ try {
       .join(""),
   );
 
-  say(`7. Being ${user.username}: kubectl logs in through the exec plugin, RBAC decides the rest`);
-  must(await kubectl(["auth", "whoami"], { as: "pinny" }), "kubectl auth whoami");
-  must(await kubectl(["get", "namespaces"], { as: "pinny" }), "listing namespaces as the user");
-  const denied = await kubectl(["get", "secrets", "-n", "kube-system"], { as: "pinny" });
+  say(`7. Being ${user.username}: the first kubectl sends ${user.username} to the browser to log in`);
+  const first = await kubectlAsUser(["auth", "whoami"]);
+  must(first, "kubectl auth whoami");
+  if (first.browserLogins !== 1) throw new Error("the first kubectl did not ask for a browser login");
+
+  say("8. Later kubectl calls reuse the short-lived certificate the plugin cached: no login, no exchange");
+  const listed = await kubectlAsUser(["get", "namespaces"]);
+  must(listed, "listing namespaces as the user");
+  if (listed.browserLogins !== 0) throw new Error("the second kubectl asked for a login again");
+  const denied = await kubectlAsUser(["get", "secrets", "-n", "kube-system"]);
   if (denied.code === 0 || !/Forbidden/.test(denied.stderr)) {
     throw new Error("listing kube-system secrets as the user was not refused as Forbidden");
   }
@@ -240,11 +283,14 @@ try {
   process.exitCode = 1;
   say(`The demo failed: ${redact((err as Error).message)}`);
 } finally {
-  say("Cleaning up: stopping the Concierge, the webhook, the played node and the control plane");
+  say(
+    "Cleaning up: stopping the browser, the Concierge, the identity provider, the played node and the control plane",
+  );
   const steps: [string, () => Promise<void> | undefined][] = [
+    ["the browser", () => closeBrowser()],
     ["the Concierge", () => concierge?.stop()],
     ["the played node", () => node?.stop()],
-    ["the webhook", () => webhook?.close()],
+    ["the identity provider", () => provider?.close()],
     ["the control plane", () => cp?.stop()],
     ["the temporary directory", () => rm(dir, { recursive: true, force: true })],
   ];

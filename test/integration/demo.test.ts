@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 const demo = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "hack", "demo.ts");
 
-it("hack/demo.ts runs to the end: the user logs in through the exec plugin and RBAC refuses secrets", async () => {
+it("hack/demo.ts runs to the end: the user logs in with a browser through the exec plugin and RBAC refuses secrets", async () => {
   const { code, output } = await new Promise<{ code: number; output: string }>((resolve) => {
     execFile(
       process.execPath,
@@ -30,5 +30,6 @@ it("hack/demo.ts runs to the end: the user logs in through the exec plugin and R
     output,
     /Error from server \(Forbidden\): secrets is forbidden: User "pinny" cannot list resource "secrets"/,
   );
-  assert.match(output, /--token=\*{8}/, "the token is printed redacted");
+  assert.match(output, /Log in by visiting this link:\n\n {4}https:\/\/127\.0\.0\.1:\d+\//, "the login link");
+  assert.match(output, /headless Chromium\) opens the link/, "the browser plays the user");
 });
