@@ -28,6 +28,12 @@ export interface ConciergeConfig {
     deployment: string;
     /** Ours: the ValidatingWebhookConfiguration whose caBundle follows the serving CA. */
     validatingWebhookConfiguration: string;
+    impersonationLoadBalancerService: string;
+    impersonationClusterIPService: string;
+    impersonationTLSCertificateSecret: string;
+    impersonationCACertificateSecret: string;
+    impersonationSignerSecret: string;
+    impersonationProxyServiceAccount: string;
   };
   labels: Record<string, string>;
   api: { servingCertificate: { durationSeconds: number; renewBeforeSeconds: number } };
@@ -35,6 +41,14 @@ export interface ConciergeConfig {
   /** Ours: plain HTTP for /healthz, /readyz, /livez and /metrics. */
   healthPort: number;
   tokenCredentialRequest: { clientCertificateTTLSeconds: number };
+  impersonationProxyServerPort: number;
+  /** Ours: how the proxy keeps long-lived connections alive behind load balancers. */
+  impersonationProxy: {
+    /** HTTP/2 PING frames on client sessions, so an idle watch still shows traffic; 0 disables. */
+    http2PingIntervalSeconds: number;
+    /** Cut an upgraded stream (exec, port-forward) after this long without bytes; 0 never does. */
+    upgradeIdleTimeoutSeconds: number;
+  };
   kubeCertAgent: {
     namePrefix: string;
     image: string;
@@ -58,25 +72,25 @@ export const defaults = {
     agentServiceAccount: `${app}-kube-cert-agent`,
     deployment: app,
     validatingWebhookConfiguration: `${app}-authenticators`,
+    impersonationLoadBalancerService: `${app}-impersonation-proxy-load-balancer`,
+    impersonationClusterIPService: `${app}-impersonation-proxy-cluster-ip`,
+    impersonationTLSCertificateSecret: `${app}-impersonation-proxy-tls-serving-certificate`,
+    impersonationCACertificateSecret: `${app}-impersonation-proxy-ca-certificate`,
+    impersonationSignerSecret: `${app}-impersonation-proxy-signer-ca-certificate`,
+    impersonationProxyServiceAccount: `${app}-impersonation-proxy`,
   },
   durationSeconds: 2_592_000,
   renewBeforeSeconds: 2_160_000,
   aggregatedAPIServerPort: 10250,
+  impersonationProxyServerPort: 8444,
+  http2PingIntervalSeconds: 30,
   healthPort: 8080,
   kubeCertAgent: { namePrefix: `${app}-kube-cert-agent-`, image: "debian:latest" },
 } as const;
 
-// Upstream's names keys for the impersonation proxy: accepted so that an upstream config file
-// loads, unused because there is no impersonation proxy here.
-const impersonationNames = [
-  "impersonationLoadBalancerService",
-  "impersonationClusterIPService",
-  "impersonationTLSCertificateSecret",
-  "impersonationCACertificateSecret",
-  "impersonationSignerSecret",
-  "impersonationProxyServiceAccount",
-  "impersonationProxyLegacySecret",
-];
+// Upstream's name for a Secret its legacy cleanup controller deletes: accepted so that an upstream
+// config file loads, unused because this Concierge never created such a Secret.
+const legacyNames = ["impersonationProxyLegacySecret"];
 
 const str = { type: "string" } as const;
 const int = { type: "integer" } as const;
@@ -90,16 +104,15 @@ const schema = strict({
   namespace: { type: "string", minLength: 1 },
   names: strict(
     Object.fromEntries(
-      [...Object.keys(defaults.names), ...impersonationNames].map((k) => [
-        k,
-        { type: "string", minLength: 1 },
-      ]),
+      [...Object.keys(defaults.names), ...legacyNames].map((k) => [k, { type: "string", minLength: 1 }]),
     ),
   ),
   labels: { type: "object", additionalProperties: str },
   api: strict({ servingCertificate: strict({ durationSeconds: int, renewBeforeSeconds: int }) }),
   apiGroupSuffix: str,
   aggregatedAPIServerPort: int,
+  impersonationProxyServerPort: int,
+  impersonationProxy: strict({ http2PingIntervalSeconds: int, upgradeIdleTimeoutSeconds: int }),
   healthPort: int,
   metricsPort: int,
   tokenCredentialRequest: strict({ clientCertificateTTLSeconds: int }),
@@ -126,6 +139,8 @@ interface RawConfig {
   api?: { servingCertificate?: { durationSeconds?: number; renewBeforeSeconds?: number } };
   apiGroupSuffix?: string;
   aggregatedAPIServerPort?: number;
+  impersonationProxyServerPort?: number;
+  impersonationProxy?: { http2PingIntervalSeconds?: number; upgradeIdleTimeoutSeconds?: number };
   healthPort?: number;
   metricsPort?: number;
   tokenCredentialRequest?: { clientCertificateTTLSeconds?: number };
@@ -239,6 +254,27 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     errors.push("validate healthPort: must differ from aggregatedAPIServerPort");
   }
 
+  const impersonationProxyServerPort = port(
+    c.impersonationProxyServerPort,
+    defaults.impersonationProxyServerPort,
+    "impersonationProxyServerPort",
+    errors,
+  );
+  if (
+    impersonationProxyServerPort === aggregatedAPIServerPort ||
+    impersonationProxyServerPort === healthPort
+  ) {
+    errors.push(
+      "validate impersonationProxyServerPort: must differ from aggregatedAPIServerPort and healthPort",
+    );
+  }
+  const http2PingIntervalSeconds =
+    c.impersonationProxy?.http2PingIntervalSeconds ?? defaults.http2PingIntervalSeconds;
+  const upgradeIdleTimeoutSeconds = c.impersonationProxy?.upgradeIdleTimeoutSeconds ?? 0;
+  if (http2PingIntervalSeconds < 0 || upgradeIdleTimeoutSeconds < 0) {
+    errors.push("validate impersonationProxy: intervals and timeouts must not be negative (0 disables)");
+  }
+
   const ttl = c.tokenCredentialRequest?.clientCertificateTTLSeconds ?? defaultClientCertificateTTLSeconds;
   if (ttl < minClientCertificateTTLSeconds || ttl > maxClientCertificateTTLSeconds) {
     errors.push(
@@ -294,12 +330,25 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
       deployment: names.deployment ?? defaults.names.deployment,
       validatingWebhookConfiguration:
         names.validatingWebhookConfiguration ?? defaults.names.validatingWebhookConfiguration,
+      impersonationLoadBalancerService:
+        names.impersonationLoadBalancerService ?? defaults.names.impersonationLoadBalancerService,
+      impersonationClusterIPService:
+        names.impersonationClusterIPService ?? defaults.names.impersonationClusterIPService,
+      impersonationTLSCertificateSecret:
+        names.impersonationTLSCertificateSecret ?? defaults.names.impersonationTLSCertificateSecret,
+      impersonationCACertificateSecret:
+        names.impersonationCACertificateSecret ?? defaults.names.impersonationCACertificateSecret,
+      impersonationSignerSecret: names.impersonationSignerSecret ?? defaults.names.impersonationSignerSecret,
+      impersonationProxyServiceAccount:
+        names.impersonationProxyServiceAccount ?? defaults.names.impersonationProxyServiceAccount,
     },
     labels: { ...c.labels },
     api: { servingCertificate: { durationSeconds, renewBeforeSeconds } },
     aggregatedAPIServerPort,
     healthPort,
     tokenCredentialRequest: { clientCertificateTTLSeconds: ttl },
+    impersonationProxyServerPort,
+    impersonationProxy: { http2PingIntervalSeconds, upgradeIdleTimeoutSeconds },
     kubeCertAgent: {
       namePrefix: c.kubeCertAgent?.namePrefix ?? defaults.kubeCertAgent.namePrefix,
       image: c.kubeCertAgent?.image ?? defaults.kubeCertAgent.image,
