@@ -1,0 +1,463 @@
+// The impersonator-config reconciler (upstream's impersonatorconfig controller): from the
+// CredentialIssuer's spec.impersonationProxy and the cluster's Nodes it starts or stops the proxy,
+// keeps its Service, its CA, serving and signer Secrets, loads the serving chain and signer CAs
+// into ProxyCredentials and the signer into the SignerHolder, and publishes the ImpersonationProxy
+// strategy. Every replica runs it (each replica serves the proxy and needs the material); only
+// the leader writes, and a follower works from what the leader wrote.
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import type { CredentialIssuerSpec } from "../../apis/index.ts";
+import { StrategyType } from "../../apis/index.ts";
+import type { SignerHolder } from "../../certs/signer.ts";
+import type { ProxyRunner } from "../../impersonator/types.ts";
+import type { StrategyHolder } from "../credentialissuer/holder.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
+import { named, singletonKey, when } from "../runtime/filters.ts";
+import type { InformerSource } from "../runtime/informer.ts";
+import { NotLeaderError } from "../runtime/leaderelection.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { collectionPath, type KubeObject, objectPath, type ResourceRef } from "../runtime/resource.ts";
+import { isAlreadyExists, isConflict, isNotFound, type RestClient } from "../runtime/rest.ts";
+import type { ProxyCredentials, ProxyCredentialsState } from "./credentials.ts";
+import {
+  desiredService,
+  disabledAutomatically,
+  disabledByConfig,
+  endpointInfo,
+  listening,
+  type Node,
+  type ProxyConfig,
+  pending,
+  type Service,
+  type Strategy,
+  servicePatch,
+  setupError,
+  shouldRun,
+  validateSpec,
+  wantedServiceType,
+} from "./decide.ts";
+import {
+  type CAPolicy,
+  type CAState,
+  loadCAState,
+  planCA,
+  planServing,
+  previousUntilAnnotation,
+  rotatedForAnnotation,
+  type Secret,
+  type ServingPolicy,
+  servingCAPolicy,
+  servingPolicy,
+  signerCAPolicy,
+  trustBundle,
+} from "./rotation.ts";
+
+export const controllerName = "impersonator-config";
+/** Upstream's informer resync: also how soon a proxy that stopped by itself is started again. */
+export const resyncIntervalMs = 3 * 60_000;
+/** Our writes to Services are merge patches under this field manager. */
+export const fieldManager = "pinniped-concierge-impersonator-config";
+
+export type CredentialIssuerObject = KubeObject & { spec?: CredentialIssuerSpec };
+
+const servicesResource: ResourceRef = { group: "", version: "v1", resource: "services" };
+const secretsResource: ResourceRef = { group: "", version: "v1", resource: "secrets" };
+const nodesResource: ResourceRef = { group: "", version: "v1", resource: "nodes" };
+const credentialIssuersResource: ResourceRef = {
+  group: "config.concierge.pinniped.dev",
+  version: "v1alpha1",
+  resource: "credentialissuers",
+};
+
+export interface ImpersonatorConfigNames {
+  /** `<app>-impersonation-proxy-load-balancer` */
+  loadBalancerService: string;
+  /** `<app>-impersonation-proxy-cluster-ip` */
+  clusterIPService: string;
+  /** `<app>-impersonation-proxy-tls-serving-certificate` */
+  tlsSecret: string;
+  /** `<app>-impersonation-proxy-ca-certificate` */
+  caSecret: string;
+  /** `<app>-impersonation-proxy-signer-ca-certificate` */
+  signerSecret: string;
+}
+
+export interface ImpersonatorConfigDeps {
+  namespace: string;
+  credentialIssuerName: string;
+  names: ImpersonatorConfigNames;
+  /** Set on the Services and the Secrets we create. */
+  labels: Record<string, string>;
+  /** The Services select pods with `app: <appLabel>`. */
+  appLabel: string;
+  /** The proxy's listening port, the Services' targetPort (upstream 8444). */
+  proxyPort: number;
+  runner: ProxyRunner;
+  strategyHolder: StrategyHolder;
+  /** The impersonation signer TokenCredentialRequest falls back to. */
+  signerHolder: SignerHolder;
+  credentials: ProxyCredentials;
+  /** Defaults to the manager's clock. */
+  clock?: Clock;
+  servingCA?: Partial<Omit<CAPolicy, "keys">>;
+  /** `overlapMs` should be at least the longest client certificate TTL. */
+  signerCA?: Partial<Omit<CAPolicy, "keys">>;
+  servingCertificate?: Partial<ServingPolicy>;
+}
+
+export interface ImpersonatorConfigEnv {
+  credentialIssuers: InformerSource<CredentialIssuerObject>;
+  nodes: InformerSource<Node>;
+  /** Services of the namespace. */
+  services: InformerSource<Service>;
+  /** Secrets of the namespace. */
+  secrets: InformerSource<Secret>;
+  /** Writes (leader-only in a Manager). */
+  client: RestClient;
+  clock: Clock;
+  controller(options: Omit<ControllerOptions, "clock" | "log" | "metrics">): Controller;
+}
+
+type SyncLog = Parameters<Syncer>[0]["log"];
+
+const b64 = (text: string) => Buffer.from(text).toString("base64");
+const unb64 = (value: string | undefined) =>
+  value === undefined ? undefined : Buffer.from(value, "base64").toString();
+
+export function impersonatorConfigController(
+  env: ImpersonatorConfigEnv,
+  deps: ImpersonatorConfigDeps,
+): Controller {
+  const ns = deps.namespace;
+  const names = deps.names;
+  const servingCA = servingCAPolicy(deps.servingCA);
+  const signerCA = signerCAPolicy(deps.signerCA);
+  const serving = servingPolicy(deps.servingCertificate);
+  const publish = (strategy: Strategy) => deps.strategyHolder.set(StrategyType.ImpersonationProxy, strategy);
+
+  // Per sync: set when a write was refused because this replica follows.
+  let notLeader: NotLeaderError | undefined;
+  /** Runs a write; a follower's refusal is remembered and the cached state used instead. */
+  async function write<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof NotLeaderError) {
+        notLeader = error;
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  async function deleteObject(
+    ref: ResourceRef,
+    obj: KubeObject | undefined,
+    signal: AbortSignal,
+    log: SyncLog,
+  ) {
+    if (!obj?.metadata?.name) return;
+    log.info("deleting", { resource: ref.resource, name: obj.metadata.name, namespace: ns });
+    await write(async () => {
+      try {
+        await env.client.request({
+          method: "DELETE",
+          path: objectPath(ref, obj.metadata?.name ?? "", ns),
+          body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: obj.metadata?.uid } },
+          signal,
+        });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    });
+  }
+
+  async function ensureServices(config: ProxyConfig, running: boolean, signal: AbortSignal, log: SyncLog) {
+    const wanted = wantedServiceType(config, running);
+    const fresh: Partial<Record<string, Service>> = {};
+    for (const [type, name] of [
+      ["LoadBalancer", names.loadBalancerService],
+      ["ClusterIP", names.clusterIPService],
+    ] as const) {
+      const existing = env.services.get(name, ns);
+      if (wanted !== type) {
+        await deleteObject(servicesResource, existing, signal, log);
+        continue;
+      }
+      const desired = desiredService(name, type, config, { ...deps, namespace: ns });
+      if (!existing) {
+        log.info("creating Service", { name, type });
+        fresh[name] = await write(() =>
+          env.client.request<Service>({
+            method: "POST",
+            path: collectionPath(servicesResource, ns),
+            query: { fieldManager },
+            body: desired,
+            signal,
+          }),
+        );
+        continue;
+      }
+      const patch = servicePatch(existing, desired);
+      if (!patch) continue;
+      log.info("updating Service", { name, type, fields: Object.keys(patch) });
+      fresh[name] = await write(() =>
+        env.client.request<Service>({
+          method: "PATCH",
+          path: objectPath(servicesResource, name, ns),
+          query: { fieldManager },
+          contentType: "application/merge-patch+json",
+          body: patch,
+          signal,
+        }),
+      );
+    }
+    return (name: string) => fresh[name] ?? env.services.get(name, ns);
+  }
+
+  /** The CA of `secretName` per `policy`, created or rotated when due. */
+  async function ensureCA(
+    secretName: string,
+    policy: CAPolicy,
+    signal: AbortSignal,
+    log: SyncLog,
+  ): Promise<{ state: CAState; nextChangeMs: number }> {
+    const cached = env.secrets.get(secretName, ns);
+    const plan = await planCA(cached, env.clock.now(), policy);
+    if (plan.event === "none") return plan;
+    log.info("writing CA Secret", { name: secretName, event: plan.event, detail: plan.detail });
+    const annotations: Record<string, string> = { ...(cached?.metadata?.annotations ?? {}) };
+    delete annotations[previousUntilAnnotation];
+    delete annotations[rotatedForAnnotation];
+    Object.assign(annotations, plan.annotations);
+    const written = await write(() =>
+      cached
+        ? env.client.request<Secret>({
+            method: "PUT",
+            path: objectPath(secretsResource, secretName, ns),
+            body: { ...cached, metadata: { ...cached.metadata, annotations }, data: plan.data },
+            signal,
+          })
+        : env.client.request<Secret>({
+            method: "POST",
+            path: collectionPath(secretsResource, ns),
+            body: {
+              apiVersion: "v1",
+              kind: "Secret",
+              type: "Opaque",
+              metadata: { name: secretName, namespace: ns, labels: deps.labels, annotations },
+              data: plan.data,
+            },
+            signal,
+          }),
+    );
+    if (written) return plan;
+    // A follower keeps using what the leader last wrote, if anything.
+    const existing = loadCAState(cached, policy);
+    if (!existing) throw notLeader;
+    return { state: existing, nextChangeMs: env.clock.now() + resyncIntervalMs };
+  }
+
+  async function ensureServingSecret(
+    ca: CAState,
+    info: NonNullable<ReturnType<typeof endpointInfo>>,
+    signal: AbortSignal,
+    log: SyncLog,
+  ) {
+    const cached = env.secrets.get(names.tlsSecret, ns);
+    const plan = await planServing(cached, ca, info.names, env.clock.now(), serving);
+    if (plan.action === "none") return plan;
+    log.info("writing TLS serving Secret", { name: names.tlsSecret, reason: plan.reason, names: info.names });
+    const data = { "tls.crt": b64(plan.certPEM), "tls.key": b64(plan.keyPEM) };
+    const create = () =>
+      env.client.request<Secret>({
+        method: "POST",
+        path: collectionPath(secretsResource, ns),
+        body: {
+          apiVersion: "v1",
+          kind: "Secret",
+          type: "kubernetes.io/tls",
+          metadata: { name: names.tlsSecret, namespace: ns, labels: deps.labels },
+          data,
+        },
+        signal,
+      });
+    const written = await write(async () => {
+      if (!cached) return create();
+      if (cached.type !== "kubernetes.io/tls") {
+        await deleteObject(secretsResource, cached, signal, log);
+        return create();
+      }
+      return env.client.request<Secret>({
+        method: "PUT",
+        path: objectPath(secretsResource, names.tlsSecret, ns),
+        body: { ...cached, data },
+        signal,
+      });
+    });
+    if (written) return plan;
+    const certPEM = unb64(cached?.data?.["tls.crt"]);
+    const keyPEM = unb64(cached?.data?.["tls.key"]);
+    if (!certPEM || !keyPEM) throw notLeader;
+    return { certPEM, keyPEM, nextChangeMs: env.clock.now() + resyncIntervalMs };
+  }
+
+  function externalTLS(config: ProxyConfig): { certPEM: string; keyPEM: string; caPEM: string } {
+    const prefix = "could not load the externally provided TLS secret for the impersonation proxy: ";
+    const secretName = config.tls?.secretName ?? "";
+    const secret = env.secrets.get(secretName, ns);
+    if (!secret) throw new Error(`${prefix}secret "${secretName}" not found`);
+    const certPEM = unb64(secret.data?.["tls.crt"]) ?? "";
+    const keyPEM = unb64(secret.data?.["tls.key"]) ?? "";
+    try {
+      if (!new X509Certificate(certPEM).checkPrivateKey(createPrivateKey(keyPEM)))
+        throw new Error("private key does not match public key");
+    } catch (error) {
+      const detail = (error as Error).message.includes("private key does not match")
+        ? "tls: private key does not match public key"
+        : "tls: failed to parse the certificate or key";
+      throw new Error(`${prefix}${detail}`);
+    }
+    let caPEM: string;
+    if (config.tls?.certificateAuthorityData) {
+      caPEM = Buffer.from(config.tls.certificateAuthorityData, "base64").toString();
+      if (!isCertificatePEM(caPEM))
+        throw new Error(
+          "could not decode impersonationSpec.TLS.certificateAuthorityData: data is not a certificate",
+        );
+    } else {
+      caPEM = unb64(secret.data?.["ca.crt"]) ?? "";
+      if (caPEM !== "" && !isCertificatePEM(caPEM))
+        throw new Error("unable to read provided ca.crt: data is not a certificate");
+    }
+    // Upstream advertises an empty CA here, which the CRD's minLength refuses in the status.
+    if (caPEM === "")
+      throw new Error(
+        `${prefix}no CA to advertise: set spec.impersonationProxy.tls.certificateAuthorityData or ca.crt in the Secret`,
+      );
+    return { certPEM, keyPEM, caPEM };
+  }
+
+  async function teardown(signal: AbortSignal, log: SyncLog) {
+    if (deps.runner.running) log.info("stopping impersonation proxy");
+    await deps.runner.stop();
+    deps.signerHolder.set(undefined);
+    deps.credentials.set({ serving: undefined, signerCAPEMs: [] });
+    await ensureServices({ mode: "disabled", serviceType: "None", annotations: {} }, false, signal, log);
+    // The CA and signer Secrets stay, so kubeconfigs and client certificates survive re-enabling.
+    await deleteObject(secretsResource, env.secrets.get(names.tlsSecret, ns), signal, log);
+  }
+
+  const sync: Syncer = async ({ signal, log }) => {
+    notLeader = undefined;
+    let nextChangeMs = env.clock.now() + resyncIntervalMs;
+    try {
+      const ci = env.credentialIssuers.get(deps.credentialIssuerName);
+      if (!ci)
+        throw new Error(
+          `could not load CredentialIssuer: credentialissuers.config.concierge.pinniped.dev "${deps.credentialIssuerName}" not found`,
+        );
+      const config = validateSpec(ci.spec?.impersonationProxy);
+      if (!shouldRun(config, env.nodes.list())) {
+        await teardown(signal, log);
+        if (notLeader) throw notLeader;
+        publish(config.mode === "disabled" ? disabledByConfig : disabledAutomatically);
+        return { requeueAfterMs: resyncIntervalMs };
+      }
+
+      if (!deps.runner.running) {
+        log.info("starting impersonation proxy", { port: deps.proxyPort });
+        await deps.runner.start();
+      }
+      const service = await ensureServices(config, true, signal, log);
+
+      const signer = await ensureCA(names.signerSecret, signerCA, signal, log);
+      nextChangeMs = Math.min(nextChangeMs, signer.nextChangeMs);
+      if (deps.signerHolder.get()?.certPEM !== signer.state.current.certPEM) {
+        log.info("loaded impersonation signer CA", { ca: signer.state.current });
+        deps.signerHolder.set(signer.state.current);
+      }
+      const signerCAPEMs = [signer.state.current.certPEM];
+      if (signer.state.previous) signerCAPEMs.push(signer.state.previous.certPEM);
+
+      const info = endpointInfo(config, service(names.clusterIPService), service(names.loadBalancerService));
+      let credentials: ProxyCredentialsState;
+      let strategy: Strategy;
+      if (config.tls) {
+        await deleteObject(secretsResource, env.secrets.get(names.tlsSecret, ns), signal, log);
+        const external = externalTLS(config);
+        credentials = { serving: { certPEM: external.certPEM, keyPEM: external.keyPEM }, signerCAPEMs };
+        strategy = info ? listening(info.endpoint, external.caPEM) : pending;
+      } else {
+        const ca = await ensureCA(names.caSecret, servingCA, signal, log);
+        nextChangeMs = Math.min(nextChangeMs, ca.nextChangeMs);
+        if (!info) {
+          await deleteObject(secretsResource, env.secrets.get(names.tlsSecret, ns), signal, log);
+          credentials = { serving: undefined, signerCAPEMs };
+          strategy = pending;
+        } else {
+          const pair = await ensureServingSecret(ca.state, info, signal, log);
+          nextChangeMs = Math.min(nextChangeMs, pair.nextChangeMs);
+          credentials = { serving: { certPEM: pair.certPEM, keyPEM: pair.keyPEM }, signerCAPEMs };
+          strategy = listening(info.endpoint, trustBundle(ca.state));
+        }
+      }
+      deps.credentials.set(credentials);
+      publish(strategy);
+      // A follower that would have written is synced again at once if it becomes the leader.
+      if (notLeader) throw notLeader;
+      return { requeueAfterMs: Math.max(1_000, nextChangeMs - env.clock.now()) };
+    } catch (error) {
+      if (error instanceof NotLeaderError) throw error;
+      publish(setupError((error as Error).message, isConflict(error) || isAlreadyExists(error)));
+      throw error;
+    }
+  };
+
+  const key = controllerName;
+  const ours = (obj: KubeObject) =>
+    obj.metadata?.name === names.tlsSecret ||
+    obj.metadata?.name === names.caSecret ||
+    obj.metadata?.name === names.signerSecret ||
+    (obj as Secret).type === "kubernetes.io/tls";
+  return env
+    .controller({ name: controllerName, sync })
+    .withInformer(env.credentialIssuers, when(named(deps.credentialIssuerName), singletonKey(key)))
+    .withInformer(env.nodes, singletonKey(key))
+    .withInformer(
+      env.services,
+      when(
+        (s) => named(names.loadBalancerService, ns)(s) || named(names.clusterIPService, ns)(s),
+        singletonKey(key),
+      ),
+    )
+    .withInformer(env.secrets, when(ours, singletonKey(key)))
+    .withInitialEvent(key);
+}
+
+function isCertificatePEM(pem: string): boolean {
+  if (!/-----BEGIN CERTIFICATE-----/.test(pem)) return false;
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Registers the reconciler with `manager`, with informers limited to what it reads. */
+export function register(manager: Manager, deps: ImpersonatorConfigDeps): Controller {
+  const informers = manager.informers;
+  return impersonatorConfigController(
+    {
+      credentialIssuers: informers.informer<CredentialIssuerObject>(credentialIssuersResource),
+      nodes: informers.informer<Node>(nodesResource),
+      services: informers.informer<Service>({ ...servicesResource, namespace: deps.namespace }),
+      secrets: informers.informer<Secret>({ ...secretsResource, namespace: deps.namespace }),
+      client: manager.client,
+      clock: deps.clock ?? manager.clock,
+      controller: (options) => manager.controller(options),
+    },
+    deps,
+  );
+}
