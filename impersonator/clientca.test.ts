@@ -12,7 +12,13 @@ describe("clientCAFromConfigMap", () => {
   });
 
   it("refuses a missing, empty or broken bundle", () => {
-    for (const data of [undefined, {}, { "client-ca-file": " \n" }, { "client-ca-file": "junk" }]) {
+    const bundles: (Record<string, string> | undefined)[] = [
+      undefined,
+      {},
+      { "client-ca-file": " \n" },
+      { "client-ca-file": "junk" },
+    ];
+    for (const data of bundles) {
       assert.throws(() => clientCAFromConfigMap(data ? { data } : {}), ClientCAError);
     }
     assert.throws(

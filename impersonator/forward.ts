@@ -1,0 +1,279 @@
+// Normal (non-upgrade) requests, from HTTP/2 and HTTP/1.1 clients alike: ask the decider, then
+// stream the request to kube-apiserver and its answer back without buffering either body, so that
+// watch events and `logs -f` lines reach the client as soon as kube-apiserver writes them.
+import type { X509Certificate } from "node:crypto";
+import type {
+  ClientRequest as ClientRequestToUpstream,
+  IncomingMessage,
+  OutgoingHttpHeaders,
+  ServerResponse,
+} from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { type Agent, request as httpsRequest } from "node:https";
+import { performance } from "node:perf_hooks";
+import { pipeline } from "node:stream";
+import type { Logger } from "../observability/logger.ts";
+import {
+  downstreamHeaders,
+  incomingHeaders,
+  isLongRunning,
+  pathWithoutQuery,
+  refusalBody,
+  SECURITY_HEADERS,
+  statusBody,
+  upstreamHeaders,
+} from "./headers.ts";
+import type { ProxyMetrics } from "./servermetrics.ts";
+import type { AuditInfo, Decision, IncomingRequest, RequestDecider } from "./types.ts";
+
+/** Where and how to reach kube-apiserver. */
+export interface UpstreamTarget {
+  host: string;
+  port: number;
+  /** Prefix of every forwarded path; empty for a plain `https://host:port` URL. */
+  basePath: string;
+  servername: string | undefined;
+  caPEM: string;
+}
+
+export interface ForwardContext {
+  decide: RequestDecider;
+  upstream: UpstreamTarget;
+  /** Pooled keep-alive connections to kube-apiserver; one per concurrent request at most. */
+  agent: Agent;
+  log: Logger;
+  metrics: ProxyMetrics;
+  /** 0: no limit. Never applied to long-running requests (watch, exec, logs, ...). */
+  requestTimeoutMs: number;
+}
+
+/** The TLS facts about the client's connection. */
+export interface Peer {
+  verifiedClientCertificate: X509Certificate | undefined;
+  remoteAddress: string;
+}
+
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+export type ClientResponse = ServerResponse | Http2ServerResponse;
+
+// The two response classes share these members but not their overloads, which TypeScript cannot
+// call through a union.
+interface Response {
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  writeHead(code: number, headers: OutgoingHttpHeaders): unknown;
+  end(body?: string): unknown;
+  destroy(err?: Error): unknown;
+  on(event: "close" | "finish", listener: () => void): unknown;
+  flushHeaders?: () => void;
+}
+
+/** Writes a Status as the whole response, unless the response has already begun. */
+export function sendStatus(res: ClientResponse, code: number, body: string): void {
+  const r = res as unknown as Response;
+  if (r.headersSent || r.destroyed) {
+    r.destroy();
+    return;
+  }
+  r.writeHead(code, {
+    ...SECURITY_HEADERS,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  });
+  r.end(body);
+}
+
+export function auditFields(audit: AuditInfo): Record<string, unknown> {
+  return {
+    user: audit.user.username,
+    groups: audit.user.groups,
+    authenticatedBy: audit.authenticatedBy,
+    impersonatedUser: audit.impersonatedUser?.username,
+    passthrough: audit.passthrough,
+    verb: audit.verb,
+    resource: audit.resource,
+  };
+}
+
+const decideFailed = statusBody(
+  500,
+  "InternalError",
+  "Internal error occurred: the impersonation proxy could not authenticate or authorize the request",
+);
+
+/** Serves one request; never throws (every failure becomes a Status or a reset stream). */
+export async function forwardRequest(
+  ctx: ForwardContext,
+  req: ClientRequest,
+  res: ClientResponse,
+  peer: Peer,
+): Promise<void> {
+  const started = performance.now();
+  const method = req.method ?? "GET";
+  const path = req.url ?? "/";
+  const r = res as unknown as Response;
+  const client = new AbortController();
+  ctx.metrics.inFlight.inc();
+  // Aborting after the decision is harmless, and a response's own state cannot tell a reset from a
+  // completed response: HTTP/2's compat layer emits `finish` for both.
+  r.on("close", () => {
+    ctx.metrics.inFlight.dec();
+    client.abort();
+  });
+  const incoming: IncomingRequest = {
+    method,
+    path,
+    headers: incomingHeaders(req.rawHeaders),
+    verifiedClientCertificate: peer.verifiedClientCertificate,
+    remoteAddress: peer.remoteAddress,
+    upgrade: false,
+  };
+  let done = false;
+  const finish = (code: number, audit: Record<string, unknown>) => {
+    if (done) return;
+    done = true;
+    ctx.metrics.requests.inc({ method, code: String(code) });
+    ctx.log.info("audit", {
+      ...audit,
+      method,
+      path: pathWithoutQuery(path),
+      code,
+      latencyMs: Math.round(performance.now() - started),
+    });
+  };
+
+  let decision: Decision;
+  try {
+    decision = await ctx.decide(incoming, client.signal);
+  } catch (err) {
+    if (client.signal.aborted) return;
+    ctx.metrics.errors.inc({ stage: "decide" });
+    ctx.log.error("deciding on a request failed", { error: err, method, path: pathWithoutQuery(path) });
+    sendStatus(res, 500, decideFailed);
+    finish(500, {});
+    return;
+  }
+  if (client.signal.aborted) return;
+  if (decision.action === "refuse") {
+    sendStatus(res, decision.code, refusalBody(decision));
+    finish(decision.code, { refused: decision.reason });
+    return;
+  }
+
+  const audit = auditFields(decision.audit);
+  const { upstream } = ctx;
+  const sentAt = performance.now();
+  let upReq: ClientRequestToUpstream;
+  try {
+    upReq = httpsRequest({
+      agent: ctx.agent,
+      host: upstream.host,
+      port: upstream.port,
+      method,
+      path: upstream.basePath + path,
+      headers: upstreamHeaders(incoming.headers, decision, peer.remoteAddress),
+    });
+  } catch (err) {
+    // Node refuses header values it cannot send (a decider's extra value with a newline, say).
+    ctx.metrics.errors.inc({ stage: "upstream-request" });
+    ctx.log.error("the request for kube-apiserver could not be built", {
+      error: err,
+      method,
+      path: pathWithoutQuery(path),
+    });
+    sendStatus(
+      res,
+      500,
+      statusBody(500, "InternalError", "Internal error occurred: invalid upstream request"),
+    );
+    finish(500, audit);
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  let upstreamEnded = false;
+  if (ctx.requestTimeoutMs > 0 && !isLongRunning(decision.audit.verb, decision.audit.resource)) {
+    timer = setTimeout(() => {
+      ctx.metrics.errors.inc({ stage: "timeout" });
+      upReq.destroy();
+      sendStatus(
+        res,
+        504,
+        statusBody(504, "Timeout", "Timeout: request did not complete within the allowed duration"),
+      );
+      finish(504, audit);
+    }, ctx.requestTimeoutMs);
+  }
+  r.on("close", () => {
+    clearTimeout(timer);
+    if (!upstreamEnded) upReq.destroy();
+  });
+
+  upReq.on("response", (upRes) => {
+    upRes.once("end", () => {
+      upstreamEnded = true;
+    });
+    const code = upRes.statusCode ?? 502;
+    ctx.metrics.upstreamLatency.observe({ kind: "request" }, (performance.now() - sentAt) / 1000);
+    if (done || client.signal.aborted || r.headersSent) {
+      upRes.destroy();
+      return;
+    }
+    try {
+      r.writeHead(code, downstreamHeaders(upRes.headersDistinct));
+    } catch (err) {
+      // HTTP/2 refuses some header sets HTTP/1.1 allows (a repeated single-value header).
+      ctx.metrics.errors.inc({ stage: "upstream-response" });
+      ctx.log.warn("kube-apiserver's response headers could not be relayed", { error: err });
+      upRes.destroy();
+      upReq.destroy();
+      sendStatus(
+        res,
+        502,
+        statusBody(502, "InternalError", "Internal error occurred: invalid upstream response"),
+      );
+      finish(502, audit);
+      return;
+    }
+    // An HTTP/1.1 response otherwise holds its head until the first body chunk, which for a
+    // quiet watch may be minutes away.
+    r.flushHeaders?.();
+    pipeline(upRes, res as NodeJS.WritableStream, (err) => {
+      clearTimeout(timer);
+      if (err && !client.signal.aborted) {
+        ctx.metrics.errors.inc({ stage: "upstream-response" });
+        ctx.log.warn("kube-apiserver's response broke off", {
+          error: err,
+          method,
+          path: pathWithoutQuery(path),
+        });
+      }
+      finish(code, audit);
+    });
+  });
+  upReq.on("error", (err) => {
+    if (done || client.signal.aborted) return;
+    clearTimeout(timer);
+    if (r.headersSent) {
+      r.destroy();
+      return;
+    }
+    ctx.metrics.errors.inc({ stage: "upstream-connect" });
+    ctx.log.warn("kube-apiserver could not be reached", { error: err, method, path: pathWithoutQuery(path) });
+    sendStatus(
+      res,
+      502,
+      statusBody(
+        502,
+        "ServiceUnavailable",
+        `error trying to reach the Kubernetes API server: ${err.message}`,
+      ),
+    );
+    finish(502, audit);
+  });
+  // Without this the head waits for the first body chunk, and a client that sends its body late
+  // (or never ends an empty one) would stall before kube-apiserver even sees the request.
+  upReq.flushHeaders();
+  // pipe, not pipeline: a failing upstream request must not destroy the client's request, whose
+  // connection still has to carry the 502.
+  req.pipe(upReq);
+}
