@@ -1,11 +1,16 @@
-// The stand-in kubelet without a cluster: its SPDY/3.1 codec, and its exec endpoint driven by a
-// tiny SPDY client playing kube-apiserver (test/integration/kubecertagent.test.ts drives it
+// The stand-in kubelet without a cluster: its SPDY/3.1 codec, and its endpoints driven by a
+// tiny SPDY client (and an HTTPS client for logs) playing kube-apiserver (test/integration/kubecertagent.test.ts drives it
 // through the real kube-apiserver).
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
+import { get as httpsGet } from "node:https";
+import { type AddressInfo, createServer, connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { connect, type TLSSocket } from "node:tls";
 import { ApiError, type RequestOptions, type RestClient } from "../../controllers/runtime/rest.ts";
@@ -25,7 +30,9 @@ import {
   frameType,
   HeaderCodec,
   idAndStatus,
+  initialWindow,
   type KubeletStandIn,
+  type LogRequest,
   parseSynStream,
   refusedStream,
   registerNode,
@@ -33,6 +40,7 @@ import {
   startKubeletStandIn,
   synReplyPayload,
   synStreamPayload,
+  windowUpdatePayload,
 } from "./kubelet-standin.ts";
 
 interface ClientIdentity {
@@ -82,10 +90,10 @@ class SpdyClient {
     }
   }
 
-  async open(streamType: string): Promise<number> {
+  async open(streamType: string, extra: Record<string, string> = {}): Promise<number> {
     const id = this.#nextStreamId;
     this.#nextStreamId += 2;
-    const headers = await this.#codec.compress({ streamType });
+    const headers = await this.#codec.compress({ streamType, ...extra });
     this.send(encodeControlFrame(frameType.synStream, 0, synStreamPayload(id, headers)));
     return id;
   }
@@ -96,9 +104,17 @@ class SpdyClient {
 
   /** Everything the stand-in wrote on a stream, once it finished the stream. */
   async streamText(id: number): Promise<string> {
+    return (await this.streamBytes(id)).toString("utf8");
+  }
+
+  async streamBytes(id: number): Promise<Buffer> {
     await this.frame((f) => !f.control && f.streamId === id && (f.flags & flagFin) !== 0);
-    const data = this.frames.filter((f) => !f.control && f.streamId === id).map((f) => f.data);
-    return Buffer.concat(data).toString("utf8");
+    return this.received(id);
+  }
+
+  /** What the stand-in wrote on a stream so far. */
+  received(id: number): Buffer {
+    return Buffer.concat(this.frames.filter((f) => !f.control && f.streamId === id).map((f) => f.data));
   }
 
   close(): void {
@@ -216,7 +232,7 @@ describe("the stand-in kubelet's SPDY/3.1 codec", () => {
   });
 });
 
-describe("the stand-in kubelet's exec endpoint (the test plays kube-apiserver)", () => {
+describe("the stand-in kubelet's endpoints (the test plays kube-apiserver)", () => {
   let dir: string;
   let apiServer: ClientIdentity;
   let wrongCN: ClientIdentity;
@@ -389,6 +405,174 @@ describe("the stand-in kubelet's exec endpoint (the test plays kube-apiserver)",
     assert.match(v1.head, /^HTTP\/1\.1 400 /);
     assert.equal(kubelet.rejected.length, before + 3);
   });
+
+  it("streams stdin to a running command, and output past the 64 KiB window to a peer without flow control", async () => {
+    kubelet.addPod("ns-1", "cat", {
+      async exec(_request, io) {
+        for await (const chunk of io.stdin ?? []) io.stdout.write(chunk);
+        return {};
+      },
+    });
+    const { client } = await upgrade(
+      kubelet.port,
+      apiServer,
+      "/exec/ns-1/cat/c?command=cat&input=1&output=1",
+    );
+    assert.ok(client);
+    try {
+      const error = await client.open("error");
+      const stdin = await client.open("stdin");
+      const stdout = await client.open("stdout");
+      await client.frame(isControl(frameType.synReply, stdout));
+      const input = randomBytes(200 * 1024);
+      for (let i = 0; i < input.length; i += 16_384) {
+        client.send(encodeDataFrame(stdin, 0, input.subarray(i, i + 16_384)));
+      }
+      client.send(encodeDataFrame(stdin, flagFin, Buffer.alloc(0)));
+      assert.ok((await client.streamBytes(stdout)).equals(input));
+      assert.deepEqual(JSON.parse(await client.streamText(error)), { metadata: {}, status: "Success" });
+      // Every byte of stdin was given back to the stream's and the session's windows.
+      const given = (id: number) =>
+        client.frames
+          .filter(isControl(frameType.windowUpdate, id))
+          .reduce((sum, f) => sum + (f as ControlFrame).data.readUInt32BE(4), 0);
+      assert.equal(given(stdin), input.length);
+      assert.equal(given(0), input.length);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("stops at a closed window of a peer that sends WINDOW_UPDATE, and goes on when it opens", async () => {
+    const output = randomBytes(100 * 1024);
+    kubelet.addPod("ns-1", "big", {
+      exec(_request, io) {
+        io.stdout.write(output);
+        return {};
+      },
+    });
+    const { client } = await upgrade(kubelet.port, apiServer, "/exec/ns-1/big/c?command=x&output=1");
+    assert.ok(client);
+    try {
+      const error = await client.open("error");
+      client.send(encodeControlFrame(frameType.windowUpdate, 0, windowUpdatePayload(0, 1 << 20)));
+      const stdout = await client.open("stdout");
+      await client.frame(isControl(frameType.synReply, stdout));
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.equal(client.received(stdout).length, initialWindow);
+      client.send(encodeControlFrame(frameType.windowUpdate, 0, windowUpdatePayload(stdout, 1 << 20)));
+      assert.ok((await client.streamBytes(stdout)).equals(output));
+      assert.deepEqual(JSON.parse(await client.streamText(error)), { metadata: {}, status: "Success" });
+    } finally {
+      client.close();
+    }
+  });
+
+  it("attaches to a pod's container: the attach handler runs with no command", async () => {
+    const attached: ExecRequest[] = [];
+    kubelet.addPod("ns-1", "attached", {
+      attach(request) {
+        attached.push(request);
+        return { stdout: "hi\n" };
+      },
+    });
+    const { client } = await upgrade(kubelet.port, apiServer, "/attach/ns-1/attached/c?output=1");
+    assert.ok(client);
+    try {
+      const error = await client.open("error");
+      const stdout = await client.open("stdout");
+      assert.equal(await client.streamText(stdout), "hi\n");
+      assert.deepEqual(JSON.parse(await client.streamText(error)), { metadata: {}, status: "Success" });
+      assert.deepEqual(attached, [{ namespace: "ns-1", pod: "attached", container: "c", command: [] }]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("splices each port-forward stream pair to the pod's port, and reports one it cannot reach", async () => {
+    const echo = createServer((socket) => socket.pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
+    kubelet.addPod("ns-1", "web", {
+      async portForward(port) {
+        if (port !== 80) throw new Error("connection refused");
+        const socket = netConnect({ host: "127.0.0.1", port: (echo.address() as AddressInfo).port });
+        await once(socket, "connect");
+        return socket;
+      },
+    });
+    const { head, client } = await upgrade(kubelet.port, apiServer, "/portForward/ns-1/web", {
+      Upgrade: "SPDY/3.1",
+      "X-Stream-Protocol-Version": "portforward.k8s.io",
+    });
+    assert.match(head, /X-Stream-Protocol-Version: portforward\.k8s\.io/i);
+    assert.ok(client);
+    try {
+      const error = await client.open("error", { port: "80", requestID: "0" });
+      const data = await client.open("data", { port: "80", requestID: "0" });
+      await client.frame(isControl(frameType.synReply, data));
+      client.send(encodeDataFrame(data, 0, Buffer.from("ping")));
+      await client.frame((f) => !f.control && f.streamId === data && f.data.length > 0);
+      client.send(encodeDataFrame(data, flagFin, Buffer.alloc(0)));
+      assert.equal(await client.streamText(data), "ping");
+      assert.equal(await client.streamText(error), "");
+
+      const refusedError = await client.open("error", { port: "81", requestID: "1" });
+      await client.open("data", { port: "81", requestID: "1" });
+      assert.equal(
+        await client.streamText(refusedError),
+        "error forwarding port 81 to pod ns-1/web: connection refused",
+      );
+    } finally {
+      client.close();
+      echo.close();
+    }
+  });
+
+  it("serves a container's log, following it until the client goes away", async () => {
+    const seen: LogRequest[] = [];
+    let follower: Writable | undefined;
+    let followerGone: Promise<void> | undefined;
+    kubelet.addPod("ns-1", "logger", {
+      async logs(request, out, signal) {
+        seen.push(request);
+        out.write("old\n");
+        if (!request.follow) return;
+        follower = out;
+        followerGone = once(signal, "abort").then(() => undefined);
+        await followerGone;
+      },
+    });
+    const get = (path: string) =>
+      new Promise<IncomingMessage>((resolve, reject) =>
+        httpsGet(
+          { host: "127.0.0.1", port: kubelet.port, path, rejectUnauthorized: false, ...apiServer },
+          resolve,
+        ).once("error", reject),
+      );
+    const whole = await get("/containerLogs/ns-1/logger/c?tailLines=5&timestamps=true");
+    assert.equal(whole.statusCode, 200);
+    assert.equal((await whole.toArray()).join(""), "old\n");
+    assert.deepEqual(seen[0], {
+      namespace: "ns-1",
+      pod: "logger",
+      container: "c",
+      follow: false,
+      tailLines: 5,
+      timestamps: true,
+    });
+
+    const followed = await get("/containerLogs/ns-1/logger/c?follow=true");
+    const lines = followed[Symbol.asyncIterator]();
+    assert.equal(String((await lines.next()).value), "old\n");
+    follower?.write("new\n");
+    assert.equal(String((await lines.next()).value), "new\n");
+    followed.destroy();
+    await followerGone;
+
+    const missing = await get("/containerLogs/ns-1/nobody/c");
+    assert.equal(missing.statusCode, 404);
+    missing.resume();
+  });
 });
 
 describe("registerNode", () => {
@@ -422,12 +606,12 @@ describe("registerNode", () => {
 
   it("creates a missing Node, then points its status at 127.0.0.1 and the stand-in's port", async () => {
     const { client, calls } = fakeClient(false);
-    await registerNode(client, "n", 10250);
+    await registerNode(client, "n", 10250, { role: "worker" });
     assert.deepEqual(calls, [
       {
         method: "POST",
         path: "/api/v1/nodes",
-        body: { apiVersion: "v1", kind: "Node", metadata: { name: "n" } },
+        body: { apiVersion: "v1", kind: "Node", metadata: { name: "n", labels: { role: "worker" } } },
       },
       statusPatch,
     ]);

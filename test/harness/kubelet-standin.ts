@@ -1,17 +1,23 @@
-// A stand-in for the one part of a kubelet that pods/exec needs, so that an exec made through
-// the real kube-apiserver ends at code the test controls. kube-apiserver (1.34) turns a client's
-// websocket (v5.channel.k8s.io) exec into a SPDY/3.1 upgrade towards the node's kubelet:
-// `POST /exec/<ns>/<pod>/<container>?command=...&output=1&error=1`, authenticated with its
-// kubelet client certificate. It then opens one SPDY stream per `streamtype` header (error, stdout,
-// stderr, plus stdin/resize when asked for) and waits for the v4 Status on the error stream.
+// A stand-in for the parts of a kubelet that the API server's node proxies reach, so that
+// pods/exec, pods/attach, pods/portforward and pods/log made through the real kube-apiserver end
+// at code the test controls. kube-apiserver (1.34) always talks SPDY/3.1 to the kubelet, whatever
+// the client spoke to it: a websocket (v5.channel.k8s.io) exec or attach is translated, a
+// websocket port-forward tunnels the client's own SPDY frames, and a SPDY client's upgrade is
+// proxied as is. The endpoints, all authenticated by kube-apiserver's kubelet client certificate:
+// - `POST /exec/<ns>/<pod>/<container>?command=...&input=1&output=1&error=1&tty=1` and
+//   `POST /attach/<ns>/<pod>/<container>?...`: a SPDY/3.1 upgrade (v4.channel.k8s.io) with one
+//   stream per `streamtype` header (error, stdin, stdout, stderr, resize); the command runs once
+//   every stream the query asked for is open and ends with the v4 Status on the error stream;
+// - `POST /portForward/<ns>/<pod>`: a SPDY/3.1 upgrade (portforward.k8s.io) on which the client
+//   opens an error and a data stream per forwarded connection, both with `port` and `requestid`;
+// - `GET /containerLogs/<ns>/<pod>/<container>?follow=true&tailLines=N&timestamps=true`.
 //
-// Only the SPDY/3.1 subset that exchange uses is implemented: SYN_STREAM, SYN_REPLY, DATA,
-// RST_STREAM, PING and GOAWAY; SETTINGS, WINDOW_UPDATE and HEADERS are ignored, so the output
-// written per stream must fit the 64 KiB initial flow-control window (the agent's `print` does).
+// Only the SPDY/3.1 subset those exchanges use is implemented: SYN_STREAM, SYN_REPLY, DATA,
+// RST_STREAM, SETTINGS (the initial window), PING, GOAWAY and WINDOW_UPDATE; HEADERS is ignored.
 
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:https";
-import type { Duplex } from "node:stream";
+import { type Duplex, PassThrough, type Readable, Writable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { constants, createDeflate, createInflate, type Deflate, type Inflate } from "node:zlib";
 import { isAlreadyExists, type RestClient } from "../../controllers/runtime/rest.ts";
@@ -280,44 +286,302 @@ export class HeaderCodec {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The exec endpoint
+// SPDY/3.1 sessions and streams, with flow control
+
+/** SPDY/3.1's initial window, per stream and for the session. */
+export const initialWindow = 65_536;
+/** The most this side puts in one DATA frame. */
+const maxDataFrame = 16_384;
+/** SETTINGS_INITIAL_WINDOW_SIZE. */
+const settingInitialWindow = 7;
+/**
+ * moby/spdystream, which kube-apiserver and kubectl speak SPDY with, neither sends nor honours
+ * WINDOW_UPDATE. A peer that lets a whole window go by without one for this long is taken to do
+ * no flow control, rather than stalling every output longer than 64 KiB forever.
+ */
+const flowControlGraceMs = 250;
+
+export function windowUpdatePayload(streamId: number, delta: number): Buffer {
+  const data = Buffer.alloc(8);
+  data.writeUInt32BE(streamId & 0x7fffffff, 0);
+  data.writeUInt32BE(delta & 0x7fffffff, 4);
+  return data;
+}
+
+/** One stream the peer opened. */
+export class SpdyStream {
+  readonly id: number;
+  /** Lowercased header names, as decodeHeaders gives them. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** What the peer sends; it ends with the peer's FIN, a reset, or the connection's end. */
+  readonly incoming: PassThrough = new PassThrough();
+  readonly #session: SpdySession;
+  #sendWindow: number;
+  #finished = false;
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(session: SpdySession, id: number, headers: Record<string, string>, window: number) {
+    this.#session = session;
+    this.id = id;
+    this.headers = headers;
+    this.#sendWindow = window;
+  }
+
+  /** Sends bytes within the flow-control windows; resolves once they are on the socket. */
+  write(data: Buffer): Promise<void> {
+    return this.#inOrder(() => this.#send(data, 0));
+  }
+
+  /** Sends the last bytes, if any, with FIN; later writes are dropped. */
+  end(data: Buffer = Buffer.alloc(0)): Promise<void> {
+    return this.#inOrder(() => this.#send(data, flagFin));
+  }
+
+  /** A Writable over write() whose end() does not FIN: whoever owns the stream decides that. */
+  writable(): Writable {
+    return new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        this.write(chunk).then(() => done(), done);
+      },
+    });
+  }
+
+  #inOrder(work: () => Promise<void>): Promise<void> {
+    const result = this.#queue.then(work);
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async #send(data: Buffer, flags: number): Promise<void> {
+    let offset = 0;
+    while (!this.#finished && this.#session.open) {
+      const room = await this.#session.room(() => this.#sendWindow);
+      const size = Math.min(data.length - offset, maxDataFrame, room);
+      const last = offset + size === data.length;
+      this.#sendWindow -= size;
+      this.#session.spend(size);
+      this.#session.send(encodeDataFrame(this.id, last ? flags : 0, data.subarray(offset, offset + size)));
+      offset += size;
+      if (last) break;
+    }
+    if (flags & flagFin) this.#finished = true;
+  }
+
+  /** @internal WINDOW_UPDATE or a new SETTINGS_INITIAL_WINDOW_SIZE. */
+  grow(delta: number): void {
+    this.#sendWindow += delta;
+  }
+
+  /** @internal The peer reset the stream or the connection ended. */
+  stop(): void {
+    this.#finished = true;
+    this.incoming.end();
+  }
+}
+
+export interface SpdyStreamHandler {
+  /** Decides synchronously whether to take a stream the peer opens; refused ones are reset. */
+  accept(stream: SpdyStream): boolean;
+  /** Runs once the stream's SYN_REPLY is out, so that data sent now follows it. */
+  opened(stream: SpdyStream): void;
+}
+
+/** The server side of one SPDY/3.1 connection: answers streams, pings and flow control. */
+export class SpdySession {
+  readonly #socket: Duplex;
+  readonly #codec = new HeaderCodec();
+  readonly #reader = new FrameReader();
+  readonly #streams = new Map<number, SpdyStream>();
+  readonly #aborted = new AbortController();
+  #work: Promise<void> = Promise.resolve();
+  #initialWindow = initialWindow;
+  #sessionWindow = initialWindow;
+  /** Whether the peer sends WINDOW_UPDATE: "unknown" until it does, or until a window ran dry. */
+  #peerFlowControl: "unknown" | "yes" | "no" = "unknown";
+  #wakers: (() => void)[] = [];
+  #lastStreamId = 0;
+  handler: SpdyStreamHandler = { accept: () => false, opened: () => undefined };
+
+  constructor(socket: Duplex) {
+    this.#socket = socket;
+    socket.once("close", () => {
+      this.#aborted.abort();
+      this.#codec.close();
+      for (const stream of this.#streams.values()) stream.stop();
+      this.#wake();
+    });
+    // A reset from the peer surfaces here; the session is over either way.
+    socket.on("error", () => socket.destroy());
+    socket.on("data", (chunk: Buffer) => {
+      let frames: Frame[];
+      try {
+        frames = this.#reader.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      // Header compression is stateful and asynchronous, and DATA must not overtake the
+      // SYN_STREAM of its stream: handle frames strictly one at a time.
+      for (const frame of frames) {
+        this.#work = this.#work.then(() => this.#onFrame(frame)).catch(() => void socket.destroy());
+      }
+    });
+  }
+
+  /** Aborted when the connection ends, whoever ended it. */
+  get signal(): AbortSignal {
+    return this.#aborted.signal;
+  }
+
+  get open(): boolean {
+    return !this.#aborted.signal.aborted;
+  }
+
+  send(frame: Buffer): void {
+    if (this.#socket.writable) this.#socket.write(frame);
+  }
+
+  /** Sends GOAWAY and closes this side, as a kubelet does when it is done with a connection. */
+  goAway(): void {
+    this.send(encodeControlFrame(frameType.goAway, 0, idAndStatus(this.#lastStreamId, 0)));
+    this.#socket.end();
+  }
+
+  /** @internal How much a stream may send now: waits while a window is closed. */
+  async room(streamWindow: () => number): Promise<number> {
+    for (;;) {
+      const room = Math.min(streamWindow(), this.#sessionWindow);
+      if (room > 0) return room;
+      if (this.#peerFlowControl === "no" || !this.open) return maxDataFrame;
+      const updated = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), flowControlGraceMs);
+        this.#wakers.push(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (!updated && this.#peerFlowControl === "unknown") this.#peerFlowControl = "no";
+    }
+  }
+
+  /** @internal */
+  spend(size: number): void {
+    this.#sessionWindow -= size;
+  }
+
+  #wake(): void {
+    for (const wake of this.#wakers.splice(0)) wake();
+  }
+
+  async #onFrame(frame: Frame): Promise<void> {
+    if (!frame.control) {
+      const stream = this.#streams.get(frame.streamId);
+      // DATA after the peer's FIN breaks the protocol; it is dropped rather than thrown on.
+      if (!stream || stream.incoming.writableEnded) return;
+      if (frame.data.length > 0) {
+        stream.incoming.write(frame.data);
+        // Received data is handed on at once, so its window space is given back at once.
+        this.send(encodeControlFrame(frameType.windowUpdate, 0, windowUpdatePayload(0, frame.data.length)));
+        if (!(frame.flags & flagFin)) {
+          this.send(
+            encodeControlFrame(frameType.windowUpdate, 0, windowUpdatePayload(stream.id, frame.data.length)),
+          );
+        }
+      }
+      if (frame.flags & flagFin) stream.incoming.end();
+      return;
+    }
+    switch (frame.type) {
+      case frameType.synStream: {
+        const { streamId, headerBlock } = parseSynStream(frame.data);
+        this.#lastStreamId = Math.max(this.#lastStreamId, streamId);
+        const headers = await this.#codec.decompress(headerBlock);
+        const stream = new SpdyStream(this, streamId, headers, this.#initialWindow);
+        if (!this.handler.accept(stream)) {
+          this.send(encodeControlFrame(frameType.rstStream, 0, idAndStatus(streamId, refusedStream)));
+          return;
+        }
+        this.#streams.set(streamId, stream);
+        if (frame.flags & flagFin) stream.incoming.end();
+        const reply = await this.#codec.compress({});
+        this.send(encodeControlFrame(frameType.synReply, 0, synReplyPayload(streamId, reply)));
+        this.handler.opened(stream);
+        return;
+      }
+      case frameType.rstStream: {
+        const id = frame.data.readUInt32BE(0) & 0x7fffffff;
+        this.#streams.get(id)?.stop();
+        this.#streams.delete(id);
+        this.#wake();
+        return;
+      }
+      case frameType.settings: {
+        for (let i = 0, n = frame.data.readUInt32BE(0); i < n; i++) {
+          const entry = 4 + i * 8;
+          if ((frame.data.readUInt32BE(entry) & 0xffffff) !== settingInitialWindow) continue;
+          const window = frame.data.readUInt32BE(entry + 4);
+          for (const stream of this.#streams.values()) stream.grow(window - this.#initialWindow);
+          this.#initialWindow = window;
+        }
+        this.#wake();
+        return;
+      }
+      case frameType.windowUpdate: {
+        const id = frame.data.readUInt32BE(0) & 0x7fffffff;
+        const delta = frame.data.readUInt32BE(4) & 0x7fffffff;
+        this.#peerFlowControl = "yes";
+        if (id === 0) this.#sessionWindow += delta;
+        else this.#streams.get(id)?.grow(delta);
+        this.#wake();
+        return;
+      }
+      case frameType.ping:
+        // This side never pings, so every PING is the peer's and is echoed back.
+        this.send(encodeControlFrame(frameType.ping, 0, frame.data));
+        return;
+      case frameType.goAway:
+        this.#socket.end();
+        return;
+      default:
+        // HEADERS carries nothing any of these exchanges use.
+        return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// exec and attach
 
 export interface ExecRequest {
   namespace: string;
   pod: string;
   container: string;
+  /** Empty for an attach. */
   command: string[];
 }
 
 export interface ExecResult {
+  /** Written after whatever the handler wrote to io.stdout. */
   stdout?: string;
   stderr?: string;
   /** 0 unless given; anything else is reported the way the kubelet reports a failed command. */
   exitCode?: number;
 }
 
+/** The command's stdio while it runs. */
+export interface ExecIO {
+  /** What the client sends; undefined unless it asked for stdin. It ends when the client closes it. */
+  stdin: Readable | undefined;
+  /** Writes reach the client as they are made (and vanish when it did not ask for the stream). */
+  stdout: Writable;
+  stderr: Writable;
+  tty: boolean;
+  /** Aborted when the connection ends: a long-running handler should then return. */
+  signal: AbortSignal;
+}
+
 /** What "runs" in the container. Throwing reports an internal error, as the kubelet does. */
-export type ExecHandler = (request: ExecRequest) => ExecResult | Promise<ExecResult>;
-
-export interface KubeletStandIn {
-  readonly port: number;
-  /** Every exec the stand-in accepted, in order. */
-  readonly execs: readonly ExecRequest[];
-  /** Requests it turned away, e.g. for a missing or wrong client certificate. */
-  readonly rejected: readonly string[];
-  close(): Promise<void>;
-}
-
-export interface KubeletStandInOptions {
-  /** The CA that signed kube-apiserver's kubelet client certificate (the cluster CA). */
-  clientCAPEM: string;
-  exec: ExecHandler;
-  /** How long to wait for the streams the request asked for; the kubelet's default is 30s. */
-  streamTimeoutMs?: number;
-}
-
-type StreamType = "error" | "stdin" | "stdout" | "stderr" | "resize";
-const streamTypes: ReadonlySet<string> = new Set(["error", "stdin", "stdout", "stderr", "resize"]);
+export type ExecHandler = (request: ExecRequest, io: ExecIO) => ExecResult | Promise<ExecResult>;
 
 /** The v4 Status the kubelet writes on the error stream when the command ended. */
 export function execStatus(result: ExecResult): object {
@@ -337,19 +601,231 @@ function internalErrorStatus(err: unknown): object {
   return { metadata: {}, status: "Failure", message, reason: "InternalError", code: 500 };
 }
 
-/** Parses `/exec/<ns>/<pod>/<container>?command=...`; undefined for any other path. */
-function parseExecRequest(url: string): { request: ExecRequest; wanted: StreamType[] } | undefined {
-  const parsed = new URL(url, "https://kubelet.invalid");
-  const parts = parsed.pathname.split("/").slice(1).map(decodeURIComponent);
-  if (parts.length !== 4 || parts[0] !== "exec") return undefined;
-  const [, namespace = "", pod = "", container = ""] = parts;
-  const q = parsed.searchParams;
+type StreamType = "error" | "stdin" | "stdout" | "stderr" | "resize";
+const streamTypes: ReadonlySet<string> = new Set(["error", "stdin", "stdout", "stderr", "resize"]);
+
+interface RemoteCommand {
+  request: ExecRequest;
+  wanted: StreamType[];
+  tty: boolean;
+}
+
+function parseRemoteCommand(parts: string[], query: URLSearchParams): RemoteCommand {
+  const [kind, namespace = "", pod = "", container = ""] = parts;
   const wanted: StreamType[] = ["error"];
-  if (q.get("input") === "1") wanted.push("stdin");
-  if (q.get("output") === "1") wanted.push("stdout");
-  if (q.get("error") === "1") wanted.push("stderr");
-  if (q.get("tty") === "1") wanted.push("resize");
-  return { request: { namespace, pod, container, command: q.getAll("command") }, wanted };
+  if (query.get("input") === "1") wanted.push("stdin");
+  if (query.get("output") === "1") wanted.push("stdout");
+  if (query.get("error") === "1") wanted.push("stderr");
+  const tty = query.get("tty") === "1";
+  if (tty) wanted.push("resize");
+  const command = kind === "exec" ? query.getAll("command") : [];
+  return { request: { namespace, pod, container, command }, wanted, tty };
+}
+
+/**
+ * One exec or attach: answers the connection's streams, runs the handler once every stream the
+ * request asked for is open, then finishes the output streams and writes the Status, after which
+ * the API server hangs up (it sends GOAWAY once it has read the Status).
+ */
+function serveRemoteCommand(
+  socket: Duplex,
+  { request, wanted, tty }: RemoteCommand,
+  handler: ExecHandler,
+  streamTimeoutMs: number,
+): void {
+  const session = new SpdySession(socket);
+  const streams = new Map<string, SpdyStream>();
+  let started = false;
+  const streamTimer = setTimeout(() => session.goAway(), streamTimeoutMs);
+  session.signal.addEventListener("abort", () => clearTimeout(streamTimer));
+
+  const run = async () => {
+    const output = (type: StreamType) =>
+      streams.get(type)?.writable() ?? new Writable({ write: (_chunk, _encoding, done) => done() });
+    const io: ExecIO = {
+      stdin: streams.get("stdin")?.incoming,
+      stdout: output("stdout"),
+      stderr: output("stderr"),
+      tty,
+      signal: session.signal,
+    };
+    // Resizes of the terminal are taken and ignored: nothing here draws on a terminal.
+    streams.get("resize")?.incoming.resume();
+    let status: object;
+    let result: ExecResult = {};
+    try {
+      result = await handler(request, io);
+      status = execStatus(result);
+    } catch (err) {
+      status = internalErrorStatus(err);
+    }
+    for (const [type, writable, text] of [
+      ["stdout", io.stdout, result.stdout],
+      ["stderr", io.stderr, result.stderr],
+    ] as const) {
+      await new Promise<void>((resolve) => writable.end(() => resolve()));
+      const stream = streams.get(type);
+      if (stream && text) await stream.write(Buffer.from(text));
+    }
+    for (const [type, stream] of streams) {
+      if (type !== "error") await stream.end();
+    }
+    await streams.get("error")?.end(Buffer.from(JSON.stringify(status)));
+  };
+
+  session.handler = {
+    accept(stream) {
+      const type = stream.headers.streamtype ?? "";
+      if (!streamTypes.has(type) || streams.has(type)) return false;
+      streams.set(type, stream);
+      return true;
+    },
+    opened() {
+      if (started || !wanted.every((t) => streams.has(t))) return;
+      started = true;
+      clearTimeout(streamTimer);
+      run().catch(() => socket.destroy());
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// port-forward
+
+/** Connects a forwarded connection to whatever listens on the pod's port. */
+export type PortForwardHandler = (port: number) => Duplex | Promise<Duplex>;
+
+/**
+ * One port-forward connection: kubectl opens an error and a data stream per local connection,
+ * paired by `requestid`; the data stream is spliced to the pod's port until either side ends,
+ * and a failure to reach the port is reported on the error stream, as the kubelet does.
+ */
+function servePortForward(socket: Duplex, namespace: string, pod: string, connect: PortForwardHandler): void {
+  const session = new SpdySession(socket);
+  const pairs = new Map<string, { error?: SpdyStream; data?: SpdyStream }>();
+  const targets = new Set<Duplex>();
+  session.signal.addEventListener("abort", () => {
+    for (const target of targets) target.destroy();
+  });
+
+  const forward = async (port: number, error: SpdyStream, data: SpdyStream) => {
+    let target: Duplex;
+    try {
+      target = await connect(port);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      await error.end(Buffer.from(`error forwarding port ${port} to pod ${namespace}/${pod}: ${why}`));
+      await data.end();
+      return;
+    }
+    targets.add(target);
+    data.incoming.pipe(target);
+    target.on("data", (chunk: Buffer) => {
+      target.pause();
+      data.write(chunk).then(
+        () => target.resume(),
+        () => target.destroy(),
+      );
+    });
+    // A reset from the pod's server ends the forwarded connection as its end does.
+    target.on("error", () => target.destroy());
+    await new Promise<void>((resolve) => {
+      target.once("end", resolve);
+      target.once("close", resolve);
+    });
+    targets.delete(target);
+    await data.end();
+    await error.end();
+  };
+
+  session.handler = {
+    accept(stream) {
+      const type = stream.headers.streamtype;
+      const port = Number(stream.headers.port);
+      if ((type !== "error" && type !== "data") || !Number.isInteger(port)) return false;
+      const key = stream.headers.requestid ?? String(port);
+      const pair = pairs.get(key) ?? {};
+      if (pair[type]) return false;
+      pair[type] = stream;
+      pairs.set(key, pair);
+      return true;
+    },
+    opened(stream) {
+      const key = stream.headers.requestid ?? String(stream.headers.port);
+      const pair = pairs.get(key);
+      if (!pair?.error || !pair.data) return;
+      pairs.delete(key);
+      // The client's error stream carries nothing towards the pod.
+      pair.error.incoming.resume();
+      forward(Number(stream.headers.port), pair.error, pair.data).catch(() => socket.destroy());
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// logs
+
+export interface LogRequest {
+  namespace: string;
+  pod: string;
+  container: string;
+  follow: boolean;
+  /** Only the last this many lines of what exists; undefined for all of it. */
+  tailLines: number | undefined;
+  /** Prefix each line with its RFC 3339 time, as `kubectl logs --timestamps` asks. */
+  timestamps: boolean;
+}
+
+/**
+ * Writes the container's log to `out`; with follow, keeps writing new lines until `signal`
+ * aborts (the client went away). sinceSeconds, sinceTime and limitBytes are not honoured: the
+ * tests' logs are a handful of lines.
+ */
+export type LogHandler = (request: LogRequest, out: Writable, signal: AbortSignal) => Promise<void>;
+
+function parseLogRequest(parts: string[], query: URLSearchParams): LogRequest {
+  const [, namespace = "", pod = "", container = ""] = parts;
+  const tail = query.get("tailLines");
+  return {
+    namespace,
+    pod,
+    container,
+    follow: query.get("follow") === "true",
+    tailLines: tail === null ? undefined : Number(tail),
+    timestamps: query.get("timestamps") === "true",
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+/** What a played pod answers; a missing one is a 404, as for a pod the kubelet does not run. */
+export interface PodHandlers {
+  exec?: ExecHandler;
+  attach?: ExecHandler;
+  portForward?: PortForwardHandler;
+  logs?: LogHandler;
+}
+
+export interface KubeletStandIn {
+  readonly port: number;
+  /** Every exec the stand-in accepted, in order. */
+  readonly execs: readonly ExecRequest[];
+  /** Requests it turned away, e.g. for a missing or wrong client certificate. */
+  readonly rejected: readonly string[];
+  /** Serves `namespace/pod` with these handlers from now on (replacing earlier ones). */
+  addPod(namespace: string, pod: string, handlers: PodHandlers): void;
+  removePod(namespace: string, pod: string): void;
+  close(): Promise<void>;
+}
+
+export interface KubeletStandInOptions {
+  /** The CA that signed kube-apiserver's kubelet client certificate (the cluster CA). */
+  clientCAPEM: string;
+  /** Execs in pods without handlers of their own added. */
+  exec?: ExecHandler;
+  /** How long to wait for the streams the request asked for; the kubelet's default is 30s. */
+  streamTimeoutMs?: number;
 }
 
 function refuse(socket: Duplex, status: string, body: string): void {
@@ -359,118 +835,9 @@ function refuse(socket: Duplex, status: string, body: string): void {
   );
 }
 
-/**
- * One exec: answers the upgraded connection's SPDY streams, runs the handler once every stream
- * the request asked for is open, writes its output and the Status, then lets the API server
- * hang up (it sends GOAWAY once it has read the Status).
- */
-function serveExec(
-  socket: Duplex,
-  request: ExecRequest,
-  wanted: readonly StreamType[],
-  handler: ExecHandler,
-  streamTimeoutMs: number,
-): void {
-  const reader = new FrameReader();
-  const codec = new HeaderCodec();
-  const streams = new Map<string, number>();
-  let lastStreamId = 0;
-  let started = false;
-  let work: Promise<void> = Promise.resolve();
-
-  const send = (frame: Buffer) => {
-    if (socket.writable) socket.write(frame);
-  };
-  const hangUp = () => {
-    clearTimeout(streamTimer);
-    send(encodeControlFrame(frameType.goAway, 0, idAndStatus(lastStreamId, 0)));
-    socket.end();
-  };
-  const streamTimer = setTimeout(hangUp, streamTimeoutMs);
-  socket.once("close", () => {
-    clearTimeout(streamTimer);
-    codec.close();
-  });
-  // A reset from the API server surfaces here; the exec is over either way.
-  socket.on("error", () => socket.destroy());
-
-  const run = async () => {
-    clearTimeout(streamTimer);
-    let status: object;
-    let result: ExecResult = {};
-    try {
-      result = await handler(request);
-      status = execStatus(result);
-    } catch (err) {
-      status = internalErrorStatus(err);
-    }
-    const output: [StreamType, string | undefined][] = [
-      ["stdout", result.stdout],
-      ["stderr", result.stderr],
-    ];
-    for (const [type, text] of output) {
-      const id = streams.get(type);
-      if (id !== undefined && text) send(encodeDataFrame(id, 0, Buffer.from(text)));
-    }
-    for (const [type, id] of streams) {
-      if (type === "error") continue;
-      send(encodeDataFrame(id, flagFin, Buffer.alloc(0)));
-    }
-    send(encodeDataFrame(streams.get("error")!, flagFin, Buffer.from(JSON.stringify(status))));
-  };
-
-  const onControl = async (frame: ControlFrame) => {
-    switch (frame.type) {
-      case frameType.synStream: {
-        const { streamId, headerBlock } = parseSynStream(frame.data);
-        lastStreamId = Math.max(lastStreamId, streamId);
-        const type = (await codec.decompress(headerBlock)).streamtype ?? "";
-        if (!streamTypes.has(type) || streams.has(type)) {
-          send(encodeControlFrame(frameType.rstStream, 0, idAndStatus(streamId, refusedStream)));
-          return;
-        }
-        streams.set(type, streamId);
-        send(encodeControlFrame(frameType.synReply, 0, synReplyPayload(streamId, await codec.compress({}))));
-        if (!started && wanted.every((t) => streams.has(t))) {
-          started = true;
-          await run();
-        }
-        return;
-      }
-      case frameType.ping:
-        // This side never pings, so every PING is the peer's and is echoed back.
-        send(encodeControlFrame(frameType.ping, 0, frame.data));
-        return;
-      case frameType.goAway:
-        clearTimeout(streamTimer);
-        socket.end();
-        return;
-      default:
-        // RST_STREAM (the API server dropping a stream it is done with), SETTINGS, WINDOW_UPDATE
-        // and HEADERS change nothing for a one-shot command.
-        return;
-    }
-  };
-
-  socket.on("data", (chunk: Buffer) => {
-    let frames: Frame[];
-    try {
-      frames = reader.push(chunk);
-    } catch {
-      socket.destroy();
-      return;
-    }
-    for (const frame of frames) {
-      // DATA from the API server (stdin, or the end of its side of a stream) needs no answer.
-      if (!frame.control) continue;
-      // Header compression is stateful and asynchronous: handle frames strictly one at a time.
-      work = work
-        .then(() => onControl(frame))
-        .catch(() => {
-          socket.destroy();
-        });
-    }
-  });
+function pathParts(url: string): { parts: string[]; query: URLSearchParams } {
+  const parsed = new URL(url, "https://kubelet.invalid");
+  return { parts: parsed.pathname.split("/").slice(1).map(decodeURIComponent), query: parsed.searchParams };
 }
 
 /** Starts the stand-in on an ephemeral port of 127.0.0.1, serving HTTPS with a throwaway CA. */
@@ -479,6 +846,7 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
   const serving = await ca.issue({ cn: "127.0.0.1", ips: ["127.0.0.1"] });
   const execs: ExecRequest[] = [];
   const rejected: string[] = [];
+  const pods = new Map<string, PodHandlers>();
   const sockets = new Set<Duplex>();
   const server = createServer({
     cert: serving.certPEM,
@@ -488,6 +856,7 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
     // Checked per request instead, so that a bad certificate gets an answer and a record.
     rejectUnauthorized: false,
   });
+  const streamTimeoutMs = options.streamTimeoutMs ?? 30_000;
 
   const authenticate = (req: IncomingMessage): string | undefined => {
     const tls = req.socket as TLSSocket;
@@ -497,11 +866,31 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
     return undefined;
   };
 
-  server.on("request", (req, res) => {
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const unauthenticated = authenticate(req);
-    const why = unauthenticated ?? `${req.method} ${req.url} is not an exec upgrade`;
-    rejected.push(why);
-    res.writeHead(unauthenticated ? 401 : 400, { "Content-Type": "text/plain" }).end(why);
+    const { parts, query } = pathParts(req.url ?? "");
+    const logs = pods.get(`${parts[1]}/${parts[2]}`)?.logs;
+    if (
+      unauthenticated ||
+      req.method !== "GET" ||
+      parts[0] !== "containerLogs" ||
+      parts.length !== 4 ||
+      !logs
+    ) {
+      const why = unauthenticated ?? `${req.method} ${req.url} is not served`;
+      rejected.push(why);
+      res.writeHead(unauthenticated ? 401 : 404, { "Content-Type": "text/plain" }).end(why);
+      return;
+    }
+    const aborted = new AbortController();
+    res.once("close", () => aborted.abort());
+    res.writeHead(200, { "Content-Type": "text/plain" });
+    // Followers must see the headers before the first line arrives.
+    res.flushHeaders();
+    logs(parseLogRequest(parts, query), res, aborted.signal).then(
+      () => res.end(),
+      () => res.destroy(),
+    );
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
@@ -512,23 +901,40 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
       rejected.push(unauthenticated);
       return refuse(socket, "401 Unauthorized", unauthenticated);
     }
-    const exec = req.method === "POST" ? parseExecRequest(req.url ?? "") : undefined;
-    if (!exec) {
-      rejected.push(`${req.method} ${req.url} is not an exec`);
-      return refuse(socket, "404 Not Found", "not found");
-    }
+    const { parts, query } = pathParts(req.url ?? "");
+    const [kind] = parts;
+    const pod = pods.get(`${parts[1]}/${parts[2]}`);
     const upgrades = String(req.headers.upgrade ?? "").toLowerCase();
     const protocols = String(req.headers["x-stream-protocol-version"] ?? "");
-    if (!upgrades.includes("spdy/3.1") || !protocols.includes("v4.channel.k8s.io")) {
-      rejected.push(`unsupported upgrade ${upgrades} with stream protocols ${protocols}`);
-      return refuse(socket, "400 Bad Request", "SPDY/3.1 with v4.channel.k8s.io required");
+    const protocol = kind === "portForward" ? "portforward.k8s.io" : "v4.channel.k8s.io";
+    const handler =
+      kind === "exec"
+        ? (pod?.exec ?? options.exec)
+        : kind === "attach"
+          ? pod?.attach
+          : kind === "portForward"
+            ? pod?.portForward
+            : undefined;
+    const arity = kind === "portForward" ? 3 : 4;
+    if (req.method !== "POST" || parts.length !== arity || !handler) {
+      rejected.push(`${req.method} ${req.url} is not served`);
+      return refuse(socket, "404 Not Found", "not found");
     }
-    execs.push(exec.request);
+    if (!upgrades.includes("spdy/3.1") || !protocols.split(/\s*,\s*/).includes(protocol)) {
+      rejected.push(`unsupported upgrade ${upgrades} with stream protocols ${protocols}`);
+      return refuse(socket, "400 Bad Request", `SPDY/3.1 with ${protocol} required`);
+    }
     socket.write(
       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n" +
-        "X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n",
+        `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
     );
-    serveExec(socket, exec.request, exec.wanted, options.exec, options.streamTimeoutMs ?? 30_000);
+    if (kind === "portForward") {
+      servePortForward(socket, parts[1] ?? "", parts[2] ?? "", handler as PortForwardHandler);
+      return;
+    }
+    const command = parseRemoteCommand(parts, query);
+    if (kind === "exec") execs.push(command.request);
+    serveRemoteCommand(socket, command, handler as ExecHandler, streamTimeoutMs);
   });
 
   await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
@@ -538,6 +944,12 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
     port,
     execs,
     rejected,
+    addPod(namespace, pod, handlers) {
+      pods.set(`${namespace}/${pod}`, handlers);
+    },
+    removePod(namespace, pod) {
+      pods.delete(`${namespace}/${pod}`);
+    },
     async close() {
       for (const socket of sockets) socket.destroy();
       server.closeAllConnections();
@@ -550,12 +962,17 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
  * Makes `nodeName` (created when missing) point the API server at the stand-in: kube-apiserver
  * dials a node's kubelet at its address and `daemonEndpoints.kubeletEndpoint.Port`.
  */
-export async function registerNode(client: RestClient, nodeName: string, port: number): Promise<void> {
+export async function registerNode(
+  client: RestClient,
+  nodeName: string,
+  port: number,
+  labels: Record<string, string> = {},
+): Promise<void> {
   try {
     await client.request({
       method: "POST",
       path: "/api/v1/nodes",
-      body: { apiVersion: "v1", kind: "Node", metadata: { name: nodeName } },
+      body: { apiVersion: "v1", kind: "Node", metadata: { name: nodeName, labels } },
     });
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;

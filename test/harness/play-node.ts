@@ -89,7 +89,8 @@ export async function playControlPlaneNode(options: PlayNodeOptions): Promise<Pl
     admin.close();
   };
   try {
-    await registerNode(admin, nodeName, kubelet.port);
+    // kubeadm's label: the impersonator-config reconciler's auto mode looks for it.
+    await registerNode(admin, nodeName, kubelet.port, { "node-role.kubernetes.io/control-plane": "" });
     const kcmName = `kube-controller-manager-${nodeName}`;
     await admin.request({
       method: "POST",
