@@ -31,6 +31,7 @@ import {
   FrontProxyConfigHolder,
   watchFrontProxyConfig,
 } from "./frontproxy.ts";
+import { setUpImpersonationProxy } from "./impersonation.ts";
 
 /** The APIServices whose caBundle the serving CA fills (upstream's install names them so). */
 export const apiServiceNames = [
@@ -176,17 +177,25 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     holder: holders.strategies,
     credentialIssuerName: config.names.credentialIssuer,
   });
-  watchFrontProxyConfig(
-    manager.informers.informer({
-      group: "",
-      version: "v1",
-      resource: "configmaps",
-      namespace: extensionAPIServerAuthentication.namespace,
-      fieldSelector: `metadata.name=${extensionAPIServerAuthentication.name}`,
-    }),
-    holders.frontProxy,
+  const authenticationConfigMaps = manager.informers.informer({
+    group: "",
+    version: "v1",
+    resource: "configmaps",
+    namespace: extensionAPIServerAuthentication.namespace,
+    fieldSelector: `metadata.name=${extensionAPIServerAuthentication.name}`,
+  });
+  watchFrontProxyConfig(authenticationConfigMaps, holders.frontProxy, log);
+  const impersonationProxy = setUpImpersonationProxy({
+    manager,
+    kubeConfig: options.kubeConfig,
+    config,
+    strategyHolder: holders.strategies,
+    signerHolder: holders.impersonationSigner,
+    authenticationConfigMaps,
+    host,
     log,
-  );
+    metrics,
+  });
   log.info("reconcilers registered", {
     reconcilers: [
       "jwtcachefiller",
@@ -196,11 +205,13 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       "kube-cert-agent",
       "credentialissuer",
       "front-proxy-config",
+      "impersonator-config",
     ],
   });
 
   const stopping = new AbortController();
   const done = manager.run(stopping.signal);
+  const proxyTokens = impersonationProxy.run(stopping.signal);
   // Reported through `done`; this keeps an early failure from being an unhandled rejection.
   done.catch(() => {});
   let synced = false;
@@ -222,9 +233,12 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   const shutdown = async () => {
     log.info("stopping: closing listeners");
     stopping.abort();
-    await Promise.all(closers.map((close) => close()));
+    await Promise.all([...closers.map((close) => close()), impersonationProxy.stop()]);
     log.info("stopping: waiting for controllers and releasing the Lease");
     await done.catch((err: unknown) => log.error("controllers failed", { error: err }));
+    await proxyTokens;
+    // The reconciler may have started the proxy again while the controllers wound down.
+    await impersonationProxy.stop();
     // JWT authenticators refresh their keys on timers, which would keep the process alive.
     for (const key of holders.authenticators.keys()) holders.authenticators.delete(key);
     log.info("stopped");

@@ -1,0 +1,174 @@
+// Puts the impersonation proxy together for the Concierge process: its token client, decider and
+// listener, and the TLS material the listener serves, composed from what the impersonator-config
+// reconciler publishes (serving chain, signer CAs) and the cluster's own client CA (from
+// kube-system/extension-apiserver-authentication), so certificates from either signer log in.
+import { readFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { SignerHolder } from "../certs/signer.ts";
+import type { StrategyHolder } from "../controllers/credentialissuer/holder.ts";
+import { ProxyCredentials } from "../controllers/impersonatorconfig/credentials.ts";
+import { register as registerImpersonatorConfig } from "../controllers/impersonatorconfig/reconciler.ts";
+import type { InformerSource } from "../controllers/runtime/informer.ts";
+import type { Manager } from "../controllers/runtime/manager.ts";
+import type { KubeObject } from "../controllers/runtime/resource.ts";
+import { KubeRestClient } from "../controllers/runtime/rest.ts";
+import { clientCAFromConfigMap } from "../impersonator/clientca.ts";
+import { createRequestDecider } from "../impersonator/decider.ts";
+import { ImpersonationProxyRunner } from "../impersonator/server.ts";
+import { ServiceAccountTokenClient } from "../impersonator/tokenclient.ts";
+import type { ProxyTLS, ProxyTLSSource } from "../impersonator/types.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { ConciergeConfig } from "./config.ts";
+import { extensionAPIServerAuthentication } from "./frontproxy.ts";
+
+interface ConfigMap extends KubeObject {
+  data?: Record<string, string>;
+}
+
+/** The proxy's ProxyTLS: the reconciler's serving chain, plus every CA whose client certs count. */
+class ComposedProxyTLS implements ProxyTLSSource {
+  #current: ProxyTLS | undefined;
+  #clusterClientCA: string | undefined;
+  readonly #credentials: ProxyCredentials;
+  readonly #listeners = new Set<(tls: ProxyTLS | undefined) => void>();
+
+  constructor(credentials: ProxyCredentials) {
+    this.#credentials = credentials;
+    credentials.onChange(() => this.#recompute());
+  }
+
+  setClusterClientCA(pem: string | undefined): void {
+    this.#clusterClientCA = pem;
+    this.#recompute();
+  }
+
+  get(): ProxyTLS | undefined {
+    return this.#current;
+  }
+
+  onChange(listener: (tls: ProxyTLS | undefined) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #recompute(): void {
+    const { serving, signerCAPEMs } = this.#credentials.get();
+    const next: ProxyTLS | undefined = serving && {
+      certPEM: serving.certPEM,
+      keyPEM: serving.keyPEM,
+      clientCAPEMs: [...signerCAPEMs, ...(this.#clusterClientCA ? [this.#clusterClientCA] : [])],
+    };
+    if (isDeepStrictEqual(next, this.#current)) return;
+    this.#current = next;
+    for (const listener of this.#listeners) listener(next);
+  }
+}
+
+/** kube-apiserver's URL and CA as the Concierge's own kubeconfig (or in-cluster config) names them. */
+function upstreamOf(kubeConfig: KubeConfig): { url: string; caPEM: string } {
+  const cluster = kubeConfig.getCurrentCluster();
+  if (!cluster) throw new Error("the Concierge's kubeconfig has no current cluster");
+  const caPEM = cluster.caData
+    ? Buffer.from(cluster.caData, "base64").toString("utf8")
+    : cluster.caFile
+      ? readFileSync(cluster.caFile, "utf8")
+      : undefined;
+  if (!caPEM) throw new Error("the Concierge's kubeconfig names no CA for kube-apiserver");
+  return { url: cluster.server, caPEM };
+}
+
+export interface ImpersonationProxyParts {
+  /** Runs the token client until `signal` aborts. */
+  run(signal: AbortSignal): Promise<void>;
+  /** Stops the proxy listener, if it runs. */
+  stop(): Promise<void>;
+}
+
+export function setUpImpersonationProxy(options: {
+  manager: Manager;
+  kubeConfig: KubeConfig;
+  config: ConciergeConfig;
+  strategyHolder: StrategyHolder;
+  signerHolder: SignerHolder;
+  authenticationConfigMaps: InformerSource<ConfigMap>;
+  host: string;
+  log: Logger;
+  metrics: Metrics;
+}): ImpersonationProxyParts {
+  const { config, log, metrics } = options;
+  const client = new KubeRestClient(options.kubeConfig, {
+    userAgent: "pinniped-concierge-impersonation-proxy",
+  });
+  const tokens = new ServiceAccountTokenClient({
+    client,
+    namespace: config.namespace,
+    serviceAccountName: config.names.impersonationProxyServiceAccount,
+    log: log.child({ component: "impersonation-proxy-token" }),
+    metrics,
+  });
+  const credentials = new ProxyCredentials();
+  const tls = new ComposedProxyTLS(credentials);
+  const ours = (cm: ConfigMap) =>
+    cm.metadata?.name === extensionAPIServerAuthentication.name &&
+    cm.metadata?.namespace === extensionAPIServerAuthentication.namespace;
+  const loadClientCA = (cm: ConfigMap) => {
+    if (!ours(cm)) return;
+    try {
+      tls.setClusterClientCA(clientCAFromConfigMap(cm));
+    } catch (err) {
+      tls.setClusterClientCA(undefined);
+      log.warn("the cluster's client CA is unusable; the proxy accepts only its own signer's certificates", {
+        error: (err as Error).message,
+      });
+    }
+  };
+  options.authenticationConfigMaps.addHandler({
+    add: loadClientCA,
+    update: (_old, cm) => loadClientCA(cm),
+    delete: (cm) => {
+      if (ours(cm)) tls.setClusterClientCA(undefined);
+    },
+  });
+
+  const proxyLog = log.child({ component: "impersonation-proxy" });
+  const runner = new ImpersonationProxyRunner({
+    port: config.impersonationProxyServerPort,
+    host: options.host,
+    tls,
+    decide: createRequestDecider({ client, proxyToken: () => tokens.token(), log: proxyLog, metrics }),
+    upstream: upstreamOf(options.kubeConfig),
+    log: proxyLog,
+    metrics,
+    http2PingIntervalMs: config.impersonationProxy.http2PingIntervalSeconds * 1000,
+    upgradeIdleTimeoutMs: config.impersonationProxy.upgradeIdleTimeoutSeconds * 1000,
+  });
+
+  registerImpersonatorConfig(options.manager, {
+    namespace: config.namespace,
+    credentialIssuerName: config.names.credentialIssuer,
+    names: {
+      loadBalancerService: config.names.impersonationLoadBalancerService,
+      clusterIPService: config.names.impersonationClusterIPService,
+      tlsSecret: config.names.impersonationTLSCertificateSecret,
+      caSecret: config.names.impersonationCACertificateSecret,
+      signerSecret: config.names.impersonationSignerSecret,
+    },
+    labels: config.labels,
+    appLabel: config.labels.app ?? "pinniped-concierge",
+    proxyPort: config.impersonationProxyServerPort,
+    runner,
+    strategyHolder: options.strategyHolder,
+    signerHolder: options.signerHolder,
+    credentials,
+  });
+
+  return {
+    run: (signal) => tokens.run(signal),
+    stop: async () => {
+      await runner.stop();
+      client.close?.();
+    },
+  };
+}
