@@ -711,7 +711,7 @@ describe("impersonation proxy server", () => {
   });
 
   it("sends HTTP/2 PINGs on an idle session", async () => {
-    const p = await proxy({ http2PingIntervalMs: 40 });
+    const p = await proxy({ pingIntervalMs: 40 });
     const session = h2(p.port);
     try {
       let pings = 0;

@@ -29,7 +29,8 @@
  *   `--http2-max-streams-per-connection` and one TCP window, and Node's HTTP/2 client has a
  *   reported leak on long watches (Pepr ADR 0015); HTTP/1.1 measured 1–4 ms per watch event.
  * - Upgrades get a connection to kube-apiserver of their own (see {@link forwardUpgrade}).
- * - Keepalive: HTTP/2 PINGs on every client session each `http2PingIntervalMs`, so that load
+ * - Keepalive: HTTP/2 PINGs on every client session each `pingIntervalMs`, and WebSocket
+ *   pings on upgraded WebSocket connections quiet for that long (see wskeepalive.ts), so that load
  *   balancers in front see traffic on a session whose only stream is a quiet watch; TCP keepalive
  *   on client and upstream sockets; no idle limit on upgraded streams unless
  *   `upgradeIdleTimeoutMs` is set.
@@ -73,7 +74,7 @@ export interface ImpersonationProxyOptions {
   log?: Logger;
   metrics?: Metrics;
   /** Default 30 s; 0 sends none. */
-  http2PingIntervalMs?: number;
+  pingIntervalMs?: number;
   /** Default 0: an idle exec or port-forward stays open however long it is idle. */
   upgradeIdleTimeoutMs?: number;
   /** TCP keepalive initial delay on both sockets of every connection; default 30 s; 0 turns it off. */
@@ -89,7 +90,7 @@ export interface ImpersonationProxyServer {
   close(): Promise<void>;
 }
 
-export const defaultHTTP2PingIntervalMs = 30_000;
+export const defaultPingIntervalMs = 30_000;
 export const defaultTCPKeepAliveMs = 30_000;
 
 // Upstream Pinniped's "Default" profile: TLS 1.2 with six ECDHE AEAD suites, and TLS 1.3.
@@ -155,7 +156,7 @@ export async function startImpersonationProxy(
   const log = (options.log ?? discardLogger()).child({ component: "impersonation-proxy" });
   const metrics = proxyMetrics(options.metrics ?? new Metrics());
   const upstream = upstreamTarget(options.upstream);
-  const pingIntervalMs = options.http2PingIntervalMs ?? defaultHTTP2PingIntervalMs;
+  const pingIntervalMs = options.pingIntervalMs ?? defaultPingIntervalMs;
   const tcpKeepAliveMs = options.tcpKeepAliveMs ?? defaultTCPKeepAliveMs;
 
   const agent = new Agent({
@@ -192,6 +193,7 @@ export async function startImpersonationProxy(
     log,
     metrics,
     upgradeIdleTimeoutMs: options.upgradeIdleTimeoutMs ?? 0,
+    websocketPingIntervalMs: pingIntervalMs,
     tcpKeepAliveMs,
     track,
   };

@@ -9,6 +9,7 @@ export interface ProxyMetrics {
   errors: Counter<"stage">;
   openUpgrades: Gauge;
   inFlight: Gauge;
+  websocketPings: Counter;
 }
 
 export function proxyMetrics(metrics: Metrics): ProxyMetrics {
@@ -33,6 +34,10 @@ export function proxyMetrics(metrics: Metrics): ProxyMetrics {
       name: "impersonation_proxy_errors_total",
       help: "Failures in the impersonation proxy, by stage.",
       labelNames: ["stage"],
+    }),
+    websocketPings: metrics.counter({
+      name: "impersonation_proxy_websocket_pings_total",
+      help: "WebSocket pings the proxy sent to clients on quiet upgraded connections (keepalive).",
     }),
     openUpgrades: metrics.gauge({
       name: "impersonation_proxy_open_upgraded_connections",

@@ -27,6 +27,7 @@ import {
 } from "./headers.ts";
 import { type ProxyMetrics, upgradeProtocol } from "./servermetrics.ts";
 import type { Decision, IncomingRequest, RequestDecider } from "./types.ts";
+import { keepWebSocketAlive } from "./wskeepalive.ts";
 
 export interface UpgradeContext {
   decide: RequestDecider;
@@ -35,6 +36,8 @@ export interface UpgradeContext {
   metrics: ProxyMetrics;
   /** 0: an idle upgraded stream stays open for as long as both ends keep it. */
   upgradeIdleTimeoutMs: number;
+  /** WebSocket pings towards the client on a quiet upgraded connection; 0 sends none. */
+  websocketPingIntervalMs: number;
   /** 0: no TCP keepalive on the connection to kube-apiserver. */
   tcpKeepAliveMs: number;
   /** Registers an upstream socket so that stopping the proxy can close it. */
@@ -173,6 +176,13 @@ export async function forwardUpgrade(
     if (upHead.length > 0) socket.write(upHead);
     if (head.length > 0) upSocket.write(head);
     splice(ctx, socket, upSocket);
+    if (protocol === "websocket") {
+      keepWebSocketAlive(socket, upSocket, {
+        intervalMs: ctx.websocketPingIntervalMs,
+        alreadySent: upHead,
+        onPing: () => ctx.metrics.websocketPings.inc(),
+      });
+    }
     finish(101, "upgraded", audit);
   });
 

@@ -39,7 +39,7 @@ describe("config file", () => {
       healthPort: 8080,
       tokenCredentialRequest: { clientCertificateTTLSeconds: 300 },
       impersonationProxyServerPort: 8444,
-      impersonationProxy: { http2PingIntervalSeconds: 30, upgradeIdleTimeoutSeconds: 0 },
+      impersonationProxy: { pingIntervalSeconds: 30, upgradeIdleTimeoutSeconds: 0 },
       kubeCertAgent: {
         namePrefix: "pinniped-concierge-kube-cert-agent-",
         image: "debian:latest",
@@ -75,7 +75,7 @@ describe("config file", () => {
         "apiGroupSuffix: pinniped.dev",
         "aggregatedAPIServerPort: 20250",
         "impersonationProxyServerPort: 20444",
-        "impersonationProxy: {http2PingIntervalSeconds: 5, upgradeIdleTimeoutSeconds: 3600}",
+        "impersonationProxy: {pingIntervalSeconds: 5, upgradeIdleTimeoutSeconds: 3600}",
         "metricsPort: 9090",
         "tokenCredentialRequest: {clientCertificateTTLSeconds: 600}",
         "kubeCertAgent: {namePrefix: a-, image: img, imagePullSecrets: [pull], priorityClassName: high.prio}",
@@ -101,7 +101,7 @@ describe("config file", () => {
       impersonationProxyServiceAccount: "proxy-sa",
     });
     assert.equal(c.impersonationProxyServerPort, 20444);
-    assert.deepEqual(c.impersonationProxy, { http2PingIntervalSeconds: 5, upgradeIdleTimeoutSeconds: 3600 });
+    assert.deepEqual(c.impersonationProxy, { pingIntervalSeconds: 5, upgradeIdleTimeoutSeconds: 3600 });
     assert.deepEqual(c.labels, { app: "x", team: "y" });
     assert.deepEqual(c.api.servingCertificate, { durationSeconds: 3600, renewBeforeSeconds: 1800 });
     assert.equal(c.aggregatedAPIServerPort, 20250);

@@ -44,8 +44,11 @@ export interface ConciergeConfig {
   impersonationProxyServerPort: number;
   /** Ours: how the proxy keeps long-lived connections alive behind load balancers. */
   impersonationProxy: {
-    /** HTTP/2 PING frames on client sessions, so an idle watch still shows traffic; 0 disables. */
-    http2PingIntervalSeconds: number;
+    /**
+     * HTTP/2 PINGs on client sessions and WebSocket pings on quiet exec/port-forward connections,
+     * so a load balancer sees traffic on an idle watch or session; 0 disables.
+     */
+    pingIntervalSeconds: number;
     /** Cut an upgraded stream (exec, port-forward) after this long without bytes; 0 never does. */
     upgradeIdleTimeoutSeconds: number;
   };
@@ -83,7 +86,7 @@ export const defaults = {
   renewBeforeSeconds: 2_160_000,
   aggregatedAPIServerPort: 10250,
   impersonationProxyServerPort: 8444,
-  http2PingIntervalSeconds: 30,
+  pingIntervalSeconds: 30,
   healthPort: 8080,
   kubeCertAgent: { namePrefix: `${app}-kube-cert-agent-`, image: "debian:latest" },
 } as const;
@@ -112,7 +115,7 @@ const schema = strict({
   apiGroupSuffix: str,
   aggregatedAPIServerPort: int,
   impersonationProxyServerPort: int,
-  impersonationProxy: strict({ http2PingIntervalSeconds: int, upgradeIdleTimeoutSeconds: int }),
+  impersonationProxy: strict({ pingIntervalSeconds: int, upgradeIdleTimeoutSeconds: int }),
   healthPort: int,
   metricsPort: int,
   tokenCredentialRequest: strict({ clientCertificateTTLSeconds: int }),
@@ -140,7 +143,7 @@ interface RawConfig {
   apiGroupSuffix?: string;
   aggregatedAPIServerPort?: number;
   impersonationProxyServerPort?: number;
-  impersonationProxy?: { http2PingIntervalSeconds?: number; upgradeIdleTimeoutSeconds?: number };
+  impersonationProxy?: { pingIntervalSeconds?: number; upgradeIdleTimeoutSeconds?: number };
   healthPort?: number;
   metricsPort?: number;
   tokenCredentialRequest?: { clientCertificateTTLSeconds?: number };
@@ -268,10 +271,9 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
       "validate impersonationProxyServerPort: must differ from aggregatedAPIServerPort and healthPort",
     );
   }
-  const http2PingIntervalSeconds =
-    c.impersonationProxy?.http2PingIntervalSeconds ?? defaults.http2PingIntervalSeconds;
+  const pingIntervalSeconds = c.impersonationProxy?.pingIntervalSeconds ?? defaults.pingIntervalSeconds;
   const upgradeIdleTimeoutSeconds = c.impersonationProxy?.upgradeIdleTimeoutSeconds ?? 0;
-  if (http2PingIntervalSeconds < 0 || upgradeIdleTimeoutSeconds < 0) {
+  if (pingIntervalSeconds < 0 || upgradeIdleTimeoutSeconds < 0) {
     errors.push("validate impersonationProxy: intervals and timeouts must not be negative (0 disables)");
   }
 
@@ -348,7 +350,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     healthPort,
     tokenCredentialRequest: { clientCertificateTTLSeconds: ttl },
     impersonationProxyServerPort,
-    impersonationProxy: { http2PingIntervalSeconds, upgradeIdleTimeoutSeconds },
+    impersonationProxy: { pingIntervalSeconds, upgradeIdleTimeoutSeconds },
     kubeCertAgent: {
       namePrefix: c.kubeCertAgent?.namePrefix ?? defaults.kubeCertAgent.namePrefix,
       image: c.kubeCertAgent?.image ?? defaults.kubeCertAgent.image,

@@ -141,7 +141,7 @@ export function setUpImpersonationProxy(options: {
     upstream: upstreamOf(options.kubeConfig),
     log: proxyLog,
     metrics,
-    http2PingIntervalMs: config.impersonationProxy.http2PingIntervalSeconds * 1000,
+    pingIntervalMs: config.impersonationProxy.pingIntervalSeconds * 1000,
     upgradeIdleTimeoutMs: config.impersonationProxy.upgradeIdleTimeoutSeconds * 1000,
   });
 
