@@ -806,3 +806,36 @@ describe("forwarding", () => {
     );
   });
 });
+
+describe("SubjectAccessReview caching", () => {
+  it("reuses the reviews of a repeated request, impersonated parts included, until the TTL passes", async () => {
+    const client = fakeAPIServer({ tok: alice });
+    const clock = new FakeClock();
+    const decide = decider(client, { clock });
+    const request = () =>
+      req("GET", "/api/v1/namespaces/ns/pods", { headers: { ...bearer("tok"), "impersonate-user": "bob" } });
+    forwarded(await decide(request(), signal()));
+    assert.equal(sars(client).length, 2, "one for impersonating bob, one for the request as bob");
+    forwarded(await decide(request(), signal()));
+    assert.equal(sars(client).length, 2);
+    await clock.advance(10_000);
+    forwarded(await decide(request(), signal()));
+    assert.equal(sars(client).length, 4);
+  });
+
+  it("passes its allow and deny TTLs to the authorizer", async () => {
+    let allowed = false;
+    const client = fakeAPIServer({ tok: alice }, () => allowed);
+    const clock = new FakeClock();
+    const decide = decider(client, { clock, allowCacheTTLMs: 0, denyCacheTTLMs: 30_000 });
+    const request = () => req("GET", "/api/v1/namespaces/ns/pods", { headers: bearer("tok") });
+    assert.equal(refused(await decide(request(), signal())).code, 403);
+    allowed = true;
+    await clock.advance(29_999);
+    assert.equal(refused(await decide(request(), signal())).code, 403, "the denial is still cached");
+    await clock.advance(1);
+    forwarded(await decide(request(), signal()));
+    forwarded(await decide(request(), signal()));
+    assert.equal(sars(client).length, 3, "allowing answers are not cached at a TTL of 0");
+  });
+});

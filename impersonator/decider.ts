@@ -39,6 +39,16 @@ export interface RequestDeciderOptions {
   tokenReviewCacheTTLMs?: number;
   /** The most distinct tokens the cache holds; default 4096. */
   tokenReviewCacheSize?: number;
+  /**
+   * How long an allowing SubjectAccessReview is reused for the same user and request attributes;
+   * default 10 s (the generic apiserver's delegating authorizer), 0 disables.
+   */
+  allowCacheTTLMs?: number;
+  /**
+   * How long a denying SubjectAccessReview is reused; default 10 s, 0 disables. An RBAC grant
+   * therefore takes up to this long to show through the proxy, as with kube-apiserver's webhooks.
+   */
+  denyCacheTTLMs?: number;
   /** Per TokenReview or SubjectAccessReview; default 10 s. */
   reviewTimeoutMs?: number;
   /**
@@ -79,7 +89,14 @@ export function createRequestDecider(options: RequestDeciderOptions): RequestDec
     ...(options.tokenReviewCacheSize !== undefined ? { cacheSize: options.tokenReviewCacheSize } : {}),
     timeoutMs,
   });
-  const authorize = createAuthorizer({ client: options.client, metrics, timeoutMs });
+  const authorize = createAuthorizer({
+    client: options.client,
+    clock,
+    metrics,
+    timeoutMs,
+    ...(options.allowCacheTTLMs !== undefined ? { allowCacheTTLMs: options.allowCacheTTLMs } : {}),
+    ...(options.denyCacheTTLMs !== undefined ? { denyCacheTTLMs: options.denyCacheTTLMs } : {}),
+  });
   const decisions = metrics.counter({
     name: "impersonation_proxy_decisions_total",
     help: "Requests the impersonation proxy decided on, by outcome and how the caller authenticated.",

@@ -82,9 +82,29 @@ export interface KubeRestClientOptions {
   /** Per-request timeout for non-streaming requests; default 60 s. */
   timeoutMs?: number;
   userAgent?: string;
+  /** Connections to the API server for requests at once, per TLS identity; default 64. */
+  maxSockets?: number;
+  /** Idle connections kept for reuse, per pool; default 8. */
+  maxFreeSockets?: number;
+  /** How long an idle pooled connection is kept; default 30 s. */
+  idleSocketTimeoutMs?: number;
 }
 
 const TCP_KEEPALIVE_MS = 30_000;
+const DEFAULT_MAX_SOCKETS = 64;
+const DEFAULT_MAX_FREE_SOCKETS = 8;
+const DEFAULT_IDLE_SOCKET_TIMEOUT_MS = 30_000;
+
+/**
+ * One TLS identity's pools. Watches get their own: each holds its connection for as long as it
+ * runs, so sharing the bounded request pool would let enough open watches queue every request
+ * behind them. The watch pool is unbounded because the number of watches is fixed by the
+ * informers (and the proxy forwards clients' watches over its own agent, not this one).
+ */
+interface Pools {
+  requests: https.Agent;
+  streams: https.Agent;
+}
 
 /**
  * A RestClient over client-node's KubeConfig: `applyToHTTPSOptions` supplies the server's CA,
@@ -97,12 +117,18 @@ export class KubeRestClient implements RestClient {
   readonly #kc: KubeConfig;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
-  readonly #agents = new Map<string, https.Agent>();
+  readonly #maxSockets: number;
+  readonly #maxFreeSockets: number;
+  readonly #idleSocketTimeoutMs: number;
+  readonly #pools = new Map<string, Pools>();
 
   constructor(kc: KubeConfig, options: KubeRestClientOptions = {}) {
     this.#kc = kc;
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     this.#userAgent = options.userAgent ?? "concierge";
+    this.#maxSockets = options.maxSockets ?? DEFAULT_MAX_SOCKETS;
+    this.#maxFreeSockets = options.maxFreeSockets ?? DEFAULT_MAX_FREE_SOCKETS;
+    this.#idleSocketTimeoutMs = options.idleSocketTimeoutMs ?? DEFAULT_IDLE_SOCKET_TIMEOUT_MS;
   }
 
   async request<T = unknown>(options: RequestOptions): Promise<T> {
@@ -120,6 +146,7 @@ export class KubeRestClient implements RestClient {
       headers["Content-Length"] = String(Buffer.byteLength(payload));
     }
     const { url, request } = await this.#prepare(
+      "requests",
       options.method,
       options.path,
       options.query,
@@ -144,7 +171,14 @@ export class KubeRestClient implements RestClient {
   }
 
   async stream(options: StreamOptions): Promise<void> {
-    const { url, request } = await this.#prepare("GET", options.path, options.query, {}, options.signal);
+    const { url, request } = await this.#prepare(
+      "streams",
+      "GET",
+      options.path,
+      options.query,
+      {},
+      options.signal,
+    );
     await new Promise<void>((resolve, reject) => {
       const req = request((res) => {
         res.setEncoding("utf8");
@@ -196,6 +230,7 @@ export class KubeRestClient implements RestClient {
   }
 
   async #prepare(
+    pool: keyof Pools,
     method: Method,
     path: string,
     query: Query | undefined,
@@ -212,7 +247,7 @@ export class KubeRestClient implements RestClient {
       signal,
     };
     await this.#kc.applyToHTTPSOptions(options);
-    if (url.protocol === "https:" && !cluster.proxyUrl) options.agent = this.#keepAliveAgent(options);
+    if (url.protocol === "https:" && !cluster.proxyUrl) options.agent = this.#keepAliveAgents(options)[pool];
     const transport = url.protocol === "http:" ? http : https;
     return {
       url,
@@ -227,10 +262,10 @@ export class KubeRestClient implements RestClient {
 
   /**
    * client-node builds a new agent on every `applyToHTTPSOptions`, which would cost a TLS
-   * handshake per request. One keep-alive agent per TLS identity instead: a rotated client
-   * certificate or CA gets a fresh agent, and the replaced one closes its idle sockets.
+   * handshake per request. Keep-alive pools per TLS identity instead: a rotated client
+   * certificate or CA gets fresh pools, and the replaced ones close their sockets.
    */
-  #keepAliveAgent(options: https.RequestOptions): https.Agent {
+  #keepAliveAgents(options: https.RequestOptions): Pools {
     const identity = createHash("sha256")
       .update(
         JSON.stringify([
@@ -242,29 +277,41 @@ export class KubeRestClient implements RestClient {
         ]),
       )
       .digest("hex");
-    let agent = this.#agents.get(identity);
-    if (!agent) {
-      for (const old of this.#agents.values()) old.destroy();
-      this.#agents.clear();
-      agent = new https.Agent({
-        keepAlive: true,
-        ca: options.ca,
-        cert: options.cert,
-        key: options.key,
-        servername: options.servername,
-        ...(options.rejectUnauthorized === undefined
-          ? {}
-          : { rejectUnauthorized: options.rejectUnauthorized }),
-      });
-      this.#agents.set(identity, agent);
+    let pools = this.#pools.get(identity);
+    if (!pools) {
+      this.close();
+      const agent = (maxSockets: number) =>
+        new https.Agent({
+          keepAlive: true,
+          // Bounds the connections a burst opens (excess requests queue in the agent), so that
+          // N concurrent SubjectAccessReviews do not leave N idle TLS connections behind.
+          maxSockets,
+          maxFreeSockets: this.#maxFreeSockets,
+          // Node applies this to every socket, but only destroys free ones when it fires: on a
+          // socket in use it is just a 'timeout' event nobody here listens to, so a quiet watch
+          // stays up (rest-keepalive.test.ts checks both).
+          timeout: this.#idleSocketTimeoutMs,
+          ca: options.ca,
+          cert: options.cert,
+          key: options.key,
+          servername: options.servername,
+          ...(options.rejectUnauthorized === undefined
+            ? {}
+            : { rejectUnauthorized: options.rejectUnauthorized }),
+        });
+      pools = { requests: agent(this.#maxSockets), streams: agent(Infinity) };
+      this.#pools.set(identity, pools);
     }
-    return agent;
+    return pools;
   }
 
   /** Closes pooled connections; requests after this open new ones. */
   close(): void {
-    for (const agent of this.#agents.values()) agent.destroy();
-    this.#agents.clear();
+    for (const { requests, streams } of this.#pools.values()) {
+      requests.destroy();
+      streams.destroy();
+    }
+    this.#pools.clear();
   }
 }
 

@@ -130,6 +130,8 @@ describe("impersonation proxy decider against kube-apiserver", { timeout: 60_000
     decide = createRequestDecider({
       client: new KubeRestClient(c.kubeConfig()),
       proxyToken: () => proxyToken,
+      // These tests grant RBAC between requests; a cached denial would hide the grant for 10 s.
+      denyCacheTTLMs: 0,
     });
   });
 
