@@ -33,7 +33,8 @@ export interface UpstreamTarget {
   /** Prefix of every forwarded path; empty for a plain `https://host:port` URL. */
   basePath: string;
   servername: string | undefined;
-  caPEM: string;
+  /** Undefined: the system's roots (a managed cluster's API server may have a public certificate). */
+  caPEM: string | undefined;
 }
 
 export interface ForwardContext {

@@ -66,8 +66,8 @@ export interface ImpersonationProxyOptions {
   upstream: {
     /** kube-apiserver, e.g. `https://10.96.0.1:443`; a path, if any, prefixes every request. */
     url: string;
-    /** The CA(s) kube-apiserver's serving certificate chains to. */
-    caPEM: string;
+    /** The CA(s) kube-apiserver's serving certificate chains to; default the system's roots. */
+    caPEM?: string;
     /** TLS server name to ask for and verify; default the URL's host name. */
     servername?: string;
   };

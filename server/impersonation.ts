@@ -66,17 +66,17 @@ class ComposedProxyTLS implements ProxyTLSSource {
   }
 }
 
-/** kube-apiserver's URL and CA as the Concierge's own kubeconfig (or in-cluster config) names them. */
-function upstreamOf(kubeConfig: KubeConfig): { url: string; caPEM: string } {
+/**
+ * kube-apiserver's URL and CA as the Concierge's own kubeconfig (or in-cluster config) names them;
+ * without a CA there, the system's roots verify it, as they would for the Concierge's own client.
+ */
+function upstreamOf(kubeConfig: KubeConfig): { url: string; caPEM?: string } {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error("the Concierge's kubeconfig has no current cluster");
-  const caPEM = cluster.caData
-    ? Buffer.from(cluster.caData, "base64").toString("utf8")
-    : cluster.caFile
-      ? readFileSync(cluster.caFile, "utf8")
-      : undefined;
-  if (!caPEM) throw new Error("the Concierge's kubeconfig names no CA for kube-apiserver");
-  return { url: cluster.server, caPEM };
+  if (cluster.caData)
+    return { url: cluster.server, caPEM: Buffer.from(cluster.caData, "base64").toString("utf8") };
+  if (cluster.caFile) return { url: cluster.server, caPEM: readFileSync(cluster.caFile, "utf8") };
+  return { url: cluster.server };
 }
 
 export interface ImpersonationProxyParts {
