@@ -646,6 +646,23 @@ describe("impersonation proxy server", () => {
     }
   });
 
+  it("refuses upgrades to protocols other than SPDY and WebSocket before asking anyone", async () => {
+    const p = await proxy();
+    try {
+      const before = upstream.received.length;
+      const asked = p.decider.seen.length;
+      const socket = await rawUpgrade(p.port, spdyRequest().replace("Upgrade: SPDY/3.1", "Upgrade: h2c"));
+      const answer = await readUntil(socket, () => false);
+      assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+      assert.match(JSON.parse(answer.split("\r\n\r\n")[1]!).message, /unsupported upgrade protocol/);
+      await once(socket, "close");
+      assert.equal(upstream.received.length, before);
+      assert.equal(p.decider.seen.length, asked);
+    } finally {
+      await p.server.close();
+    }
+  });
+
   it("relays a non-101 upgrade answer and closes both connections (CVE-2018-1002105)", async () => {
     const p = await proxy();
     try {

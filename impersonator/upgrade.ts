@@ -95,6 +95,18 @@ export async function forwardUpgrade(
     });
   };
 
+  // Only the protocols kubectl speaks reach kube-apiserver (kubernetes#72112 locked its own
+  // proxying down the same way after CVE-2018-1002105); anything else never gets a connection.
+  if (protocol === "other") {
+    writeStatusAndClose(
+      socket,
+      400,
+      statusBody(400, "BadRequest", "unsupported upgrade protocol: only SPDY/3.1 and websocket are proxied"),
+    );
+    finish(400, "refused", { refused: "BadRequest" });
+    return;
+  }
+
   let decision: Decision;
   try {
     decision = await ctx.decide(incoming, client.signal);
