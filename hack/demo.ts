@@ -2,7 +2,6 @@
 // Concierge running against it, and a user logging in with kubectl and the pinniped CLI, each
 // step printed as the command it amounts to. Everything it starts is stopped at the end, and it
 // exits non-zero if a step that should succeed does not (test/integration/demo.test.ts runs it).
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -12,8 +11,10 @@ import { discardLogger } from "../observability/logger.ts";
 import { apiServiceNames } from "../server/main.ts";
 import { closeBrowser } from "../test/harness/browser.ts";
 import { type KubectlResult, runKubectl } from "../test/harness/cluster.ts";
+import { eventually } from "../test/harness/eventually.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../test/harness/oidc-provider.ts";
 import { agentSelector, type PlayedNode, playControlPlaneNode } from "../test/harness/play-node.ts";
+import { runCommand } from "../test/harness/process.ts";
 import { loginPrompt, type UserKubectlResult, userKubectl } from "../test/harness/user-kubectl.ts";
 import { type ControlPlane, startControlPlane } from "./controlplane.ts";
 import { type LocalConcierge, runLocal } from "./run-local.ts";
@@ -76,29 +77,16 @@ async function kubectlAsUser(args: string[]): Promise<UserKubectlResult> {
   return res;
 }
 
-function pinniped(args: string[]): Promise<KubectlResult> {
+async function pinniped(args: string[]): Promise<KubectlResult> {
   out(redact(`$ bin/pinniped ${args.join(" ")}\n`));
-  return new Promise((resolve) => {
-    execFile(join(repoRoot, "bin", "pinniped"), args, { timeout: 60_000 }, (err, stdout, stderr) => {
-      out(redact(stdout + stderr));
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
+  const res = await runCommand(join(repoRoot, "bin", "pinniped"), args);
+  out(redact(res.stdout + res.stderr));
+  return res;
 }
 
 function must(res: KubectlResult, what: string): string {
   if (res.code !== 0) throw new Error(`${what} failed (exit ${res.code})`);
   return res.stdout;
-}
-
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 try {
@@ -140,10 +128,16 @@ try {
       .join(""),
   );
   // Discovery may trail the APIService's Available condition by a moment.
-  await eventually("the login API in discovery", async () => {
-    const res = await kubectl(["api-resources", "--api-group=login.concierge.pinniped.dev"], { quiet: true });
-    return res.stdout.includes("tokencredentialrequests") ? true : undefined;
-  });
+  await eventually(
+    "the login API in discovery",
+    async () => {
+      const res = await kubectl(["api-resources", "--api-group=login.concierge.pinniped.dev"], {
+        quiet: true,
+      });
+      return res.stdout.includes("tokencredentialrequests") ? true : undefined;
+    },
+    { timeoutMs: 120_000 },
+  );
   must(await kubectl(["api-resources", "--api-group=login.concierge.pinniped.dev"]), "listing the login API");
 
   say("3. Playing the node, so that kube-cert-agent can borrow the cluster's signing key");
@@ -193,16 +187,20 @@ try {
   );
   must(await kubectl(["get", "jwtauthenticator"]), "listing JWTAuthenticators");
   note("waiting for kube-cert-agent to fetch the signing key through the played kubelet…");
-  await eventually("the KubeClusterSigningCertificate strategy", async () => {
-    const res = await kubectl(["get", "credentialissuer", "-o", "json"], { quiet: true });
-    const issuers = (res.code === 0 ? JSON.parse(res.stdout) : { items: [] }) as {
-      items: { status?: { strategies?: { type: string; status: string }[] } }[];
-    };
-    const strategies = issuers.items.flatMap((i) => i.status?.strategies ?? []);
-    return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success")
-      ? true
-      : undefined;
-  });
+  await eventually(
+    "the KubeClusterSigningCertificate strategy",
+    async () => {
+      const res = await kubectl(["get", "credentialissuer", "-o", "json"], { quiet: true });
+      const issuers = (res.code === 0 ? JSON.parse(res.stdout) : { items: [] }) as {
+        items: { status?: { strategies?: { type: string; status: string }[] } }[];
+      };
+      const strategies = issuers.items.flatMap((i) => i.status?.strategies ?? []);
+      return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success")
+        ? true
+        : undefined;
+    },
+    { timeoutMs: 120_000 },
+  );
   must(
     await kubectl(["get", "pods", "-n", concierge.namespace, "-l", agentSelector]),
     "listing the agent pods",

@@ -16,19 +16,15 @@ import { renderValidatingWebhookConfiguration } from "../../webhooks/registratio
 import { startWebhookServer, type WebhookServer } from "../../webhooks/server.ts";
 import { ServingCertHolder } from "../../webhooks/servingcert.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 
 const group = "authentication.concierge.pinniped.dev";
 const label = "concierge.test/admission";
 const jwtWebhook = `admission webhook "jwtauthenticators.${group}" denied the request`;
 const webhookWebhook = `admission webhook "webhookauthenticators.${group}" denied the request`;
 
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { timeoutMs: 30_000, intervalMs: 100 };
 
 describe("admission webhook", () => {
   let c: TestCluster;
@@ -106,8 +102,10 @@ describe("admission webhook", () => {
     assert.equal(res.code, 0, res.stderr);
     // kube-apiserver picks up webhook configurations from a watch: wait until ours answers.
     const probe = jwt(c.uniqueName("probe"), { issuer: "https://issuer.example.com/?probe" });
-    await eventually("the webhook to be called", async () =>
-      (await apply(probe, "--dry-run=server")).stderr.includes(jwtWebhook),
+    await eventually(
+      "the webhook to be called",
+      async () => (await apply(probe, "--dry-run=server")).stderr.includes(jwtWebhook),
+      polling,
     );
   });
 

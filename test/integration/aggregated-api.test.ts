@@ -34,20 +34,13 @@ import {
 import type { IssueClientCertificate } from "../../server/tokencredentialrequest.ts";
 import { ServingCertHolder } from "../../webhooks/servingcert.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 
 const login = "login.concierge.pinniped.dev";
 const identity = "identity.concierge.pinniped.dev";
 const apiServices = [`v1alpha1.${login}`, `v1alpha1.${identity}`];
 const goodToken = "a-token-the-fake-authenticator-accepts";
 const user = { username: "pinny", groups: ["tcr-group-a", "tcr-group-b"] };
-
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 describe("aggregated API through kube-apiserver", () => {
   let c: TestCluster;

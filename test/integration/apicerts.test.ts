@@ -25,30 +25,15 @@ import { isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { ServingCertHolder } from "../../webhooks/servingcert.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 
 const label = "concierge.test/apicerts";
 const serviceName = "pinniped-concierge-api";
 const apiServicesPath = "/apis/apiregistration.k8s.io/v1/apiservices";
 const webhooksPath = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
 
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { timeoutMs: 30_000, intervalMs: 50 };
 
 const decode = (value: string | undefined) => Buffer.from(value ?? "", "base64").toString();
 
@@ -140,18 +125,26 @@ describe("apicerts controllers against the real API server", () => {
 
   /** The Secret once it differs from `previous` (by uid), with its pair loaded into the holder. */
   async function rotatedFrom(previous: SecretObject): Promise<SecretObject> {
-    return eventually("a new Secret, loaded into the holder", async () => {
-      const s = await getSecret();
-      const loaded = holder.get()?.certPEM === decode(s.data?.tlsCertificateChain);
-      return s.metadata?.uid !== previous.metadata?.uid && loaded ? s : undefined;
-    });
+    return eventually(
+      "a new Secret, loaded into the holder",
+      async () => {
+        const s = await getSecret();
+        const loaded = holder.get()?.certPEM === decode(s.data?.tlsCertificateChain);
+        return s.metadata?.uid !== previous.metadata?.uid && loaded ? s : undefined;
+      },
+      polling,
+    );
   }
 
   async function assertServedThroughAggregator(secret: SecretObject): Promise<void> {
-    await eventually("the APIService's caBundle to follow the Secret", async () => {
-      const a = await getAPIService(ourAPIService());
-      return a.spec?.caBundle === secret.data?.caCertificate;
-    });
+    await eventually(
+      "the APIService's caBundle to follow the Secret",
+      async () => {
+        const a = await getAPIService(ourAPIService());
+        return a.spec?.caBundle === secret.data?.caCertificate;
+      },
+      polling,
+    );
     // kube-apiserver proxies to us only when it trusts the CA and the SAN; it may take a moment
     // to drop a connection or transport built for the previous CA.
     await eventually(
@@ -160,7 +153,7 @@ describe("apicerts controllers against the real API server", () => {
         const res = await c.kubectl(["get", "--raw", `/apis/${ourGroup}/v1alpha1`]);
         return res.code === 0 && JSON.parse(res.stdout).groupVersion === `${ourGroup}/v1alpha1`;
       },
-      90_000,
+      { ...polling, timeoutMs: 90_000 },
     );
   }
 
@@ -277,7 +270,7 @@ describe("apicerts controllers against the real API server", () => {
   });
 
   it("creates the Secret with upstream's keys, the labels, the owner reference and the SANs", async () => {
-    const secret = await eventually("the Secret", () => getSecret());
+    const secret = await eventually("the Secret", () => getSecret(), polling);
     assert.deepEqual(Object.keys(secret.data ?? {}).sort(), [
       "caCertificate",
       "caCertificatePrivateKey",
@@ -310,7 +303,7 @@ describe("apicerts controllers against the real API server", () => {
 
   it("loads the serving pair into the holder", async () => {
     const secret = await getSecret();
-    await eventually("the pair in the holder", () => holder.get());
+    await eventually("the pair in the holder", () => holder.get(), polling);
     assert.deepEqual(holder.get(), {
       certPEM: decode(secret.data?.tlsCertificateChain),
       keyPEM: decode(secret.data?.tlsPrivateKey),
@@ -320,10 +313,14 @@ describe("apicerts controllers against the real API server", () => {
   it("copies the CA into our APIService and our webhook only, and the aggregator then trusts us", async () => {
     const secret = await getSecret();
     await assertServedThroughAggregator(secret);
-    const available = await eventually("our APIService Available", async () => {
-      const a = await getAPIService(ourAPIService());
-      return a.status?.conditions?.some((cond) => cond.type === "Available" && cond.status === "True") && a;
-    });
+    const available = await eventually(
+      "our APIService Available",
+      async () => {
+        const a = await getAPIService(ourAPIService());
+        return a.status?.conditions?.some((cond) => cond.type === "Available" && cond.status === "True") && a;
+      },
+      polling,
+    );
     assert.ok(available);
 
     const foreign = await getAPIService(foreignAPIService());
@@ -331,10 +328,14 @@ describe("apicerts controllers against the real API server", () => {
       ...apiServiceBody(foreignGroup, foreignNs, { insecureSkipTLSVerify: true }).spec,
     });
 
-    const config = await eventually("our webhook's caBundle", async () => {
-      const w = await getWebhooks();
-      return w.webhooks?.[0]?.clientConfig?.caBundle === secret.data?.caCertificate ? w : undefined;
-    });
+    const config = await eventually(
+      "our webhook's caBundle",
+      async () => {
+        const w = await getWebhooks();
+        return w.webhooks?.[0]?.clientConfig?.caBundle === secret.data?.caCertificate ? w : undefined;
+      },
+      polling,
+    );
     assert.equal(config.webhooks?.[1]?.clientConfig?.caBundle, undefined);
     assert.deepEqual(
       lines.filter((l) => String(l.msg).startsWith("sync failed")),
@@ -351,10 +352,14 @@ describe("apicerts controllers against the real API server", () => {
     }
     for (const [k, v] of Object.entries(labels)) assert.equal(after.metadata?.labels?.[k], v);
     await assertServedThroughAggregator(after);
-    await eventually("the webhook's caBundle to follow", async () => {
-      const w = await getWebhooks();
-      return w.webhooks?.[0]?.clientConfig?.caBundle === after.data?.caCertificate;
-    });
+    await eventually(
+      "the webhook's caBundle to follow",
+      async () => {
+        const w = await getWebhooks();
+        return w.webhooks?.[0]?.clientConfig?.caBundle === after.data?.caCertificate;
+      },
+      polling,
+    );
   });
 
   it("rotates automatically when the certificate in the Secret is older than renewBeforeSeconds", async () => {
@@ -403,8 +408,10 @@ describe("apicerts controllers against the real API server", () => {
     const timedRunning = timed.run(timedStop.signal);
     try {
       const path = `/api/v1/namespaces/${ns}/secrets/${name}`;
-      const first = await eventually("the timed Secret", () =>
-        admin.request<SecretObject>({ method: "GET", path }),
+      const first = await eventually(
+        "the timed Secret",
+        () => admin.request<SecretObject>({ method: "GET", path }),
+        polling,
       );
       const notBefore = new X509Certificate(decode(first.data?.tlsCertificateChain)).validFromDate.getTime();
       const due = notBefore + 305_000;
@@ -419,7 +426,7 @@ describe("apicerts controllers against the real API server", () => {
             throw err;
           }
         },
-        20_000,
+        { ...polling, timeoutMs: 20_000 },
       );
       assert.ok(replaced);
       // When it was due: not before (NotBefore has whole seconds, so due is never late), and not

@@ -8,7 +8,6 @@
 // that waiting half a minute makes both the cached credential and the cached ID token too old:
 // the next kubectl must renew the credential with the refresh token, without a browser.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -20,40 +19,17 @@ import type { ControlPlane } from "../../hack/controlplane.ts";
 import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { closeBrowser } from "../harness/browser.ts";
-import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
+import { runCommand } from "../harness/process.ts";
 import { loginPrompt, userKubectl } from "../harness/user-kubectl.ts";
 
 const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
 const namespace = "pinniped-concierge";
 const nodeName = "cli-oidc-node";
 const user = { username: "pinny", groups: ["sea-lions", "seals"] };
-
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<KubectlResult> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { env: { ...process.env, ...env }, timeout: 60_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c;
-    });
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
 
 describe("pinniped CLI, OIDC login with a real browser, against the locally run Concierge", () => {
   let cp: ControlPlane;
@@ -151,13 +127,17 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
       }),
     });
     await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "jwtauthenticator/corp-idp"]);
-    await eventually("KubeClusterSigningCertificate Success", async () => {
-      const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
-      const strategies =
-        (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
-          ?.strategies ?? [];
-      return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success");
-    });
+    await eventually(
+      "KubeClusterSigningCertificate Success",
+      async () => {
+        const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
+        const strategies =
+          (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
+            ?.strategies ?? [];
+        return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success");
+      },
+      { timeoutMs: 90_000 },
+    );
     await ok([
       "wait",
       "--for=condition=Available",
@@ -176,7 +156,7 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
   });
 
   it("pinniped get kubeconfig discovers the JWTAuthenticator and writes a `login oidc` exec plugin", async () => {
-    const res = await run(pinnipedBin, [
+    const res = await runCommand(pinnipedBin, [
       "get",
       "kubeconfig",
       "--kubeconfig",
@@ -256,7 +236,7 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
   });
 
   it("pinniped whoami through the same kubeconfig names the user", async () => {
-    const res = await run(pinnipedBin, ["whoami", "--kubeconfig", generated]);
+    const res = await runCommand(pinnipedBin, ["whoami", "--kubeconfig", generated]);
     assert.equal(res.code, 0, res.stderr);
     const groups = /Username: pinny\nGroups: (.*)\n/.exec(res.stdout)?.[1]?.split(", ");
     assert.deepEqual(groups?.sort(), [...user.groups, "system:authenticated"].sort(), res.stdout);

@@ -8,7 +8,6 @@
 // Then: `pinniped get kubeconfig --static-token …` → kubectl runs `pinniped login static` as an
 // exec plugin for `auth whoami`, an allowed and a forbidden `get`, and `pinniped whoami`.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -18,8 +17,10 @@ import { parse } from "yaml";
 import type { ControlPlane } from "../../hack/controlplane.ts";
 import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 import { type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
+import { runCommand } from "../harness/process.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
 const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
@@ -27,29 +28,6 @@ const namespace = "pinniped-concierge";
 const token = "cli-static-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
 const nodeName = "cli-static-node";
-
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function pinniped(args: string[], env: NodeJS.ProcessEnv = {}): Promise<KubectlResult> {
-  return new Promise((resolve) => {
-    execFile(
-      pinnipedBin,
-      args,
-      { env: { ...process.env, ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe("pinniped CLI, static token, against the locally run Concierge (dedicated control plane)", () => {
   let cp: ControlPlane;
@@ -120,13 +98,17 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
       ].join("\n"),
     });
     await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "webhookauthenticator/corp"]);
-    await eventually("KubeClusterSigningCertificate Success", async () => {
-      const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
-      const strategies =
-        (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
-          ?.strategies ?? [];
-      return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success");
-    });
+    await eventually(
+      "KubeClusterSigningCertificate Success",
+      async () => {
+        const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
+        const strategies =
+          (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
+            ?.strategies ?? [];
+        return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success");
+      },
+      { timeoutMs: 90_000 },
+    );
     await ok([
       "wait",
       "--for=condition=Available",
@@ -144,7 +126,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
   });
 
   it("pinniped get kubeconfig --static-token discovers the Concierge and writes an exec-plugin kubeconfig", async () => {
-    const res = await pinniped([
+    const res = await runCommand(pinnipedBin, [
       "get",
       "kubeconfig",
       "--kubeconfig",
@@ -210,7 +192,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
   });
 
   it("pinniped whoami with the generated kubeconfig prints upstream's text and full json", async () => {
-    const text = await pinniped(["whoami", "--kubeconfig", generated]);
+    const text = await runCommand(pinnipedBin, ["whoami", "--kubeconfig", generated]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(
       text.stdout,
@@ -220,7 +202,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
       text.stdout,
       /Current user info:\n\nUsername: pinny\nGroups: seals, walruses, system:authenticated\n/,
     );
-    const json = await pinniped(["whoami", "--kubeconfig", generated, "-o", "json"]);
+    const json = await runCommand(pinnipedBin, ["whoami", "--kubeconfig", generated, "-o", "json"]);
     assert.equal(json.code, 0, json.stderr);
     const obj = JSON.parse(json.stdout);
     assert.equal(obj.kind, "WhoAmIRequest");
@@ -231,7 +213,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
   it("pinniped login static fails with 'authentication failed' and exit 1 for an unknown token", async () => {
     const kc = parse(await readFile(generated, "utf8"));
     const args = (kc.users[0].user.exec.args as string[]).filter((a) => !a.startsWith("--token="));
-    const res = await pinniped([...args, "--token=not-a-valid-token"]);
+    const res = await runCommand(pinnipedBin, [...args, "--token=not-a-valid-token"]);
     assert.equal(res.code, 1);
     assert.equal(
       res.stderr,

@@ -27,6 +27,7 @@ import { configDir, type LocalConcierge, runLocal } from "../../hack/run-local.t
 import { memoryLogger } from "../../observability/logger.ts";
 import { apiServiceNames } from "../../server/main.ts";
 import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { agentSelector, type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
@@ -45,15 +46,8 @@ type AuthenticatorRef = { kind: "WebhookAuthenticator" | "JWTAuthenticator"; nam
 const webhookRef: AuthenticatorRef = { kind: "WebhookAuthenticator", name: "corp" };
 const jwtRef: AuthenticatorRef = { kind: "JWTAuthenticator", name: "oidc" };
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { timeoutMs: 90_000 };
 
 describe("the Concierge process, run locally against a dedicated control plane", () => {
   let cp: ControlPlane;
@@ -173,7 +167,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
   it("reaches /readyz, answers /healthz and /livez, and serves /metrics", async () => {
     assert.equal((await health("/healthz")).status, 200);
     assert.equal((await health("/livez")).status, 200);
-    await eventually("/readyz", async () => (await health("/readyz")).status === 200);
+    await eventually("/readyz", async () => (await health("/readyz")).status === 200, polling);
     assert.ok(concierge.ready());
     const metrics = await (await health("/metrics")).text();
     assert.match(metrics, /^concierge_informer_synced\{/m);
@@ -194,7 +188,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
   });
 
   it("holds the Lease named after the Deployment", async () => {
-    await eventually("leadership", async () => concierge.manager.leader.isLeader());
+    await eventually("leadership", async () => concierge.manager.leader.isLeader(), polling);
     const holder = await ok([
       "get",
       "lease",
@@ -208,7 +202,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
   });
 
   it("creates the serving-cert Secret, and both APIServices become Available with its CA", async () => {
-    const s = await eventually("the serving-cert Secret", secret);
+    const s = await eventually("the serving-cert Secret", secret, polling);
     assert.deepEqual(Object.keys(s.data).sort(), [
       "caCertificate",
       "caCertificatePrivateKey",
@@ -226,14 +220,18 @@ describe("the Concierge process, run locally against a dedicated control plane",
   });
 
   it("shows tokencredentialrequests in kubectl api-resources", async () => {
-    const out = await eventually("discovery", async () => {
-      const res = await kubectl([
-        "api-resources",
-        "--api-group=login.concierge.pinniped.dev",
-        "--cached=false",
-      ]);
-      return res.stdout.includes("tokencredentialrequests") ? res.stdout : undefined;
-    });
+    const out = await eventually(
+      "discovery",
+      async () => {
+        const res = await kubectl([
+          "api-resources",
+          "--api-group=login.concierge.pinniped.dev",
+          "--cached=false",
+        ]);
+        return res.stdout.includes("tokencredentialrequests") ? res.stdout : undefined;
+      },
+      polling,
+    );
     assert.match(
       out,
       /tokencredentialrequests\s+login\.concierge\.pinniped\.dev\/v1alpha1\s+false\s+TokenCredentialRequest/,
@@ -241,17 +239,21 @@ describe("the Concierge process, run locally against a dedicated control plane",
   });
 
   it("refuses an invalid JWTAuthenticator at apply time (the webhook's caBundle was filled)", async () => {
-    const s = await eventually("the serving-cert Secret", secret);
-    await eventually("the webhook configuration's caBundle", async () => {
-      const bundles = await ok([
-        "get",
-        "validatingwebhookconfiguration",
-        "pinniped-concierge-authenticators",
-        "-o",
-        "jsonpath={.webhooks[*].clientConfig.caBundle}",
-      ]);
-      return bundles === `${s.data.caCertificate} ${s.data.caCertificate}`;
-    });
+    const s = await eventually("the serving-cert Secret", secret, polling);
+    await eventually(
+      "the webhook configuration's caBundle",
+      async () => {
+        const bundles = await ok([
+          "get",
+          "validatingwebhookconfiguration",
+          "pinniped-concierge-authenticators",
+          "-o",
+          "jsonpath={.webhooks[*].clientConfig.caBundle}",
+        ]);
+        return bundles === `${s.data.caCertificate} ${s.data.caCertificate}`;
+      },
+      polling,
+    );
     const res = await kubectl(["apply", "-f", "-"], {
       input: [
         "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
@@ -298,8 +300,10 @@ describe("the Concierge process, run locally against a dedicated control plane",
   });
 
   it("publishes the kube-cert-agent strategy's error in the CredentialIssuer (before the test plays a node: no kube-controller-manager pod)", async () => {
-    const strategy = await eventually("the KubeClusterSigningCertificate strategy", async () =>
-      (await strategies()).find((s) => s.type === "KubeClusterSigningCertificate"),
+    const strategy = await eventually(
+      "the KubeClusterSigningCertificate strategy",
+      async () => (await strategies()).find((s) => s.type === "KubeClusterSigningCertificate"),
+      polling,
     );
     assert.equal(strategy.status, "Error");
     assert.equal(strategy.reason, "CouldNotFetchKey");
@@ -324,20 +328,24 @@ describe("the Concierge process, run locally against a dedicated control plane",
 
     // The agent Deployment the process creates; kube-controller-manager's Deployment and
     // ReplicaSet controllers make its pod, which the played node marks Running.
-    const deployment = await eventually("the agent Deployment", async () => {
-      const res = await kubectl([
-        "get",
-        "deployment",
-        "-n",
-        namespace,
-        "pinniped-concierge-kube-cert-agent",
-        "-o",
-        "json",
-      ]);
-      return res.code === 0
-        ? (JSON.parse(res.stdout) as { spec: { template: { spec: Pod["spec"] } } })
-        : undefined;
-    });
+    const deployment = await eventually(
+      "the agent Deployment",
+      async () => {
+        const res = await kubectl([
+          "get",
+          "deployment",
+          "-n",
+          namespace,
+          "pinniped-concierge-kube-cert-agent",
+          "-o",
+          "json",
+        ]);
+        return res.code === 0
+          ? (JSON.parse(res.stdout) as { spec: { template: { spec: Pod["spec"] } } })
+          : undefined;
+      },
+      polling,
+    );
     const agentSpec = deployment.spec.template.spec;
     assert.equal(agentSpec?.nodeName, nodeName);
     assert.deepEqual(agentSpec?.containers?.[0]?.env, [
@@ -352,11 +360,19 @@ describe("the Concierge process, run locally against a dedicated control plane",
           query: { labelSelector: agentSelector },
         })
       ).items;
-    await eventually("the agent pod", async () => ((await listAgentPods()).length > 0 ? true : undefined));
-    const strategy = await eventually("KubeClusterSigningCertificate Success/FetchedKey", async () => {
-      const s = (await strategies()).find((x) => x.type === "KubeClusterSigningCertificate");
-      return s?.status === "Success" ? s : undefined;
-    });
+    await eventually(
+      "the agent pod",
+      async () => ((await listAgentPods()).length > 0 ? true : undefined),
+      polling,
+    );
+    const strategy = await eventually(
+      "KubeClusterSigningCertificate Success/FetchedKey",
+      async () => {
+        const s = (await strategies()).find((x) => x.type === "KubeClusterSigningCertificate");
+        return s?.status === "Success" ? s : undefined;
+      },
+      polling,
+    );
     assert.equal(strategy.reason, "FetchedKey");
     assert.equal(strategy.message, "key was fetched successfully");
     // kubectl's DEFAULTSTRATEGY column shows it.
@@ -406,7 +422,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
   });
 
   it("succeeds 10 TokenCredentialRequests in a row across a serving-cert rotation (Secret deleted after the 5th)", async () => {
-    const before = await eventually("the serving-cert Secret", secret);
+    const before = await eventually("the serving-cert Secret", secret, polling);
     const servedBefore = concierge.holders.servingCerts.get()?.certPEM;
     // No pause around the deletion: the old pair serves until the new one is loaded, and the
     // new one is loaded before (or as) the caBundles change, so no request should fail.
@@ -415,19 +431,29 @@ describe("the Concierge process, run locally against a dedicated control plane",
       assert.ok(status.credential, `TCR ${i}: ${status.message}`);
       if (i === 5) await ok(["delete", "secret", "-n", namespace, secretName]);
     }
-    const rotated = await eventually("a new serving-cert Secret", async () => {
-      const s = await secret();
-      return s && s.metadata.uid !== before.metadata.uid ? s : undefined;
-    });
+    const rotated = await eventually(
+      "a new serving-cert Secret",
+      async () => {
+        const s = await secret();
+        return s && s.metadata.uid !== before.metadata.uid ? s : undefined;
+      },
+      polling,
+    );
     assert.notEqual(rotated.data.caCertificate, before.data.caCertificate);
     assert.notEqual(rotated.data.tlsCertificateChain, before.data.tlsCertificateChain);
-    await eventually("both caBundles to follow the new CA", async () =>
-      (await caBundles()).every((b) => b === rotated.data.caCertificate),
+    await eventually(
+      "both caBundles to follow the new CA",
+      async () => (await caBundles()).every((b) => b === rotated.data.caCertificate),
+      polling,
     );
-    await eventually("the new pair to be served", async () => {
-      const served = concierge.holders.servingCerts.get()?.certPEM;
-      return served !== servedBefore && served !== undefined;
-    });
+    await eventually(
+      "the new pair to be served",
+      async () => {
+        const served = concierge.holders.servingCerts.get()?.certPEM;
+        return served !== servedBefore && served !== undefined;
+      },
+      polling,
+    );
     // Upstream's check once the rotation is done: ten in a row, through the new CA.
     for (let i = 1; i <= 10; i++) {
       const status = await login();
@@ -485,22 +511,30 @@ describe("the Concierge process, run locally against a dedicated control plane",
     });
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     try {
-      await eventually("the child's /readyz", async () => {
-        const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
-        return res?.status === 200;
-      });
-      await eventually("the child to take the Lease", async () => {
-        const holder = await ok([
-          "get",
-          "lease",
-          "-n",
-          namespace,
-          "pinniped-concierge",
-          "-o",
-          "jsonpath={.spec.holderIdentity}",
-        ]);
-        return holder === "concierge-process-child";
-      });
+      await eventually(
+        "the child's /readyz",
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
+          return res?.status === 200;
+        },
+        polling,
+      );
+      await eventually(
+        "the child to take the Lease",
+        async () => {
+          const holder = await ok([
+            "get",
+            "lease",
+            "-n",
+            namespace,
+            "pinniped-concierge",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+          ]);
+          return holder === "concierge-process-child";
+        },
+        polling,
+      );
     } catch (err) {
       child.kill("SIGKILL");
       throw new Error(`${(err as Error).message}\n${stderr}`);

@@ -22,28 +22,13 @@ import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/m
 import { isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 
 const path = "/apis/config.concierge.pinniped.dev/v1alpha1/credentialissuers";
 const label = "concierge.test/credentialissuer";
 
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { timeoutMs: 30_000, intervalMs: 10 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -118,7 +103,7 @@ describe("credentialissuer reconciler against the real API server", () => {
     // A second reconciler, for a CredentialIssuer that does not exist yet.
     registerCredentialIssuer(manager, { holder, credentialIssuerName: lateName });
     running = manager.run(stop.signal);
-    await eventually("leadership", () => manager.leader.isLeader());
+    await eventually("leadership", () => manager.leader.isLeader(), polling);
   });
 
   after(async () => {
@@ -157,10 +142,14 @@ describe("credentialissuer reconciler against the real API server", () => {
   it("writes published strategies sorted, and kubectl shows the successful one as DEFAULTSTRATEGY", async () => {
     holder.set("ImpersonationProxy", proxyDisabled);
     holder.set("KubeClusterSigningCertificate", kcaSuccess);
-    const ci = await eventually("both strategies in the status", async () => {
-      const o = await get(name);
-      return o.status?.strategies?.length === 2 ? o : undefined;
-    });
+    const ci = await eventually(
+      "both strategies in the status",
+      async () => {
+        const o = await get(name);
+        return o.status?.strategies?.length === 2 ? o : undefined;
+      },
+      polling,
+    );
     assert.deepEqual(withoutTimes(ci.status?.strategies), [
       { ...kcaSuccess, type: "KubeClusterSigningCertificate" },
       { ...proxyDisabled, type: "ImpersonationProxy" },
@@ -177,10 +166,14 @@ describe("credentialissuer reconciler against the real API server", () => {
   });
 
   it("leaves lastUpdateTime alone when an identical strategy is republished, and moves it on a real change", async () => {
-    const before = await eventually("the strategies", async () => {
-      const o = await get(name);
-      return o.status?.strategies?.length === 2 ? o : undefined;
-    });
+    const before = await eventually(
+      "the strategies",
+      async () => {
+        const o = await get(name);
+        return o.status?.strategies?.length === 2 ? o : undefined;
+      },
+      polling,
+    );
     // Past the second boundary, so that a new stamp would differ from the old one.
     await sleep(1_100);
     holder.set("KubeClusterSigningCertificate", structuredClone(kcaSuccess));
@@ -191,7 +184,7 @@ describe("credentialissuer reconciler against the real API server", () => {
     const syncsBefore = synced();
     const labelled = await c.kubectl(["label", "credentialissuer", name, "concierge.test/touched=yes"]);
     assert.equal(labelled.code, 0, labelled.stderr);
-    await eventually("a sync after the label", () => synced() > syncsBefore);
+    await eventually("a sync after the label", () => synced() > syncsBefore, polling);
     await sleep(500);
     const after = await get(name);
     assert.deepEqual(after.status, before.status);
@@ -201,10 +194,14 @@ describe("credentialissuer reconciler against the real API server", () => {
       message: "automatically determined that impersonation proxy should be disabled",
     };
     holder.set("ImpersonationProxy", changed);
-    const updated = await eventually("the changed strategy", async () => {
-      const o = await get(name);
-      return o.status?.strategies?.[1]?.message === changed.message ? o : undefined;
-    });
+    const updated = await eventually(
+      "the changed strategy",
+      async () => {
+        const o = await get(name);
+        return o.status?.strategies?.[1]?.message === changed.message ? o : undefined;
+      },
+      polling,
+    );
     const [kcaBefore, proxyBefore] = before.status?.strategies ?? [];
     const [kcaAfter, proxyAfter] = updated.status?.strategies ?? [];
     assert.equal(kcaAfter?.lastUpdateTime, kcaBefore?.lastUpdateTime);
@@ -239,32 +236,43 @@ describe("credentialissuer reconciler against the real API server", () => {
       JSON.stringify(edit),
     ]);
     assert.equal(patched.code, 0, patched.stderr);
-    const reverted = await eventually("the edit reverted", async () => {
-      const o = await get(name);
-      const strategies = o.status?.strategies ?? [];
-      return strategies.length === 2 && strategies.every((s) => s.message !== "edited by hand")
-        ? o
-        : undefined;
-    });
+    const reverted = await eventually(
+      "the edit reverted",
+      async () => {
+        const o = await get(name);
+        const strategies = o.status?.strategies ?? [];
+        return strategies.length === 2 && strategies.every((s) => s.message !== "edited by hand")
+          ? o
+          : undefined;
+      },
+      polling,
+    );
     assert.deepEqual(withoutTimes(reverted.status?.strategies), wanted);
   });
 
   it("never creates a missing CredentialIssuer, reports upstream's error, and writes once it exists", async () => {
     const message = `could not get CredentialIssuer to update: credentialissuer.config.concierge.pinniped.dev "${lateName}" not found`;
-    await eventually("the error logged", () =>
-      lines.some(
-        (l) =>
-          l.msg === "sync failed; will retry" &&
-          JSON.stringify(l).includes(JSON.stringify(message).slice(1, -1)),
-      ),
+    await eventually(
+      "the error logged",
+      () =>
+        lines.some(
+          (l) =>
+            l.msg === "sync failed; will retry" &&
+            JSON.stringify(l).includes(JSON.stringify(message).slice(1, -1)),
+        ),
+      polling,
     );
     await assert.rejects(get(lateName), isNotFound);
 
     await create(lateName);
-    const ci = await eventually("the strategies on the late CredentialIssuer", async () => {
-      const o = await get(lateName);
-      return o.status?.strategies?.length === 2 ? o : undefined;
-    });
+    const ci = await eventually(
+      "the strategies on the late CredentialIssuer",
+      async () => {
+        const o = await get(lateName);
+        return o.status?.strategies?.length === 2 ? o : undefined;
+      },
+      polling,
+    );
     assert.deepEqual(
       ci.status?.strategies?.map((s) => s.type),
       ["KubeClusterSigningCertificate", "ImpersonationProxy"],

@@ -22,9 +22,11 @@ import { parse } from "yaml";
 import { type ControlPlane, freePorts } from "../../hack/controlplane.ts";
 import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startLoadBalancer, type TestLoadBalancer } from "../harness/load-balancer.ts";
 import { type PlayedNode, type PlayedPod, playNode, playPod } from "../harness/play-pod.ts";
+import { runCommand } from "../harness/process.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
 const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
@@ -36,32 +38,6 @@ const ns = "proxy-e2e";
 /** The played load balancer cuts connections idle this long; quiet sessions must outlive it. */
 const lbIdleTimeoutMs = 6_000;
 const spdy = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: "false", KUBECTL_PORT_FORWARD_WEBSOCKETS: "false" };
-
-async function eventually<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}, input?: string) {
-  return new Promise<KubectlResult>((resolve) => {
-    const child = spawn(command, args, { env: { ...process.env, ...env }, timeout: 90_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c;
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c;
-    });
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
 
 /** A long-running kubectl whose output the test reads as it comes. */
 function background(command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -138,7 +114,11 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
   const kubectlBin = () => join(cp.binDir, "kubectl");
   /** kubectl as pinny, through the proxy, with the kubeconfig pinniped generated. */
   const asUser = (args: string[], env: NodeJS.ProcessEnv = {}, input?: string) =>
-    run(kubectlBin(), ["--kubeconfig", generated, "--cache-dir", join(dir, "cache"), ...args], env, input);
+    runCommand(kubectlBin(), ["--kubeconfig", generated, "--cache-dir", join(dir, "cache"), ...args], {
+      env,
+      input,
+      timeoutMs: 90_000,
+    });
   const userOK = async (args: string[], env: NodeJS.ProcessEnv = {}, input?: string) => {
     const res = await asUser(args, env, input);
     assert.equal(res.code, 0, `kubectl ${args.join(" ")} through the proxy: ${res.stderr}`);
@@ -337,18 +317,22 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
   it("pinniped get kubeconfig picks the impersonation proxy when no signing key can be borrowed", async () => {
     const s = await strategy();
     assert.equal(s?.frontend?.impersonationProxyInfo?.endpoint, `https://${lb.address}`);
-    const res = await run(pinnipedBin, [
-      "get",
-      "kubeconfig",
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "--static-token",
-      token,
-      "--credential-cache",
-      credentialCache,
-      "-o",
-      generated,
-    ]);
+    const res = await runCommand(
+      pinnipedBin,
+      [
+        "get",
+        "kubeconfig",
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--static-token",
+        token,
+        "--credential-cache",
+        credentialCache,
+        "-o",
+        generated,
+      ],
+      { timeoutMs: 90_000 },
+    );
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /discovered Concierge operating in impersonation proxy mode/);
     assert.match(res.stderr, /validated connection to the cluster/);
@@ -402,7 +386,7 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
         await eventually(
           `the watch event for ${name}`,
           async () => watch.out().includes(`configmap/${name}`),
-          10_000,
+          { timeoutMs: 10_000 },
         );
         latencies.push(performance.now() - t0);
       }
@@ -419,9 +403,13 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
     pod.log("first line");
     const follow = background(kubectlBin(), ["--kubeconfig", generated, "logs", "-f", "app", "-n", ns]);
     try {
-      await eventually("the existing log", async () => follow.out().includes("first line"), 15_000);
+      await eventually("the existing log", async () => follow.out().includes("first line"), {
+        timeoutMs: 15_000,
+      });
       pod.log("a line from later");
-      await eventually("the followed line", async () => follow.out().includes("a line from later"), 10_000);
+      await eventually("the followed line", async () => follow.out().includes("a line from later"), {
+        timeoutMs: 10_000,
+      });
     } finally {
       await follow.stop();
     }
@@ -506,11 +494,9 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
       for (const [i, s] of sessions.entries()) {
         assert.equal(await echoOnce(ports[i]!, "before"), "before");
         s.shell.child.stdin!.write("before\n");
-        await eventually(
-          `the first ${s.protocol} echo`,
-          async () => s.shell.out().includes("before\n"),
-          10_000,
-        );
+        await eventually(`the first ${s.protocol} echo`, async () => s.shell.out().includes("before\n"), {
+          timeoutMs: 10_000,
+        });
       }
 
       await new Promise((r) => setTimeout(r, lbIdleTimeoutMs * 2 + 1_000));
@@ -520,7 +506,7 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
         await eventually(
           `the ${s.protocol} exec echo after the quiet`,
           async () => s.shell.out().includes("after the quiet\n"),
-          10_000,
+          { timeoutMs: 10_000 },
         ).catch((err: Error) => assert.fail(`${err.message}: ${diagnostics()}`));
         const afterEcho = await echoOnce(ports[i]!, "after").catch(
           (err: Error) => `${err.message}: ${diagnostics()}`,
@@ -595,20 +581,24 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
     const saToken = (await adminOK(["create", "token", "robot", "-n", ns])).trim();
     const caFile = join(dir, "proxy-ca.crt");
     await writeFile(caFile, await proxyCA());
-    const res = await run(kubectlBin(), [
-      "--server",
-      `https://${lb.address}`,
-      "--certificate-authority",
-      caFile,
-      "--token",
-      saToken,
-      "auth",
-      "whoami",
-      "-o",
-      "json",
-      "--kubeconfig",
-      "/dev/null",
-    ]);
+    const res = await runCommand(
+      kubectlBin(),
+      [
+        "--server",
+        `https://${lb.address}`,
+        "--certificate-authority",
+        caFile,
+        "--token",
+        saToken,
+        "auth",
+        "whoami",
+        "-o",
+        "json",
+        "--kubeconfig",
+        "/dev/null",
+      ],
+      { timeoutMs: 90_000 },
+    );
     assert.equal(res.code, 0, res.stderr);
     const info = JSON.parse(res.stdout).status.userInfo;
     assert.equal(info.username, `system:serviceaccount:${ns}:robot`);

@@ -15,6 +15,7 @@ import type { ControlPlane } from "../../hack/controlplane.ts";
 import type { ProxyRunner } from "../../impersonator/types.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 
 const ciPath = "/apis/config.concierge.pinniped.dev/v1alpha1/credentialissuers";
 const ciName = "pinniped-concierge-config";
@@ -26,24 +27,8 @@ const names = {
   signerSecret: "pinniped-concierge-impersonation-proxy-signer-ca-certificate",
 };
 
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 15_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { timeoutMs: 15_000, intervalMs: 20 };
 
 class FakeRunner implements ProxyRunner {
   running = false;
@@ -161,12 +146,12 @@ describe("impersonator-config reconciler against the real API server", () => {
   let caCrt: string;
 
   it("runs in auto mode without control-plane nodes, and waits for the load balancer", async () => {
-    await eventually("the proxy started", () => runner.running);
-    const lb = await eventually("the LB Service", () => svc(names.loadBalancerService));
+    await eventually("the proxy started", () => runner.running, polling);
+    const lb = await eventually("the LB Service", () => svc(names.loadBalancerService), polling);
     assert.equal(lb.metadata.annotations?.a, "1");
     assert.equal(lb.metadata.labels?.app, "pinniped-concierge");
     assert.deepEqual(lb.spec?.selector, { app: "pinniped-concierge" });
-    await eventually("Pending", () => strategy()?.reason === "Pending");
+    await eventually("Pending", () => strategy()?.reason === "Pending", polling);
     assert.ok(signer.get(), "the signer is loaded while running");
     assert.equal(credentials.get().serving, undefined);
   });
@@ -178,8 +163,10 @@ describe("impersonator-config reconciler against the real API server", () => {
       contentType: "application/merge-patch+json",
       body: { status: { loadBalancer: { ingress: [{ ip: "203.0.113.10" }] } } },
     });
-    const s = await eventually("Listening", () =>
-      strategy()?.reason === "Listening" ? strategy() : undefined,
+    const s = await eventually(
+      "Listening",
+      () => (strategy()?.reason === "Listening" ? strategy() : undefined),
+      polling,
     );
     caCrt = (await secret(names.caSecret)).data?.["ca.crt"] ?? "";
     assert.deepEqual(s.frontend, {
@@ -204,10 +191,14 @@ describe("impersonator-config reconciler against the real API server", () => {
     );
     // A merge patch: `a: null` removes the key from the spec.
     await patchSpec({ service: { type: "LoadBalancer", annotations: { a: null, b: "2" } } });
-    const lb = await eventually("the new annotation", async () => {
-      const s = await svc(names.loadBalancerService);
-      return s.metadata.annotations?.b === "2" ? s : undefined;
-    });
+    const lb = await eventually(
+      "the new annotation",
+      async () => {
+        const s = await svc(names.loadBalancerService);
+        return s.metadata.annotations?.b === "2" ? s : undefined;
+      },
+      polling,
+    );
     assert.equal(lb.metadata.annotations?.a, undefined, "a key removed from the spec is removed");
     assert.equal(lb.metadata.annotations?.["cloud.example/x"], "kept");
     assert.equal(lb.metadata.labels?.gitops, "yes");
@@ -215,28 +206,30 @@ describe("impersonator-config reconciler against the real API server", () => {
 
   it("turns off when a control-plane node appears and on when it goes", async () => {
     await node("cp-1", { "node-role.kubernetes.io/control-plane": "" });
-    await eventually("stopped", () => !runner.running);
+    await eventually("stopped", () => !runner.running, polling);
     await eventually(
       "Disabled",
       () => strategy()?.message === "automatically determined that impersonation proxy should be disabled",
+      polling,
     );
-    await eventually("LB deleted", () => gone(() => svc(names.loadBalancerService)));
-    await eventually("TLS Secret deleted", () => gone(() => secret(names.tlsSecret)));
+    await eventually("LB deleted", () => gone(() => svc(names.loadBalancerService)), polling);
+    await eventually("TLS Secret deleted", () => gone(() => secret(names.tlsSecret)), polling);
     assert.equal((await secret(names.caSecret)).data?.["ca.crt"], caCrt, "the CA Secret is kept");
     assert.equal(signer.get(), undefined);
     await admin.request({ method: "DELETE", path: "/api/v1/nodes/cp-1" });
-    await eventually("running again", () => runner.running);
-    await eventually("LB again", () => svc(names.loadBalancerService));
+    await eventually("running again", () => runner.running, polling);
+    await eventually("LB again", () => svc(names.loadBalancerService), polling);
     assert.deepEqual(runner.events.slice(-3), ["start", "stop", "start"]);
   });
 
   it("serves a ClusterIP Service in ClusterIP mode", async () => {
     await patchSpec({ service: { type: "ClusterIP" } });
-    const cip = await eventually("ClusterIP Service", () => svc(names.clusterIPService));
-    await eventually("LB deleted", () => gone(() => svc(names.loadBalancerService)));
+    const cip = await eventually("ClusterIP Service", () => svc(names.clusterIPService), polling);
+    await eventually("LB deleted", () => gone(() => svc(names.loadBalancerService)), polling);
     await eventually(
       "Listening on the cluster IP",
       () => strategy()?.frontend?.impersonationProxyInfo?.endpoint === `https://${cip.spec?.clusterIP}`,
+      polling,
     );
   });
 
@@ -245,10 +238,14 @@ describe("impersonator-config reconciler against the real API server", () => {
       (await kubectl(["-n", namespace, "annotate", "secret", names.caSecret, `${rotateAnnotation}=1`])).code,
       0,
     );
-    const rotated = await eventually("rotated", async () => {
-      const s = await secret(names.caSecret);
-      return s.data?.["previous-ca.crt"] ? s : undefined;
-    });
+    const rotated = await eventually(
+      "rotated",
+      async () => {
+        const s = await secret(names.caSecret);
+        return s.data?.["previous-ca.crt"] ? s : undefined;
+      },
+      polling,
+    );
     assert.equal(rotated.data?.["previous-ca.crt"], caCrt);
     const newCA = Buffer.from(rotated.data?.["ca.crt"] ?? "", "base64").toString();
     const oldCA = Buffer.from(caCrt, "base64").toString();
@@ -257,13 +254,17 @@ describe("impersonator-config reconciler against the real API server", () => {
       () =>
         strategy()?.frontend?.impersonationProxyInfo?.certificateAuthorityData ===
         Buffer.from(newCA + oldCA).toString("base64"),
+      polling,
     );
-    await eventually("the chain has the cross-signed CA", () =>
-      credentials
-        .get()
-        .serving?.certPEM.endsWith(
-          Buffer.from(rotated.data?.["ca-cross-signed.crt"] ?? "", "base64").toString(),
-        ),
+    await eventually(
+      "the chain has the cross-signed CA",
+      () =>
+        credentials
+          .get()
+          .serving?.certPEM.endsWith(
+            Buffer.from(rotated.data?.["ca-cross-signed.crt"] ?? "", "base64").toString(),
+          ),
+      polling,
     );
     caCrt = rotated.data?.["ca.crt"] ?? "";
   });
@@ -272,7 +273,7 @@ describe("impersonator-config reconciler against the real API server", () => {
     stop.abort();
     await running;
     start();
-    await eventually("Listening again", () => strategy()?.reason === "Listening");
+    await eventually("Listening again", () => strategy()?.reason === "Listening", polling);
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.equal((await secret(names.caSecret)).data?.["ca.crt"], caCrt);
   });
@@ -282,10 +283,11 @@ describe("impersonator-config reconciler against the real API server", () => {
     await eventually(
       "Disabled",
       () => strategy()?.message === "impersonation proxy was explicitly disabled by configuration",
+      polling,
     );
     assert.equal(runner.running, false);
-    await eventually("Service deleted", () => gone(() => svc(names.clusterIPService)));
-    await eventually("TLS Secret deleted", () => gone(() => secret(names.tlsSecret)));
+    await eventually("Service deleted", () => gone(() => svc(names.clusterIPService)), polling);
+    await eventually("TLS Secret deleted", () => gone(() => secret(names.tlsSecret)), polling);
     assert.equal((await secret(names.caSecret)).data?.["ca.crt"], caCrt);
     assert.ok((await secret(names.signerSecret)).data?.caCertificate);
     assert.deepEqual(credentials.get(), { serving: undefined, signerCAPEMs: [] });

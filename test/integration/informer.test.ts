@@ -11,20 +11,12 @@ import { type ControlPlane, startControlPlane } from "../../hack/controlplane.ts
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 
 const LABEL = "concierge.test/informer=yes";
 
-async function eventually(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { timeoutMs: 30_000, intervalMs: 50 };
 
 /** Records the queries the informer sends, around the real transport. */
 function recording(inner: InformerTransport): InformerTransport & { watchQueries: Query[] } {
@@ -118,10 +110,16 @@ describe("informer on the shared control plane", () => {
     await cms.create("after", { v: "1" });
     await cms.update("before-1", { v: "2" });
     await cms.delete("before-2");
-    await eventually("the cache to converge", () => {
-      const b1 = informer.get("before-1", ns) as (KubeObject & { data?: Record<string, string> }) | undefined;
-      return names(informer).join() === "after,before-1" && b1?.data?.v === "2";
-    });
+    await eventually(
+      "the cache to converge",
+      () => {
+        const b1 = informer.get("before-1", ns) as
+          | (KubeObject & { data?: Record<string, string> })
+          | undefined;
+        return names(informer).join() === "after,before-1" && b1?.data?.v === "2";
+      },
+      polling,
+    );
     assert.deepEqual(events, [
       "add before-1",
       "add before-2",
@@ -140,7 +138,7 @@ describe("informer on the shared control plane", () => {
     await eventually(
       "a bookmark from the server",
       async () => (await metric(metrics, "informer_events_total", { type: "bookmark" })) > 0,
-      15_000,
+      { ...polling, timeoutMs: 15_000 },
     );
   });
 
@@ -181,13 +179,18 @@ describe("informer on the shared control plane", () => {
     await eventually(
       "a forbidden watch",
       async () => (await metric(metrics, "informer_watch_errors_total", { kind: "forbidden" })) >= 2,
+      polling,
     );
     const cms = configMaps(admin, ns);
     await cms.create("while-forbidden");
     await rbac("create", "rolebinding", ["--role=reader", `--user=${user}`]);
-    await eventually("the cache to catch up", () => informer.get("while-forbidden", ns) !== undefined);
+    await eventually(
+      "the cache to catch up",
+      () => informer.get("while-forbidden", ns) !== undefined,
+      polling,
+    );
     await cms.create("after-restore");
-    await eventually("a new event", () => informer.get("after-restore", ns) !== undefined);
+    await eventually("a new event", () => informer.get("after-restore", ns) !== undefined, polling);
     assert.ok((await metric(metrics, "informer_restarts_total")) >= 2);
     assert.ok(lines.some((l) => l.msg === "list/watch failed; retrying" && l.kind === "forbidden"));
     assert.ok(lines.some((l) => l.msg === "watch reconnected"));
@@ -229,18 +232,23 @@ describe("informer across an API server restart (dedicated control plane)", () =
     await eventually(
       "the watch to fail",
       async () => (await metric(metrics, "informer_watch_errors_total")) >= 1,
+      polling,
     );
     await cp.startApiServer();
 
     await cms.create("after");
     await cms.update("before", { v: "2" });
     await cms.delete("doomed");
-    await eventually("the cache to converge after the restart", () => {
-      const before = informer.get("before", ns) as
-        | (KubeObject & { data?: Record<string, string> })
-        | undefined;
-      return names(informer).join() === "after,before" && before?.data?.v === "2";
-    });
+    await eventually(
+      "the cache to converge after the restart",
+      () => {
+        const before = informer.get("before", ns) as
+          | (KubeObject & { data?: Record<string, string> })
+          | undefined;
+        return names(informer).join() === "after,before" && before?.data?.v === "2";
+      },
+      polling,
+    );
     assert.ok((await metric(metrics, "informer_restarts_total")) >= 1);
     const kinds = lines.filter((l) => l.msg === "list/watch failed; retrying").map((l) => l.kind);
     assert.ok(kinds.length >= 1);

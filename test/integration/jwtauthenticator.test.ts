@@ -21,6 +21,7 @@ import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/m
 import { ApiError, isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 
 const path = `/apis/${authenticationGroup}/v1alpha1/jwtauthenticators`;
@@ -76,24 +77,8 @@ const afterDiscovery = [
   notReady,
 ];
 
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { timeoutMs: 30_000, intervalMs: 5 };
 
 async function unusedPort(): Promise<number> {
   const probe = createServer();
@@ -137,7 +122,7 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
     registerJWTAuthenticators(manager, { cache, namespace, newAuthenticator: newJWTAuthenticator });
     registerCacheCleaner(manager, { cache });
     running = manager.run(stop.signal);
-    await eventually("leadership", () => manager.leader.isLeader());
+    await eventually("leadership", () => manager.leader.isLeader(), polling);
   });
 
   after(async () => {
@@ -178,10 +163,14 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
     cache.get({ apiGroup: authenticationGroup, kind: "JWTAuthenticator", name });
 
   async function waitForPhase(name: string, phase: "Ready" | "Error"): Promise<JWTAuthenticatorObject> {
-    return eventually(`${name} to be ${phase}`, async () => {
-      const o = await get(name);
-      return o.status?.phase === phase ? o : undefined;
-    });
+    return eventually(
+      `${name} to be ${phase}`,
+      async () => {
+        const o = await get(name);
+        return o.status?.phase === phase ? o : undefined;
+      },
+      polling,
+    );
   }
 
   async function authenticate(name: string, token: string): Promise<AuthenticationResult> {
@@ -205,7 +194,7 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
       assert.equal(condition.observedGeneration, last?.metadata?.generation);
       assert.match(condition.lastTransitionTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     }
-    await eventually("the authenticator in the cache", () => cached(name));
+    await eventually("the authenticator in the cache", () => cached(name), polling);
     const sorted = [...times].sort((a, b) => a - b);
     t.diagnostic(
       `create → Ready over ${times.length} JWTAuthenticators: min ${sorted[0]?.toFixed(1)} ms, ` +
@@ -223,7 +212,7 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
       }),
     );
     await waitForPhase(name, "Ready");
-    await eventually("the authenticator in the cache", () => cached(name));
+    await eventually("the authenticator in the cache", () => cached(name), polling);
 
     const alice = { username: "alice@example.com", roles: ["devs", "admins"] };
     const mint = (claims: Record<string, unknown>, more: { audience?: string; expiresIn?: number } = {}) =>
@@ -279,7 +268,7 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
     try {
       const name = await create("rotation", specFor(rotating));
       await waitForPhase(name, "Ready");
-      const entry = await eventually("the authenticator in the cache", () => cached(name));
+      const entry = await eventually("the authenticator in the cache", () => cached(name), polling);
       const claims = { username: "carol", groups: ["ops"] };
       const before = await rotating.mint({ subject: "carol", audience, claims });
       assert.equal((await authenticate(name, before)).authenticated, true);
@@ -295,7 +284,7 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
           const r = await entry.authenticator.authenticateToken(afterRotation);
           return r.authenticated ? r : undefined;
         },
-        20_000,
+        { ...polling, timeoutMs: 20_000 },
       );
       assert.equal(result.user.username, "carol");
       assert.equal(cached(name), entry, "the same cached authenticator, not a re-validated one");
@@ -479,7 +468,7 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
       });
       const ready = await waitForPhase(name, "Ready");
       assert.deepEqual(strip(ready.status?.conditions), conditionSet());
-      await eventually("the authenticator in the cache", () => cached(name));
+      await eventually("the authenticator in the cache", () => cached(name), polling);
 
       const patch = (pem: string) =>
         admin.request({
@@ -499,7 +488,7 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
 
       await patch(provider.caPEM);
       await waitForPhase(name, "Ready");
-      await eventually("the authenticator back in the cache", () => cached(name));
+      await eventually("the authenticator back in the cache", () => cached(name), polling);
     });
   }
 
@@ -516,17 +505,21 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
       contentType: "application/merge-patch+json",
       body: { status: { phase: "Pending", conditions } },
     });
-    await eventually("the controller to restore the status", async () => {
-      const o = await get(name);
-      return o.status?.phase === "Ready" && o.status.conditions?.[0]?.message === original;
-    });
+    await eventually(
+      "the controller to restore the status",
+      async () => {
+        const o = await get(name);
+        return o.status?.phase === "Ready" && o.status.conditions?.[0]?.message === original;
+      },
+      polling,
+    );
     assert.deepEqual((await get(name)).status, ready.status);
   });
 
   it("re-validates a changed spec and evicts a deleted authenticator", async () => {
     const name = await create("lifecycle", specFor(provider));
     await waitForPhase(name, "Ready");
-    const first = await eventually("the authenticator in the cache", () => cached(name));
+    const first = await eventually("the authenticator in the cache", () => cached(name), polling);
 
     await admin.request({
       method: "PATCH",
@@ -534,15 +527,23 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
       contentType: "application/merge-patch+json",
       body: { spec: { audience: webAudience } },
     });
-    const changed = await eventually("conditions of generation 2", async () => {
-      const o = await get(name);
-      return o.status?.conditions?.every((x) => x.observedGeneration === 2) ? o : undefined;
-    });
+    const changed = await eventually(
+      "conditions of generation 2",
+      async () => {
+        const o = await get(name);
+        return o.status?.conditions?.every((x) => x.observedGeneration === 2) ? o : undefined;
+      },
+      polling,
+    );
     assert.equal(changed.status?.phase, "Ready");
-    const second = await eventually("a new authenticator in the cache", () => {
-      const entry = cached(name);
-      return entry && entry !== first ? entry : undefined;
-    });
+    const second = await eventually(
+      "a new authenticator in the cache",
+      () => {
+        const entry = cached(name);
+        return entry && entry !== first ? entry : undefined;
+      },
+      polling,
+    );
     const token = await provider.mint({
       subject: "dave",
       audience: webAudience,
@@ -551,12 +552,15 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
     assert.equal((await second.authenticator.authenticateToken(token)).authenticated, true);
 
     await admin.request({ method: "DELETE", path: `${path}/${name}` });
-    await eventually("the authenticator to leave the cache", () => cached(name) === undefined);
-    await eventually("the object to be gone", () =>
-      get(name).then(
-        () => false,
-        (err: unknown) => isNotFound(err),
-      ),
+    await eventually("the authenticator to leave the cache", () => cached(name) === undefined, polling);
+    await eventually(
+      "the object to be gone",
+      () =>
+        get(name).then(
+          () => false,
+          (err: unknown) => isNotFound(err),
+        ),
+      polling,
     );
   });
 });

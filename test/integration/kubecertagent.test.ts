@@ -31,6 +31,7 @@ import { isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { newCA } from "../../hack/pki.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 import {
   type ExecRequest,
   type ExecResult,
@@ -42,24 +43,8 @@ import {
 const agentName = "pinniped-concierge-kube-cert-agent";
 const testLabel = "concierge.test/kubecertagent";
 
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { intervalMs: 50 };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const pem = (text: string) => text.trim();
@@ -242,7 +227,7 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
   });
 
   it("with no kube-controller-manager pod, reports upstream's 0-candidates failure", async () => {
-    const strategy = await eventually("the first strategy", kca);
+    const strategy = await eventually("the first strategy", kca, polling);
     assert.deepEqual(strategy, {
       status: "Error",
       reason: "CouldNotFetchKey",
@@ -255,14 +240,18 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
     const kcmName = c.uniqueName("kube-controller-manager-1");
     await createControllerManager(kcmName, clusterCA);
     const kcm = await admin.request<Pod>({ method: "GET", path: `${podsPath("kube-system")}/${kcmName}` });
-    const deployment = await eventually("the agent Deployment", async () => {
-      try {
-        return await admin.request<Deployment>({ method: "GET", path: deploymentPath() });
-      } catch (err) {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }
-    });
+    const deployment = await eventually(
+      "the agent Deployment",
+      async () => {
+        try {
+          return await admin.request<Deployment>({ method: "GET", path: deploymentPath() });
+        } catch (err) {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        }
+      },
+      polling,
+    );
     assert.deepEqual(deployment.metadata?.labels, { app: "concierge", extra: "label" });
     assert.deepEqual(deployment.spec?.selector, { matchLabels: { "kube-cert-agent.pinniped.dev": "v3" } });
     assert.deepEqual(deployment.spec?.template?.metadata?.labels, {
@@ -301,18 +290,26 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
   });
 
   it("until the (test-played) node runs the agent pod, reports no healthy agent pod", async () => {
-    const strategy = await eventually("the agent pod wait", () => {
-      const s = kca();
-      return s?.message.startsWith("could not find a healthy agent pod") ? s : undefined;
-    });
+    const strategy = await eventually(
+      "the agent pod wait",
+      () => {
+        const s = kca();
+        return s?.message.startsWith("could not find a healthy agent pod") ? s : undefined;
+      },
+      polling,
+    );
     assert.equal(strategy.reason, "CouldNotFetchKey");
   });
 
   it("once the node marks the agent pod Running: execs print via kube-apiserver to the (test-played) kubelet, loads the cluster CA, reports FetchedKey", async (t) => {
-    const [pod] = await eventually("the agent pod from the ReplicaSet", async () => {
-      const pods = await agentPods();
-      return pods.length > 0 ? pods : undefined;
-    });
+    const [pod] = await eventually(
+      "the agent pod from the ReplicaSet",
+      async () => {
+        const pods = await agentPods();
+        return pods.length > 0 ? pods : undefined;
+      },
+      polling,
+    );
     assert.equal(pod?.spec?.nodeName, nodeName);
     await markRunning(namespace, pod!.metadata!.name!);
 
@@ -322,8 +319,10 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
     });
     const frontend = tokenCredentialRequestFrontend(clusterInfo);
     assert.ok(frontend.ok);
-    const strategy = await eventually("FetchedKey", () =>
-      kca()?.reason === "FetchedKey" ? kca() : undefined,
+    const strategy = await eventually(
+      "FetchedKey",
+      () => (kca()?.reason === "FetchedKey" ? kca() : undefined),
+      polling,
     );
     assert.deepEqual(strategy, {
       status: "Success",
@@ -349,20 +348,29 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
     await sleep(1100);
     const before = new Set((await agentPods()).map((p) => p.metadata?.name));
     await createControllerManager(c.uniqueName("kube-controller-manager-2"), ecCA);
-    const updated = await eventually("the Deployment to follow the new KCM pod", async () => {
-      const d = await admin.request<Deployment>({ method: "GET", path: deploymentPath() });
-      const env = d.spec?.template?.spec?.containers?.[0]?.env as { value: string }[] | undefined;
-      return env?.[0]?.value === ecCA.cert ? d : undefined;
-    });
+    const updated = await eventually(
+      "the Deployment to follow the new KCM pod",
+      async () => {
+        const d = await admin.request<Deployment>({ method: "GET", path: deploymentPath() });
+        const env = d.spec?.template?.spec?.containers?.[0]?.env as { value: string }[] | undefined;
+        return env?.[0]?.value === ecCA.cert ? d : undefined;
+      },
+      polling,
+    );
     assert.deepEqual(updated.spec?.template?.spec?.volumes, [
       { name: "k8s-certs", hostPath: { path: dirname(ecCA.cert), type: "DirectoryOrCreate" } },
     ]);
-    const fresh = await eventually("the rolled-out agent pod", async () =>
-      (await agentPods()).find((p) => !before.has(p.metadata?.name)),
+    const fresh = await eventually(
+      "the rolled-out agent pod",
+      async () => (await agentPods()).find((p) => !before.has(p.metadata?.name)),
+      polling,
     );
     await markRunning(namespace, fresh.metadata!.name!);
-    await eventually("the EC CA in the signer", async () =>
-      pem(signer.get()?.certPEM ?? "") === pem(await readFile(ecCA.cert, "utf8")) ? true : undefined,
+    await eventually(
+      "the EC CA in the signer",
+      async () =>
+        pem(signer.get()?.certPEM ?? "") === pem(await readFile(ecCA.cert, "utf8")) ? true : undefined,
+      polling,
     );
     assert.equal(signer.get()?.certificate.publicKey.asymmetricKeyType, "ec");
     assert.equal(kca()?.reason, "FetchedKey");
@@ -396,10 +404,14 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
         query: { gracePeriodSeconds: 0 },
       });
     }
-    const strategy = await eventually("the 0-candidates failure", () => {
-      const s = kca();
-      return s?.message.includes("(0 candidates)") ? s : undefined;
-    });
+    const strategy = await eventually(
+      "the 0-candidates failure",
+      () => {
+        const s = kca();
+        return s?.message.includes("(0 candidates)") ? s : undefined;
+      },
+      polling,
+    );
     assert.equal(strategy.reason, "CouldNotFetchKey");
     assert.equal(signer.get(), loaded);
   });

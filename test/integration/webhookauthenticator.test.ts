@@ -17,6 +17,7 @@ import { newCA } from "../../hack/pki.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
 import {
   startTokenReviewWebhook,
   type TokenReviewWebhook,
@@ -62,24 +63,8 @@ function conditionSet(
   return all.map((c) => replace.find((r) => r.type === c.type) ?? c);
 }
 
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+// How long and how often this file waited before eventually was shared: its tests keep that timing.
+const polling = { timeoutMs: 30_000, intervalMs: 100 };
 
 async function metric(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
   const data = await metrics.registry.getSingleMetric(`concierge_${name}`)?.get();
@@ -123,7 +108,7 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
       webhook: { timeoutMs: WEBHOOK_TIMEOUT_MS, retry: { initialMs: 20 } },
     });
     running = manager.run(stop.signal);
-    await eventually("leadership", () => manager.leader.isLeader());
+    await eventually("leadership", () => manager.leader.isLeader(), polling);
   });
 
   after(async () => {
@@ -164,21 +149,25 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
   ): Promise<WebhookAuthenticator> {
     let seen: unknown;
     try {
-      return await eventually(`conditions of ${name}`, async () => {
-        const wa = await get(name);
-        seen = wa.status;
-        const got = (wa.status?.conditions ?? []).map(
-          ({ type, status, reason, message, observedGeneration }) => ({
-            type,
-            status,
-            reason,
-            message,
-            observedGeneration,
-          }),
-        );
-        const want = expected.map((e) => ({ ...e, observedGeneration: wa.metadata?.generation }));
-        return JSON.stringify(got) === JSON.stringify(want) && wa.status?.phase === phase ? wa : undefined;
-      });
+      return await eventually(
+        `conditions of ${name}`,
+        async () => {
+          const wa = await get(name);
+          seen = wa.status;
+          const got = (wa.status?.conditions ?? []).map(
+            ({ type, status, reason, message, observedGeneration }) => ({
+              type,
+              status,
+              reason,
+              message,
+              observedGeneration,
+            }),
+          );
+          const want = expected.map((e) => ({ ...e, observedGeneration: wa.metadata?.generation }));
+          return JSON.stringify(got) === JSON.stringify(want) && wa.status?.phase === phase ? wa : undefined;
+        },
+        polling,
+      );
     } catch (err) {
       assert.deepEqual(seen, { conditions: expected, phase }, (err as Error).message);
       throw err;
@@ -193,7 +182,7 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
   it("a healthy authenticator becomes Ready with upstream's conditions and authenticates tokens", async () => {
     const name = await create({ endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } });
     await waitForConditions(name, conditionSet(), "Ready");
-    const authenticator = await eventually("the cached authenticator", () => cached(name));
+    const authenticator = await eventually("the cached authenticator", () => cached(name), polling);
     const before = webhook.requests.length;
     assert.deepEqual(await authenticator.authenticateToken("alice-token"), {
       authenticated: true,
@@ -343,7 +332,7 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
 
       await admin.request({ method: "POST", path: objectPath, body: body(webhook.caPEM) });
       await waitForConditions(name, conditionSet(), "Ready");
-      const authenticator = await eventually("the cached authenticator", () => cached(name));
+      const authenticator = await eventually("the cached authenticator", () => cached(name), polling);
       assert.equal((await authenticator.authenticateToken("alice-token")).authenticated, true);
 
       const garbage = "this is not a valid CA bundle value";
@@ -359,7 +348,7 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
 
       await admin.request({ method: "PUT", path: `${objectPath}/${objectName}`, body: body(webhook.caPEM) });
       await waitForConditions(name, conditionSet(), "Ready");
-      await eventually("the cached authenticator", () => cached(name));
+      await eventually("the cached authenticator", () => cached(name), polling);
     });
   }
 
@@ -388,15 +377,18 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
   it("evicts a deleted authenticator from the cache", async () => {
     const name = await create({ endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } });
     await waitForConditions(name, conditionSet(), "Ready");
-    const authenticator = await eventually("the cached authenticator", () => cached(name));
+    const authenticator = await eventually("the cached authenticator", () => cached(name), polling);
     await admin.request({ method: "DELETE", path: `${waPath}/${name}` });
-    await eventually("the deletion", () =>
-      get(name).then(
-        () => undefined,
-        (err) => isNotFound(err) || undefined,
-      ),
+    await eventually(
+      "the deletion",
+      () =>
+        get(name).then(
+          () => undefined,
+          (err) => isNotFound(err) || undefined,
+        ),
+      polling,
     );
-    await eventually("eviction", () => cached(name) === undefined);
+    await eventually("eviction", () => cached(name) === undefined, polling);
     assert.deepEqual(await authenticator.authenticateToken("alice-token"), {
       authenticated: false,
       reason: "the authenticator was closed",
@@ -409,7 +401,7 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
     before(async () => {
       const name = await create({ endpoint: modes.url, tls: { certificateAuthorityData: modes.caBase64 } });
       await waitForConditions(name, conditionSet(), "Ready");
-      authenticator = await eventually("the cached authenticator", () => cached(name));
+      authenticator = await eventually("the cached authenticator", () => cached(name), polling);
     });
 
     it("a slow webhook times out", async () => {
