@@ -16,7 +16,7 @@ import { startOIDCProvider, type TestOIDCProvider } from "../test/harness/oidc-p
 import { agentSelector, type PlayedNode, playControlPlaneNode } from "../test/harness/play-node.ts";
 import { runCommand } from "../test/harness/process.ts";
 import { loginPrompt, type UserKubectlResult, userKubectl } from "../test/harness/user-kubectl.ts";
-import { type ControlPlane, startControlPlane } from "./controlplane.ts";
+import { type ControlPlane, freePorts, startControlPlane } from "./controlplane.ts";
 import { type LocalConcierge, runLocal } from "./run-local.ts";
 
 const began = performance.now();
@@ -24,6 +24,8 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 const user = { username: "pinny", groups: ["sea-lions"] };
 const dir = await mkdtemp(join(tmpdir(), "concierge-demo-"));
 const userKubeconfig = join(dir, "pinny.kubeconfig");
+const proxyKubeconfig = join(dir, "pinny-via-proxy.kubeconfig");
+let proxyPort = 0;
 
 const out = (text: string) => process.stdout.write(text);
 /** What is printed names the temporary directory briefly (no token is ever printed). */
@@ -57,11 +59,11 @@ async function kubectl(
  * kubectl as the user, with the kubeconfig pinniped wrote. When the exec plugin prints its login
  * link, the user's browser (headless Chromium here) signs in at the identity provider.
  */
-async function kubectlAsUser(args: string[]): Promise<UserKubectlResult> {
-  out(redact(`$ kubectl --kubeconfig ${userKubeconfig} ${args.join(" ")}\n`));
+async function kubectlAsUser(args: string[], kubeconfig = userKubeconfig): Promise<UserKubectlResult> {
+  out(redact(`$ kubectl --kubeconfig ${kubeconfig} ${args.join(" ")}\n`));
   const res = await userKubectl(args, {
     binDir: cp!.binDir,
-    kubeconfig: userKubeconfig,
+    kubeconfig,
     cacheDir: join(dir, "kube-cache"),
     login: { username: user.username, password: "the demo's provider accepts any password" },
     onLoginURL: (url) => {
@@ -99,12 +101,14 @@ try {
   say(
     "2. Starting the Concierge as a local process, installed from config/ and running as its ServiceAccount",
   );
+  [proxyPort] = (await freePorts(1)) as [number];
   concierge = await runLocal({
     kubeconfigPath: cp.kubeconfigPath,
     binDir: cp.binDir,
     // The demo shows what kubectl shows; the Concierge's JSON log lines would drown it.
     log: discardLogger(),
     identity: "demo",
+    configOverrides: { impersonationProxyServerPort: proxyPort },
   });
   note(
     `its aggregated API listens on 127.0.0.1:${concierge.ports.aggregatedAPI}; kube-apiserver proxies to it`,
@@ -277,6 +281,76 @@ try {
   }
   note("refused, as it should be: the view ClusterRole grants no Secrets");
   must(await pinniped(["whoami", "--kubeconfig", userKubeconfig]), "pinniped whoami");
+
+  say("9. Managed clusters (EKS, AKS, GKE) have no signing key to borrow: the impersonation proxy");
+  note("The Concierge can front the Kubernetes API itself. The operator turns its proxy on; here it");
+  note(`listens on 127.0.0.1:${proxyPort}, where a cloud load balancer's address would be.`);
+  const proxySpec = JSON.stringify({
+    spec: {
+      impersonationProxy: {
+        mode: "enabled",
+        service: { type: "None" },
+        externalEndpoint: `127.0.0.1:${proxyPort}`,
+      },
+    },
+  });
+  must(
+    await kubectl([
+      "patch",
+      "credentialissuer",
+      "pinniped-concierge-config",
+      "--type=merge",
+      "-p",
+      proxySpec,
+    ]),
+    "turning the impersonation proxy on",
+  );
+  await eventually(
+    "the ImpersonationProxy strategy",
+    async () => {
+      const res = await kubectl(["get", "credentialissuer", "-o", "json"], { quiet: true });
+      const issuers = (res.code === 0 ? JSON.parse(res.stdout) : { items: [] }) as {
+        items: { status?: { strategies?: { type: string; reason: string }[] } }[];
+      };
+      return issuers.items
+        .flatMap((i) => i.status?.strategies ?? [])
+        .some((s) => s.type === "ImpersonationProxy" && s.reason === "Listening");
+    },
+    { timeoutMs: 60_000 },
+  );
+  must(
+    await kubectl([
+      "get",
+      "credentialissuer",
+      "-o",
+      "custom-columns=STRATEGY:.status.strategies[*].type,STATUS:.status.strategies[*].reason",
+    ]),
+    "listing the strategies",
+  );
+  must(
+    await pinniped([
+      "get",
+      "kubeconfig",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--concierge-mode",
+      "ImpersonationProxy",
+      "--oidc-skip-browser",
+      "--credential-cache",
+      join(dir, "credentials.yaml"),
+      "--oidc-session-cache",
+      join(dir, "sessions.yaml"),
+      "-o",
+      proxyKubeconfig,
+    ]),
+    "pinniped get kubeconfig for the proxy",
+  );
+  note("the same login through the proxy: the plugin still has pinny's ID token, so no browser;");
+  note("every request now goes to the proxy, which forwards it impersonating pinny:");
+  const viaProxy = await kubectlAsUser(["auth", "whoami"], proxyKubeconfig);
+  must(viaProxy, "kubectl auth whoami through the proxy");
+  if (viaProxy.browserLogins !== 0) throw new Error("the proxy kubeconfig asked for a browser login again");
+  must(await kubectlAsUser(["get", "namespaces"], proxyKubeconfig), "listing namespaces through the proxy");
 } catch (err) {
   process.exitCode = 1;
   say(`The demo failed: ${redact((err as Error).message)}`);

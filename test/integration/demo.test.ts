@@ -25,6 +25,16 @@ it("hack/demo.ts runs to the end: the user logs in with a browser through the ex
   });
   assert.equal(code, 0, output);
   assert.match(output, /^Username\s+pinny$/m, "kubectl auth whoami as the user");
+  assert.match(
+    output,
+    /KubeClusterSigningCertificate,ImpersonationProxy\s+FetchedKey,Listening/,
+    "both strategies",
+  );
+  assert.equal(
+    output.match(/^Username\s+pinny$/gm)?.length,
+    2,
+    "kubectl auth whoami directly and through the proxy",
+  );
   assert.match(output, /^Username: pinny\nGroups: sea-lions, system:authenticated$/m, "pinniped whoami");
   assert.match(
     output,
