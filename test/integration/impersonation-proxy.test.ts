@@ -428,6 +428,26 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
       assert.equal(await userOK(["exec", "-i", "app", "-n", ns, "--", "cat"], env, big), big);
     });
 
+    it(`attach reaches the container's stdin and stdout over ${protocol}`, async () => {
+      const attach = background(
+        kubectlBin(),
+        ["--kubeconfig", generated, "attach", "-i", "app", "-n", ns],
+        env,
+      );
+      const typed = `typed over ${protocol}`;
+      // Only output written after the attach began reaches it: keep typing until it shows.
+      const typing = setInterval(() => attach.child.stdin!.write(`${typed}\n`), 500);
+      try {
+        await eventually("the attached echo", async () => attach.out().includes(typed), {
+          timeoutMs: 15_000,
+        });
+      } finally {
+        clearInterval(typing);
+      }
+      attach.child.stdin!.end();
+      assert.equal(await attach.exited, 0, attach.err());
+    });
+
     it(`port-forward reaches the pod's port over ${protocol}`, async () => {
       const pf = background(
         kubectlBin(),
