@@ -1,8 +1,8 @@
-// WebSocket pings from the proxy on quiet upgraded connections. kubectl's WebSocket exec sends
-// heartbeats of its own, but its WebSocket port-forward (SPDY tunnelled in WebSocket, the default
-// since kubectl 1.31) sends nothing while the forwarded connection is quiet, so a load balancer in
-// front of the proxy (AWS's classic ELB: 60 s) cuts it. A ping frame written towards the client at
-// a frame boundary makes the client answer with a pong (RFC 6455 §5.5.2), so bytes move both
+// WebSocket pings from the proxy on quiet upgraded connections. kubectl 1.34's WebSocket exec sends
+// heartbeats every 5 s, but its WebSocket port-forward (SPDY tunnelled in WebSocket, the default
+// since kubectl 1.31) pings only every 10 s inside the tunnel, and other clients may never ping,
+// so a load balancer with a shorter idle timeout in front of the proxy cuts them. A ping frame
+// written towards the client at a frame boundary makes the client answer with a pong (RFC 6455 §5.5.2), so bytes move both
 // ways through the balancer. The pong travels on to kube-apiserver, which ignores unsolicited
 // pongs as §5.5.3 allows; the byte stream is otherwise untouched.
 import type { Duplex } from "node:stream";

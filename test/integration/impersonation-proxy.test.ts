@@ -35,8 +35,13 @@ const issuerName = "pinniped-concierge-config";
 const token = "impersonation-proxy-test-token";
 const user = { username: "pinny", groups: ["seals"] };
 const ns = "proxy-e2e";
-/** The played load balancer cuts connections idle this long; quiet sessions must outlive it. */
-const lbIdleTimeoutMs = 6_000;
+/**
+ * The played load balancer cuts connections idle this long; quiet sessions must outlive it.
+ * kubectl 1.34 pings on its own every 5 s in SPDY sessions and WebSocket execs, so they have room
+ * even on a loaded machine, but only every 10 s inside a WebSocket port-forward's tunnel: that one
+ * survives only through the proxy's own pings (every 2 s here).
+ */
+const lbIdleTimeoutMs = 8_000;
 const spdy = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: "false", KUBECTL_PORT_FORWARD_WEBSOCKETS: "false" };
 
 /** A long-running kubectl whose output the test reads as it comes. */
