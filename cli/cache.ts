@@ -1,11 +1,11 @@
 // The on-disk ExecCredential cache (upstream's internal/execcredcache): a burst of kubectl
 // calls, each running the exec plugin, should cost one TokenCredentialRequest, not one each.
-// kubectl processes run concurrently, so every read-modify-write happens under a lock file and
-// lands with an atomic rename: a reader sees the old file or the new one, never half of one.
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+// kubectl processes run concurrently, so the file is locked and replaced atomically (lockedfile.ts).
+import { createHash } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parse, stringify } from "yaml";
+import { lockFile, writeFileAtomically } from "./lockedfile.ts";
 
 export const cacheAPIVersion = "config.supervisor.pinniped.dev/v1alpha1";
 export const cacheKind = "CredentialCache";
@@ -16,10 +16,6 @@ export const cacheKind = "CredentialCache";
 export const expiryMarginMs = 30_000;
 /** Entries older than this are dropped whatever their expiry, as upstream does. */
 export const maxAgeMs = 60 * 60_000;
-const lockTimeoutMs = 10_000;
-const lockPollMs = 10;
-/** A lock file this old belongs to a process that died holding it (a TCR times out after 30 s). */
-const staleLockMs = 60_000;
 
 export interface ExecCredentialStatus {
   expirationTimestamp?: string;
@@ -68,7 +64,7 @@ export class CredentialCache {
    */
   async getOrCreate(key: string, create: () => Promise<ExecCredentialStatus>): Promise<ExecCredentialStatus> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    const release = await this.#lock();
+    const release = await lockFile(this.path);
     if (!release) return create();
     try {
       const entries = this.#prune(await this.#read());
@@ -126,31 +122,9 @@ export class CredentialCache {
   }
 
   async #write(entries: Entry[]): Promise<void> {
-    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    const text = stringify({ apiVersion: cacheAPIVersion, kind: cacheKind, credentials: entries });
-    await writeFile(tmp, text, { mode: 0o600 });
-    await rename(tmp, this.path);
-  }
-
-  /** Undefined when the lock stayed held past the timeout. */
-  async #lock(): Promise<(() => Promise<void>) | undefined> {
-    const lockPath = `${this.path}.lock`;
-    const deadline = Date.now() + lockTimeoutMs;
-    for (;;) {
-      try {
-        const handle = await open(lockPath, "wx", 0o600);
-        await handle.close();
-        return () => rm(lockPath, { force: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      }
-      const held = await stat(lockPath).catch(() => undefined);
-      if (held && Date.now() - held.mtimeMs > staleLockMs) {
-        await rm(lockPath, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) return undefined;
-      await new Promise((r) => setTimeout(r, lockPollMs));
-    }
+    await writeFileAtomically(
+      this.path,
+      stringify({ apiVersion: cacheAPIVersion, kind: cacheKind, credentials: entries }),
+    );
   }
 }

@@ -2,19 +2,16 @@
 // keyed by issuer, client, scopes and redirect URI, so that the next kubectl command can reuse
 // or refresh them instead of opening a browser. Same locking and atomic rename as the
 // credential cache: concurrent kubectl processes must never see half a file.
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parse, stringify } from "yaml";
+import { lockFile, writeFileAtomically } from "../lockedfile.ts";
 
 const apiVersion = "config.supervisor.pinniped.dev/v1alpha1";
 const kind = "SessionCache";
 /** Sessions nobody used for this long are dropped, as upstream does. */
 export const maxUnusedMs = 90 * 24 * 60 * 60_000;
-const lockTimeoutMs = 10_000;
-const lockPollMs = 10;
-const staleLockMs = 60_000;
 
 export interface SessionKey {
   issuer: string;
@@ -83,7 +80,7 @@ export class SessionCache {
       this.#report(`could not create session cache directory: ${(err as Error).message}`);
       return;
     }
-    const release = await this.#lock();
+    const release = await lockFile(this.path);
     if (!release) {
       this.#report("could not lock session file: timed out");
       return;
@@ -126,29 +123,6 @@ export class SessionCache {
   }
 
   async #write(entries: Entry[]): Promise<void> {
-    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    await writeFile(tmp, stringify({ apiVersion, kind, sessions: entries }), { mode: 0o600 });
-    await rename(tmp, this.path);
-  }
-
-  async #lock(): Promise<(() => Promise<void>) | undefined> {
-    const lockPath = `${this.path}.lock`;
-    const deadline = Date.now() + lockTimeoutMs;
-    for (;;) {
-      try {
-        const handle = await open(lockPath, "wx", 0o600);
-        await handle.close();
-        return () => rm(lockPath, { force: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      }
-      const held = await stat(lockPath).catch(() => undefined);
-      if (held && Date.now() - held.mtimeMs > staleLockMs) {
-        await rm(lockPath, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) return undefined;
-      await new Promise((r) => setTimeout(r, lockPollMs));
-    }
+    await writeFileAtomically(this.path, stringify({ apiVersion, kind, sessions: entries }));
   }
 }
