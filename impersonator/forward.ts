@@ -14,13 +14,16 @@ import { performance } from "node:perf_hooks";
 import { pipeline } from "node:stream";
 import type { Logger } from "../observability/logger.ts";
 import {
+  decideFailedBody,
   downstreamHeaders,
   incomingHeaders,
+  invalidUpstreamRequestBody,
   isLongRunning,
   pathWithoutQuery,
   refusalBody,
   SECURITY_HEADERS,
   statusBody,
+  unreachableUpstreamBody,
   upstreamHeaders,
 } from "./headers.ts";
 import type { ProxyMetrics } from "./servermetrics.ts";
@@ -96,12 +99,6 @@ export function auditFields(audit: AuditInfo): Record<string, unknown> {
   };
 }
 
-const decideFailed = statusBody(
-  500,
-  "InternalError",
-  "Internal error occurred: the impersonation proxy could not authenticate or authorize the request",
-);
-
 /** Serves one request; never throws (every failure becomes a Status or a reset stream). */
 export async function forwardRequest(
   ctx: ForwardContext,
@@ -150,7 +147,7 @@ export async function forwardRequest(
     if (client.signal.aborted) return;
     ctx.metrics.errors.inc({ stage: "decide" });
     ctx.log.error("deciding on a request failed", { error: err, method, path: pathWithoutQuery(path) });
-    sendStatus(res, 500, decideFailed);
+    sendStatus(res, 500, decideFailedBody);
     finish(500, {});
     return;
   }
@@ -182,11 +179,7 @@ export async function forwardRequest(
       method,
       path: pathWithoutQuery(path),
     });
-    sendStatus(
-      res,
-      500,
-      statusBody(500, "InternalError", "Internal error occurred: invalid upstream request"),
-    );
+    sendStatus(res, 500, invalidUpstreamRequestBody);
     finish(500, audit);
     return;
   }
@@ -260,15 +253,7 @@ export async function forwardRequest(
     }
     ctx.metrics.errors.inc({ stage: "upstream-connect" });
     ctx.log.warn("kube-apiserver could not be reached", { error: err, method, path: pathWithoutQuery(path) });
-    sendStatus(
-      res,
-      502,
-      statusBody(
-        502,
-        "ServiceUnavailable",
-        `error trying to reach the Kubernetes API server: ${err.message}`,
-      ),
-    );
+    sendStatus(res, 502, unreachableUpstreamBody(err));
     finish(502, audit);
   });
   // Without this the head waits for the first body chunk, and a client that sends its body late

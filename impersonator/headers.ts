@@ -117,6 +117,28 @@ export function statusBody(code: number, reason: string, message: string): strin
   });
 }
 
+/** The decider threw: a 500 that says no more (its error goes to the log). */
+export const decideFailedBody = statusBody(
+  500,
+  "InternalError",
+  "Internal error occurred: the impersonation proxy could not authenticate or authorize the request",
+);
+
+/** Node refused to build the upstream request (a header value it cannot send, say). */
+export const invalidUpstreamRequestBody = statusBody(
+  500,
+  "InternalError",
+  "Internal error occurred: invalid upstream request",
+);
+
+export function unreachableUpstreamBody(err: Error): string {
+  return statusBody(
+    502,
+    "ServiceUnavailable",
+    `error trying to reach the Kubernetes API server: ${err.message}`,
+  );
+}
+
 export function refusalBody(decision: Extract<Decision, { action: "refuse" }>): string {
   return statusBody(decision.code, decision.reason, decision.message);
 }

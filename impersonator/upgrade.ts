@@ -16,13 +16,16 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "../observability/logger.ts";
 import { auditFields, type Peer, type UpstreamTarget } from "./forward.ts";
 import {
+  decideFailedBody,
   downstreamHeaders,
   incomingHeaders,
+  invalidUpstreamRequestBody,
   pathWithoutQuery,
   refusalBody,
   SECURITY_HEADERS,
   serializeHead,
   statusBody,
+  unreachableUpstreamBody,
   upstreamHeaders,
 } from "./headers.ts";
 import { type ProxyMetrics, upgradeProtocol } from "./servermetrics.ts";
@@ -118,15 +121,7 @@ export async function forwardUpgrade(
       method,
       path: pathWithoutQuery(path),
     });
-    writeStatusAndClose(
-      socket,
-      500,
-      statusBody(
-        500,
-        "InternalError",
-        "Internal error occurred: the impersonation proxy could not authenticate or authorize the request",
-      ),
-    );
+    writeStatusAndClose(socket, 500, decideFailedBody);
     finish(500, "error", {});
     return;
   }
@@ -163,11 +158,7 @@ export async function forwardUpgrade(
     // Node refuses header values it cannot send (a decider's extra value with a newline, say).
     ctx.metrics.errors.inc({ stage: "upstream-request" });
     ctx.log.error("the upgrade request for kube-apiserver could not be built", { error: err });
-    writeStatusAndClose(
-      socket,
-      500,
-      statusBody(500, "InternalError", "Internal error occurred: invalid upstream request"),
-    );
+    writeStatusAndClose(socket, 500, invalidUpstreamRequestBody);
     finish(500, "error", audit);
     return;
   }
@@ -238,15 +229,7 @@ export async function forwardUpgrade(
       method,
       path: pathWithoutQuery(path),
     });
-    writeStatusAndClose(
-      socket,
-      502,
-      statusBody(
-        502,
-        "ServiceUnavailable",
-        `error trying to reach the Kubernetes API server: ${err.message}`,
-      ),
-    );
+    writeStatusAndClose(socket, 502, unreachableUpstreamBody(err));
     finish(502, "error", audit);
   });
   upReq.end();
