@@ -1,4 +1,5 @@
 // A ProxyTLSSource that holds the current material and tells subscribers when it changes.
+import { isDeepStrictEqual } from "node:util";
 import type { ProxyTLS, ProxyTLSSource } from "./types.ts";
 
 export class ProxyTLSHolder implements ProxyTLSSource {
@@ -13,7 +14,9 @@ export class ProxyTLSHolder implements ProxyTLSSource {
     return this.#tls;
   }
 
+  /** Subscribers hear only of real changes: each one rebuilds the listener's TLS context. */
   set(tls: ProxyTLS | undefined): void {
+    if (isDeepStrictEqual(tls, this.#tls)) return;
     this.#tls = tls;
     for (const listener of [...this.#listeners]) listener(tls);
   }

@@ -3,7 +3,6 @@
 // reconciler publishes (serving chain, signer CAs) and the cluster's own client CA (from
 // kube-system/extension-apiserver-authentication), so certificates from either signer log in.
 import { readFileSync } from "node:fs";
-import { isDeepStrictEqual } from "node:util";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { SignerHolder } from "../certs/signer.ts";
 import type { StrategyHolder } from "../controllers/credentialissuer/holder.ts";
@@ -16,8 +15,8 @@ import { KubeRestClient } from "../controllers/runtime/rest.ts";
 import { clientCAFromConfigMap } from "../impersonator/clientca.ts";
 import { createRequestDecider } from "../impersonator/decider.ts";
 import { ImpersonationProxyRunner } from "../impersonator/server.ts";
+import { ProxyTLSHolder } from "../impersonator/tlsholder.ts";
 import { ServiceAccountTokenClient } from "../impersonator/tokenclient.ts";
-import type { ProxyTLS, ProxyTLSSource } from "../impersonator/types.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { ConciergeConfig } from "./config.ts";
@@ -27,43 +26,31 @@ interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
 }
 
-/** The proxy's ProxyTLS: the reconciler's serving chain, plus every CA whose client certs count. */
-class ComposedProxyTLS implements ProxyTLSSource {
-  #current: ProxyTLS | undefined;
-  #clusterClientCA: string | undefined;
-  readonly #credentials: ProxyCredentials;
-  readonly #listeners = new Set<(tls: ProxyTLS | undefined) => void>();
-
-  constructor(credentials: ProxyCredentials) {
-    this.#credentials = credentials;
-    credentials.onChange(() => this.#recompute());
-  }
-
-  setClusterClientCA(pem: string | undefined): void {
-    this.#clusterClientCA = pem;
-    this.#recompute();
-  }
-
-  get(): ProxyTLS | undefined {
-    return this.#current;
-  }
-
-  onChange(listener: (tls: ProxyTLS | undefined) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  #recompute(): void {
-    const { serving, signerCAPEMs } = this.#credentials.get();
-    const next: ProxyTLS | undefined = serving && {
-      certPEM: serving.certPEM,
-      keyPEM: serving.keyPEM,
-      clientCAPEMs: [...signerCAPEMs, ...(this.#clusterClientCA ? [this.#clusterClientCA] : [])],
-    };
-    if (isDeepStrictEqual(next, this.#current)) return;
-    this.#current = next;
-    for (const listener of this.#listeners) listener(next);
-  }
+/**
+ * The proxy's TLS material: the reconciler's serving chain, and every CA whose client certificates
+ * count (the proxy's signers, and the cluster's client CA once it is known).
+ */
+function composeProxyTLS(credentials: ProxyCredentials) {
+  const tls = new ProxyTLSHolder();
+  let clusterClientCA: string | undefined;
+  const recompute = () => {
+    const { serving, signerCAPEMs } = credentials.get();
+    tls.set(
+      serving && {
+        certPEM: serving.certPEM,
+        keyPEM: serving.keyPEM,
+        clientCAPEMs: [...signerCAPEMs, ...(clusterClientCA ? [clusterClientCA] : [])],
+      },
+    );
+  };
+  credentials.onChange(recompute);
+  return {
+    tls,
+    setClusterClientCA(pem: string | undefined) {
+      clusterClientCA = pem;
+      recompute();
+    },
+  };
 }
 
 /**
@@ -109,16 +96,16 @@ export function setUpImpersonationProxy(options: {
     metrics,
   });
   const credentials = new ProxyCredentials();
-  const tls = new ComposedProxyTLS(credentials);
+  const { tls, setClusterClientCA } = composeProxyTLS(credentials);
   const ours = (cm: ConfigMap) =>
     cm.metadata?.name === extensionAPIServerAuthentication.name &&
     cm.metadata?.namespace === extensionAPIServerAuthentication.namespace;
   const loadClientCA = (cm: ConfigMap) => {
     if (!ours(cm)) return;
     try {
-      tls.setClusterClientCA(clientCAFromConfigMap(cm));
+      setClusterClientCA(clientCAFromConfigMap(cm));
     } catch (err) {
-      tls.setClusterClientCA(undefined);
+      setClusterClientCA(undefined);
       log.warn("the cluster's client CA is unusable; the proxy accepts only its own signer's certificates", {
         error: (err as Error).message,
       });
@@ -128,7 +115,7 @@ export function setUpImpersonationProxy(options: {
     add: loadClientCA,
     update: (_old, cm) => loadClientCA(cm),
     delete: (cm) => {
-      if (ours(cm)) tls.setClusterClientCA(undefined);
+      if (ours(cm)) setClusterClientCA(undefined);
     },
   });
 
