@@ -25,7 +25,7 @@
 //   node bench/impersonation-proxy.ts   (Node 24; node_modules/.bin/node where the system node is older)
 import { type ChildProcess, fork } from "node:child_process";
 import { readdir, readFile, readlink } from "node:fs/promises";
-import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } from "node:http2";
+import { type ClientHttp2Session, type ClientHttp2Stream, constants } from "node:http2";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -37,7 +37,7 @@ import { createRequestDecider } from "../impersonator/decider.ts";
 import { startImpersonationProxy } from "../impersonator/server.ts";
 import { ProxyTLSHolder } from "../impersonator/tlsholder.ts";
 import type { ProxyTLS } from "../impersonator/types.ts";
-import { runKubectl } from "../test/harness/cluster.ts";
+import { findApiserverPid, kubectl, newTally, openSession, percentile, round, type Tally } from "./lib.ts";
 
 const warmupMs = 300;
 const rounds = 5;
@@ -110,20 +110,6 @@ async function runProxyChild(): Promise<void> {
   });
 }
 
-/** utime + stime of a process, from /proc (Linux); undefined elsewhere or once it is gone. */
-async function processCPUSeconds(pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const clockTicks = 100; // USER_HZ on every mainstream Linux build
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return undefined;
-  }
-}
-
 async function processRSS(pid: number | undefined): Promise<number | undefined> {
   if (pid === undefined) return undefined;
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
@@ -163,41 +149,7 @@ async function tcpConnections(
   return { upstream, accepted };
 }
 
-/** Our child kube-apiserver (SupervisedProcess execs it under setpriv, so its parent is us). */
-async function findApiserverPid(): Promise<number | undefined> {
-  for (const entry of await readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    if (name === "kube-apiserver" && ppid === process.pid) return Number(entry);
-  }
-  return undefined;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 const sortedCopy = (values: number[]) => [...values].sort((a, b) => a - b);
-
-function openSession(
-  url: string,
-  tls: { ca: string; cert: string; key: string },
-): Promise<ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const session = connect(url, { ...tls, minVersion: "TLSv1.3" });
-    session.once("connect", () => {
-      session.off("error", reject);
-      // A failing session also fails its streams, which stop the bench; this only keeps the
-      // session's own error event from being unhandled.
-      session.on("error", (err) => log(`HTTP/2 session to ${url}: ${err.message}`));
-      resolve(session);
-    });
-    session.once("error", reject);
-  });
-}
 
 function request(
   session: ClientHttp2Session,
@@ -277,12 +229,6 @@ function openWatch(
     }
   });
   return { stream, opened };
-}
-
-async function kubectl(cp: ControlPlane, args: string[], input?: string): Promise<string> {
-  const res = await runKubectl(cp.binDir, cp.kubeconfigPath, args, input === undefined ? {} : { input });
-  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${res.stderr}`);
-  return res.stdout;
 }
 
 async function setUpRBAC(cp: ControlPlane): Promise<string> {
@@ -369,57 +315,9 @@ class ProxyChild {
   }
 }
 
-interface Tally {
-  count: number;
-  seconds: number;
-  clientCPUSeconds: number;
-  proxyCPUSeconds: number;
-  apiserverCPUSeconds: number;
-  latenciesMs: number[];
-}
-
-const newTally = (): Tally => ({
-  count: 0,
-  seconds: 0,
-  clientCPUSeconds: 0,
-  proxyCPUSeconds: 0,
-  apiserverCPUSeconds: 0,
-  latenciesMs: [],
-});
-
 let apiserverPid: number | undefined;
 let proxyPid: number | undefined;
-
-/** One round: `concurrency` workers issue requests back to back for `ms`, each timed. */
-async function round(op: () => Promise<unknown>, concurrency: number, ms: number, tally: Tally) {
-  const [apiserverBefore, proxyBefore] = await Promise.all([
-    processCPUSeconds(apiserverPid),
-    processCPUSeconds(proxyPid),
-  ]);
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  const end = started + ms;
-  const worker = async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      await op();
-      tally.latenciesMs.push(performance.now() - t0);
-      tally.count++;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  tally.seconds += (performance.now() - started) / 1000;
-  const used = process.cpuUsage(cpu);
-  tally.clientCPUSeconds += (used.user + used.system) / 1e6;
-  const [apiserverAfter, proxyAfter] = await Promise.all([
-    processCPUSeconds(apiserverPid),
-    processCPUSeconds(proxyPid),
-  ]);
-  if (apiserverBefore !== undefined && apiserverAfter !== undefined)
-    tally.apiserverCPUSeconds += apiserverAfter - apiserverBefore;
-  if (proxyBefore !== undefined && proxyAfter !== undefined)
-    tally.proxyCPUSeconds += proxyAfter - proxyBefore;
-}
+const watched = () => ({ apiserver: apiserverPid, proxy: proxyPid });
 
 const log = (m: string) => process.stderr.write(`[bench/proxy] ${m}\n`);
 const ms = (v: number) => v.toFixed(2).padStart(7);
@@ -476,9 +374,9 @@ async function main(): Promise<void> {
     const idle = await sample("idle, started");
 
     const asUser = (cert: IssuedCertificate, ca: string) => ({ ca, cert: cert.certPEM, key: cert.keyPEM });
-    const admin = await openSession(cp.server, { ca: caCert!, cert: adminCert!, key: adminKey! });
-    const direct = await openSession(cp.server, asUser(directUser, caCert!));
-    const viaProxy = await openSession(proxyURL, asUser(proxyUser, servingCA.certPEM));
+    const admin = await openSession(cp.server, { ca: caCert!, cert: adminCert!, key: adminKey! }, log);
+    const direct = await openSession(cp.server, asUser(directUser, caCert!), log);
+    const viaProxy = await openSession(proxyURL, asUser(proxyUser, servingCA.certPEM), log);
     sessions.push(admin, direct, viaProxy);
     const getNamespace = (session: ClientHttp2Session) => async () => {
       const res = await request(session, "GET", getPath);
@@ -520,9 +418,10 @@ async function main(): Promise<void> {
     for (const concurrency of concurrencies) {
       const tallies = stages.map(newTally);
       const scratch = newTally();
-      for (const stage of stages) await round(stage.op, concurrency, warmupMs, scratch);
+      for (const stage of stages) await round(stage.op, concurrency, warmupMs, scratch, watched());
       for (let i = 0; i < rounds; i++) {
-        for (const [j, stage] of stages.entries()) await round(stage.op, concurrency, roundMs, tallies[j]!);
+        for (const [j, stage] of stages.entries())
+          await round(stage.op, concurrency, roundMs, tallies[j]!, watched());
       }
       results.set(concurrency, tallies);
     }
@@ -570,7 +469,7 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const watchSessionList = await Promise.all(
       Array.from({ length: watchSessions }, () =>
-        openSession(proxyURL, asUser(proxyUser, servingCA.certPEM)),
+        openSession(proxyURL, asUser(proxyUser, servingCA.certPEM), log),
       ),
     );
     sessions.push(...watchSessionList);
@@ -651,7 +550,7 @@ async function main(): Promise<void> {
       ] as const) {
         const sorted = t.latenciesMs.sort((a, b) => a - b);
         const per = (s: number) => ((1000 * s) / t.count).toFixed(2);
-        const cpu = `${name === "proxy" ? per(t.proxyCPUSeconds) : "-"} | ${per(t.apiserverCPUSeconds)} | ${per(t.clientCPUSeconds)}`;
+        const cpu = `${name === "proxy" ? per(t.otherCPUSeconds.proxy ?? 0) : "-"} | ${per(t.otherCPUSeconds.apiserver ?? 0)} | ${per(t.cpuSeconds)}`;
         console.log(
           `   ${name.padEnd(24)} ${(t.count / t.seconds).toFixed(0).padStart(7)} ${ms(percentile(sorted, 50))} ${ms(percentile(sorted, 99))}  ${cpu.padStart(22)}`,
         );

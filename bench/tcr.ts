@@ -23,8 +23,8 @@
 //
 //   node bench/tcr.ts        (Node 24; node_modules/.bin/node where the system node is older)
 import { generateKeyPairSync, type KeyObject, randomUUID, sign } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
-import { type ClientHttp2Session, connect } from "node:http2";
+import { readFile } from "node:fs/promises";
+import type { ClientHttp2Session } from "node:http2";
 import { availableParallelism } from "node:os";
 import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import { CertificateAuthority } from "../certs/ca.ts";
@@ -40,8 +40,8 @@ import {
   frontProxyConfigFromConfigMap,
 } from "../server/frontproxy.ts";
 import type { IssueClientCertificate } from "../server/tokencredentialrequest.ts";
-import { runKubectl } from "../test/harness/cluster.ts";
 import { ServingCertHolder } from "../webhooks/servingcert.ts";
+import { findApiserverPid, kubectl, newTally, openSession, percentile, round, type Tally } from "./lib.ts";
 
 const warmupMs = 300;
 const rounds = 5;
@@ -69,83 +69,7 @@ const tcrBody = JSON.stringify({
   },
 });
 
-interface Tally {
-  count: number;
-  seconds: number;
-  cpuSeconds: number;
-  /** kube-apiserver's CPU time over the same rounds, when its process was found. */
-  apiserverCPUSeconds: number;
-  latenciesMs: number[];
-}
-
-const newTally = (): Tally => ({
-  count: 0,
-  seconds: 0,
-  cpuSeconds: 0,
-  apiserverCPUSeconds: 0,
-  latenciesMs: [],
-});
-
-/** utime + stime of a process, from /proc (Linux); undefined elsewhere or once it is gone. */
-async function processCPUSeconds(pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const clockTicks = 100; // USER_HZ on every mainstream Linux build
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Our child kube-apiserver (SupervisedProcess execs it under setpriv, so its parent is us). */
-async function findApiserverPid(): Promise<number | undefined> {
-  for (const entry of await readdir("/proc").catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    if (name === "kube-apiserver" && ppid === process.pid) return Number(entry);
-  }
-  return undefined;
-}
-
 let apiserverPid: number | undefined;
-
-/** One round: `concurrency` workers issue requests back to back for `ms`, each timed. */
-async function round(
-  op: () => Promise<unknown>,
-  concurrency: number,
-  ms: number,
-  tally: Tally,
-): Promise<void> {
-  const apiserverBefore = await processCPUSeconds(apiserverPid);
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  const end = started + ms;
-  const worker = async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      await op();
-      tally.latenciesMs.push(performance.now() - t0);
-      tally.count++;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  tally.seconds += (performance.now() - started) / 1000;
-  const used = process.cpuUsage(cpu);
-  tally.cpuSeconds += (used.user + used.system) / 1e6;
-  const apiserverAfter = await processCPUSeconds(apiserverPid);
-  if (apiserverBefore !== undefined && apiserverAfter !== undefined)
-    tally.apiserverCPUSeconds += apiserverAfter - apiserverBefore;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 function signAsync(data: Buffer, key: KeyObject): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -189,29 +113,6 @@ function postTCR(session: ClientHttp2Session, headers: Record<string, string>): 
     req.on("error", reject);
     req.end(tcrBody);
   });
-}
-
-function openSession(
-  url: string,
-  tls: { ca: string; cert: string; key: string },
-): Promise<ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const session = connect(url, { ...tls, minVersion: "TLSv1.3" });
-    session.once("connect", () => {
-      session.off("error", reject);
-      // A failing session also fails its streams, which stop the bench; this only keeps the
-      // session's own error event from being unhandled.
-      session.on("error", (err) => log(`HTTP/2 session to ${url}: ${err.message}`));
-      resolve(session);
-    });
-    session.once("error", reject);
-  });
-}
-
-async function kubectl(cp: ControlPlane, args: string[], input?: string): Promise<string> {
-  const res = await runKubectl(cp.binDir, cp.kubeconfigPath, args, input === undefined ? {} : { input });
-  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${res.stderr}`);
-  return res.stdout;
 }
 
 /** Our listener, issuing from `signer`, registered behind kube-apiserver and Available. */
@@ -344,12 +245,12 @@ try {
   const registered = await registerConciergeAPI(cp, signer);
   server = registered.server;
   apiserverPid = await findApiserverPid();
-  const direct = await openSession(`https://127.0.0.1:${server.port}`, {
-    ca: registered.servingCAPEM,
-    cert: frontProxyCert!,
-    key: frontProxyKey!,
-  });
-  const viaAggregator = await openSession(cp.server, { ca: caCert!, cert: adminCert!, key: adminKey! });
+  const direct = await openSession(
+    `https://127.0.0.1:${server.port}`,
+    { ca: registered.servingCAPEM, cert: frontProxyCert!, key: frontProxyKey! },
+    log,
+  );
+  const viaAggregator = await openSession(cp.server, { ca: caCert!, cert: adminCert!, key: adminKey! }, log);
   sessions.push(direct, viaAggregator);
   // What kube-apiserver's aggregator forwards for the admin.
   const frontProxyHeaders = { "x-remote-user": "kubernetes-admin", "x-remote-group": "system:masters" };
@@ -380,12 +281,12 @@ try {
     const scratch = newTally();
     for (const stage of stages) {
       signer.set(stage.ca);
-      await round(stage.op, concurrency, warmupMs, scratch);
+      await round(stage.op, concurrency, warmupMs, scratch, { apiserver: apiserverPid });
     }
     for (let i = 0; i < rounds; i++) {
       for (const [j, stage] of stages.entries()) {
         signer.set(stage.ca);
-        await round(stage.op, concurrency, roundMs, tallies[j]!);
+        await round(stage.op, concurrency, roundMs, tallies[j]!, { apiserver: apiserverPid });
       }
     }
     results.set(concurrency, tallies);
@@ -417,7 +318,7 @@ try {
         const sorted = t.latenciesMs.sort((a, b) => a - b);
         const ours = ((1000 * t.cpuSeconds) / t.count).toFixed(2);
         const apiserver =
-          k === 3 && apiserverPid ? ((1000 * t.apiserverCPUSeconds) / t.count).toFixed(2) : "-";
+          k === 3 && apiserverPid ? ((1000 * (t.otherCPUSeconds.apiserver ?? 0)) / t.count).toFixed(2) : "-";
         console.log(
           `  ${stages[base + k]!.name.padEnd(36)} ${rate(k).toFixed(0).padStart(7)} ` +
             `${percentile(sorted, 50).toFixed(2).padStart(7)} ${percentile(sorted, 99).toFixed(2).padStart(7)}  ` +
