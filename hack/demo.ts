@@ -86,6 +86,16 @@ async function pinniped(args: string[]): Promise<KubectlResult> {
   return res;
 }
 
+/** Every CredentialIssuer's strategies, as the admin sees them (none while it cannot list). */
+async function strategies(): Promise<{ type: string; status: string; reason: string }[]> {
+  const res = await kubectl(["get", "credentialissuer", "-o", "json"], { quiet: true });
+  if (res.code !== 0) return [];
+  const issuers = JSON.parse(res.stdout) as {
+    items: { status?: { strategies?: { type: string; status: string; reason: string }[] } }[];
+  };
+  return issuers.items.flatMap((i) => i.status?.strategies ?? []);
+}
+
 function must(res: KubectlResult, what: string): string {
   if (res.code !== 0) throw new Error(`${what} failed (exit ${res.code})`);
   return res.stdout;
@@ -193,16 +203,8 @@ try {
   note("waiting for kube-cert-agent to fetch the signing key through the played kubelet…");
   await eventually(
     "the KubeClusterSigningCertificate strategy",
-    async () => {
-      const res = await kubectl(["get", "credentialissuer", "-o", "json"], { quiet: true });
-      const issuers = (res.code === 0 ? JSON.parse(res.stdout) : { items: [] }) as {
-        items: { status?: { strategies?: { type: string; status: string }[] } }[];
-      };
-      const strategies = issuers.items.flatMap((i) => i.status?.strategies ?? []);
-      return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success")
-        ? true
-        : undefined;
-    },
+    async () =>
+      (await strategies()).some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success"),
     { timeoutMs: 120_000 },
   );
   must(
@@ -307,15 +309,7 @@ try {
   );
   await eventually(
     "the ImpersonationProxy strategy",
-    async () => {
-      const res = await kubectl(["get", "credentialissuer", "-o", "json"], { quiet: true });
-      const issuers = (res.code === 0 ? JSON.parse(res.stdout) : { items: [] }) as {
-        items: { status?: { strategies?: { type: string; reason: string }[] } }[];
-      };
-      return issuers.items
-        .flatMap((i) => i.status?.strategies ?? [])
-        .some((s) => s.type === "ImpersonationProxy" && s.reason === "Listening");
-    },
+    async () => (await strategies()).some((s) => s.type === "ImpersonationProxy" && s.reason === "Listening"),
     { timeoutMs: 60_000 },
   );
   must(
