@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager and kubectl from the
+# Builds etcd, the control plane (kube-apiserver, kube-controller-manager,
+# kube-scheduler), the node (kubelet, kube-proxy) and kubectl from the
 # modules pinned in hack/k8s/go.mod into a cache keyed by those pins and the Go
 # version, and prints the bin directory. A warm cache returns at once.
 set -euo pipefail
@@ -9,11 +10,22 @@ src="$here/k8s"
 key="$(cat "$src/go.mod" "$src/go.sum" "$src/etcd/main.go" "$0" <(go version) | sha256sum | cut -c1-16)"
 cache="${CONCIERGE_K8S_CACHE:-$root/.cache/k8s}"
 bin="$cache/$key/bin"
-binaries=(etcd kube-apiserver kube-controller-manager kubectl)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
-complete=1
-for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || complete=0; done
-if [[ $complete == 1 ]]; then
+built() {
+  for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
+}
+if built; then
+  echo "$bin"
+  exit 0
+fi
+
+# Two runs that need the same build (parallel test runs, several clones sharing a cache) take
+# turns: the second finds the first one's result.
+mkdir -p "$cache"
+exec 9>"$cache/$key.lock"
+flock 9
+if built; then
   echo "$bin"
   exit 0
 fi
@@ -38,7 +50,9 @@ mkdir -p "$tmp"
   done
   flags=(-trimpath "-ldflags=$ldflags")
   go build "${flags[@]}" -o "$tmp/etcd" ./etcd
-  go build "${flags[@]}" -o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+  cmds=()
+  for b in "${binaries[@]:1}"; do cmds+=("k8s.io/kubernetes/cmd/$b"); done
+  go build "${flags[@]}" -o "$tmp/" "${cmds[@]}"
 ) >&2
 for b in "${binaries[@]}"; do
   [[ -x "$tmp/$b" ]] || { echo "build-k8s: $b was not produced" >&2; exit 1; }
