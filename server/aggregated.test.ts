@@ -322,6 +322,29 @@ describe("aggregated API server", () => {
           body: "{",
         });
         assert.equal(notJSON.status, 400);
+        assert.equal(notJSON.json().message, "the body of the request is not valid JSON");
+        const secretish = await send({
+          method: "POST",
+          path: `${login}/tokencredentialrequests`,
+          headers: json,
+          body: '{"spec": secret-looking-data}',
+        });
+        assert.equal(secretish.json().message, "the body of the request is not valid JSON");
+        const errorsBefore = logs.lines.filter((l) => l.level === "error").length;
+        for (const path of [`${login}/tokencredentialrequests`, `${identity}/whoamirequests`]) {
+          const nested = await send({
+            method: "POST",
+            path,
+            headers: json,
+            body: `${"[".repeat(1500)}${"]".repeat(1500)}`,
+          });
+          assert.equal(nested.status, 400, path);
+          assert.match(
+            nested.json().message as string,
+            /^not a \w+: the body is an array, not a JSON object$/,
+          );
+        }
+        assert.equal(logs.lines.filter((l) => l.level === "error").length, errorsBefore);
         const huge = await send({
           method: "POST",
           path: `${login}/tokencredentialrequests`,

@@ -185,8 +185,9 @@ export function createAggregatedAPIHandler(
     const raw = await readBody(req, maxBodyBytes);
     try {
       return JSON.parse(raw.toString("utf8"));
-    } catch (err) {
-      throw new HTTPError(badRequest(`the body of the request is not JSON: ${(err as Error).message}`));
+    } catch {
+      // V8's message quotes the body; this one must not.
+      throw new HTTPError(badRequest("the body of the request is not valid JSON"));
     }
   }
 

@@ -229,16 +229,22 @@ describe("TokenCredentialRequest create", () => {
   it("refuses what is not a TokenCredentialRequest", async () => {
     const { a } = ok();
     const { handler } = setup(a);
-    for (const body of [
-      null,
-      [],
-      "x",
-      request({}, { kind: "WhoAmIRequest" }),
-      request({}, { apiVersion: "v1" }),
-    ]) {
+    const deep = JSON.parse(`${"[".repeat(5000)}${"]".repeat(5000)}`);
+    const cases: [unknown, string][] = [
+      [null, "the body is null, not a JSON object"],
+      [[], "the body is an array, not a JSON object"],
+      ["x", "the body is a string, not a JSON object"],
+      [7, "the body is a number, not a JSON object"],
+      [deep, "the body is an array, not a JSON object"],
+      [request({}, { kind: "WhoAmIRequest" }), 'kind must be "TokenCredentialRequest"'],
+      [request({}, { apiVersion: "v1" }), `apiVersion must be "${group}/v1alpha1"`],
+      [{ apiVersion: deep }, `apiVersion must be "${group}/v1alpha1"`],
+      [{ kind: "x".repeat(200_000) }, 'kind must be "TokenCredentialRequest"'],
+    ];
+    for (const [body, why] of cases) {
       const res = await handler(body, ctx());
-      assert.equal(res.code, 400, JSON.stringify(body));
-      assert.match((res.body as { message: string }).message, /^not a TokenCredentialRequest: /);
+      assert.equal(res.code, 400, why);
+      assert.equal((res.body as { message: string }).message, `not a TokenCredentialRequest: ${why}`);
     }
     for (const spec of [{ token: 5 }, { authenticator: "corp" }, { authenticator: { name: 1 } }]) {
       const res = await handler(request(spec), ctx());

@@ -9,6 +9,7 @@ import type { AuthenticationResult, UserInfo } from "../authenticators/types.ts"
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type APIResponse, badRequest, dryRunError, invalid } from "./status.ts";
+import { objectOfKind } from "./typemeta.ts";
 
 export interface IssuedClientCertificate {
   /** The leaf only. */
@@ -98,15 +99,10 @@ const cannotHandle = (why: string) =>
   badRequest(`${tcr.kind} in version "${tcr.version}" cannot be handled as a ${tcr.kind}: ${why}`);
 
 /** The request as the generic apiserver would decode it, or the 400 it would answer. */
-function decode(body: unknown): Decoded | APIResponse {
-  if (!isObject(body)) return badRequest(`not a ${tcr.kind}: ${JSON.stringify(body)}`);
-  const { apiVersion, kind } = body;
-  if (
-    (apiVersion !== undefined && apiVersion !== `${tcr.group}/${tcr.version}`) ||
-    (kind !== undefined && kind !== tcr.kind)
-  ) {
-    return badRequest(`not a ${tcr.kind}: ${JSON.stringify({ apiVersion, kind })}`);
-  }
+function decode(value: unknown): Decoded | APIResponse {
+  const typed = objectOfKind(value, tcr);
+  if ("error" in typed) return badRequest(typed.error);
+  const body = typed.object;
   const metadata = body.metadata ?? {};
   if (!isObject(metadata)) return cannotHandle("metadata must be an object");
   const name = metadata.name ?? "";

@@ -49,15 +49,20 @@ describe("WhoAmIRequest create", () => {
       (ns.body as { message: string }).message,
       "namespace is not allowed on WhoAmIRequest: default",
     );
-    for (const other of [
-      null,
-      [],
-      { ...body, kind: "TokenCredentialRequest" },
-      { ...body, apiVersion: "v1" },
-    ]) {
+    const deep = JSON.parse(`${"[".repeat(5000)}${"]".repeat(5000)}`);
+    const cases: [unknown, string][] = [
+      [null, "the body is null, not a JSON object"],
+      [[], "the body is an array, not a JSON object"],
+      [deep, "the body is an array, not a JSON object"],
+      [true, "the body is a boolean, not a JSON object"],
+      [{ ...body, kind: "TokenCredentialRequest" }, 'kind must be "WhoAmIRequest"'],
+      [{ ...body, apiVersion: "v1" }, `apiVersion must be "${group}/v1alpha1"`],
+      [{ apiVersion: deep }, `apiVersion must be "${group}/v1alpha1"`],
+    ];
+    for (const [other, why] of cases) {
       const res = createWhoAmIRequest(other, { dryRun: [], user: admin });
-      assert.equal(res.code, 400);
-      assert.match((res.body as { message: string }).message, /^not a WhoAmIRequest: /);
+      assert.equal(res.code, 400, why);
+      assert.equal((res.body as { message: string }).message, `not a WhoAmIRequest: ${why}`);
     }
   });
 });

@@ -3,6 +3,7 @@
 import { whoAmIRequest as who } from "../apis/index.ts";
 import type { RequestUser } from "./frontproxy.ts";
 import { type APIResponse, badRequest, dryRunError } from "./status.ts";
+import { objectOfKind } from "./typemeta.ts";
 
 export interface WhoAmIContext {
   namespace?: string;
@@ -10,20 +11,9 @@ export interface WhoAmIContext {
   user: RequestUser;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
-
 export function createWhoAmIRequest(body: unknown, ctx: WhoAmIContext): APIResponse {
-  const notOne = () => badRequest(`not a ${who.kind}: ${JSON.stringify(body)}`);
-  if (!isObject(body)) return notOne();
-  if (
-    (body.apiVersion !== undefined && body.apiVersion !== `${who.group}/${who.version}`) ||
-    (body.kind !== undefined && body.kind !== who.kind)
-  ) {
-    return badRequest(
-      `not a ${who.kind}: ${JSON.stringify({ apiVersion: body.apiVersion, kind: body.kind })}`,
-    );
-  }
+  const typed = objectOfKind(body, who);
+  if ("error" in typed) return badRequest(typed.error);
   const dryRun = dryRunError(who.group, ctx.dryRun);
   if (dryRun) return dryRun;
   if (ctx.namespace) return badRequest(`namespace is not allowed on ${who.kind}: ${ctx.namespace}`);
