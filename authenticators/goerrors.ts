@@ -4,7 +4,7 @@
 // compare conditions across implementations, so both reconcilers word them from here.
 import type { X509Certificate } from "node:crypto";
 import { isIP, type Socket } from "node:net";
-import { rfc3339 } from "../controllers/runtime/clock.ts";
+import { rfc3339 } from "../kube/clock.ts";
 import { HTTPSError } from "./https.ts";
 
 /** The fields Node sets on system and OpenSSL errors. */

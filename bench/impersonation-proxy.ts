@@ -31,12 +31,12 @@ import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
 import { CertificateAuthority } from "../certs/ca.ts";
 import { type IssuedCertificate, issueClientCertificate, issueServingCertificate } from "../certs/issue.ts";
-import { KubeRestClient } from "../controllers/runtime/rest.ts";
 import { type ControlPlane, startControlPlane } from "../hack/controlplane.ts";
 import { createRequestDecider } from "../impersonator/decider.ts";
 import { startImpersonationProxy } from "../impersonator/server.ts";
 import { ProxyTLSHolder } from "../impersonator/tlsholder.ts";
 import type { ProxyTLS } from "../impersonator/types.ts";
+import { KubeRestClient } from "../kube/rest.ts";
 import { findApiserverPid, kubectl, newTally, openSession, percentile, round, type Tally } from "./lib.ts";
 
 const warmupMs = 300;

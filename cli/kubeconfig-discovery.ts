@@ -2,7 +2,7 @@
 // step 3), waiting for Pending strategies, and the JWTAuthenticator's OIDC CA bundle when it lives
 // in a Secret or ConfigMap of the Concierge's namespace.
 import { X509Certificate } from "node:crypto";
-import type { RestClient } from "../controllers/runtime/rest.ts";
+import type { RestClient } from "../kube/rest.ts";
 import { UsageError } from "./flags.ts";
 
 export type ConciergeMode = "TokenCredentialRequestAPI" | "ImpersonationProxy";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { RequestOptions, RestClient } from "../controllers/runtime/rest.ts";
+import type { RequestOptions, RestClient } from "../kube/rest.ts";
 import { startHTTPSServer, type TestHTTPSServer } from "../test/harness/tls.ts";
 import {
   buildKubeconfig,

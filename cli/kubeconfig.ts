@@ -6,7 +6,7 @@ import { chmod, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { KubeRestClient, type RestClient } from "../controllers/runtime/rest.ts";
+import { KubeRestClient, type RestClient } from "../kube/rest.ts";
 import {
   authenticatorKind,
   defaultAPIGroupSuffix,

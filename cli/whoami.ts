@@ -1,7 +1,7 @@
 // `pinniped whoami`: who the cluster thinks the current kubeconfig's user is, from a
 // WhoAmIRequest (what kube-apiserver forwarded to the Concierge through aggregation).
 import { stringify } from "yaml";
-import { isApiError, KubeRestClient } from "../controllers/runtime/rest.ts";
+import { isApiError, KubeRestClient } from "../kube/rest.ts";
 import { defaultAPIGroupSuffix, parseFlags, UsageError, validateAPIGroupSuffix } from "./flags.ts";
 import { loadKubeConfig } from "./kube.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeClock, settle } from "../controllers/runtime/clock.ts";
 import { apiStatusError, FakeRestClient } from "../controllers/runtime/testing.ts";
+import { FakeClock, settle } from "../kube/clock.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type Attributes, type AuthorizerOptions, createAuthorizer, decisionMarker } from "./authz.ts";
 import type { UserInfo } from "./types.ts";

@@ -3,8 +3,8 @@
 // proxy's impersonation rights behind it. Denials are worded as Kubernetes' WithAuthorization
 // filter words them, with upstream's marker appended so it is clear who decided.
 import { createHash } from "node:crypto";
-import type { Clock } from "../controllers/runtime/clock.ts";
-import type { RestClient } from "../controllers/runtime/rest.ts";
+import type { Clock } from "../kube/clock.ts";
+import type { RestClient } from "../kube/rest.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { callWithDeadline } from "./authn.ts";
 import type { UserInfo } from "./types.ts";

@@ -1,8 +1,8 @@
 // The impersonation proxy's decision for one request, in the order of the generic apiserver's
 // handler chain upstream builds on: request info, authentication, nested impersonation,
 // authorization; then how to forward it (upstream's getTransportForUser).
-import { type Clock, realClock } from "../controllers/runtime/clock.ts";
-import { isApiError, type RestClient } from "../controllers/runtime/rest.ts";
+import { type Clock, realClock } from "../kube/clock.ts";
+import { isApiError, type RestClient } from "../kube/rest.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeClock } from "../controllers/runtime/clock.ts";
 import { eventually, FakeRestClient } from "../controllers/runtime/testing.ts";
+import { FakeClock } from "../kube/clock.ts";
 import { memoryLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { ServiceAccountTokenClient } from "./tokenclient.ts";

@@ -3,8 +3,8 @@
 // nothing else, so the proxy fails closed if a request ever went upstream without Impersonate-*
 // headers. Every replica keeps a token for its lifetime, leader or not, so a replica can serve
 // the moment its proxy listener starts.
-import { type Clock, realClock, sleep } from "../controllers/runtime/clock.ts";
-import type { RestClient } from "../controllers/runtime/rest.ts";
+import { type Clock, realClock, sleep } from "../kube/clock.ts";
+import type { RestClient } from "../kube/rest.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 

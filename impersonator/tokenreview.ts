@@ -3,8 +3,8 @@
 // authenticators) authenticate here. Successful reviews are cached briefly, like the generic
 // apiserver's delegating authenticator, because every request through the proxy carries the token.
 import { createHash } from "node:crypto";
-import type { Clock } from "../controllers/runtime/clock.ts";
-import type { RestClient } from "../controllers/runtime/rest.ts";
+import type { Clock } from "../kube/clock.ts";
+import type { RestClient } from "../kube/rest.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { callWithDeadline } from "./authn.ts";
 import type { UserInfo } from "./types.ts";

@@ -6,7 +6,7 @@
 // request never waits on the cluster.
 import { X509Certificate } from "node:crypto";
 import type { InformerSource } from "../controllers/runtime/informer.ts";
-import type { KubeObject } from "../controllers/runtime/resource.ts";
+import type { KubeObject } from "../kube/resource.ts";
 import type { Logger } from "../observability/logger.ts";
 
 export const extensionAPIServerAuthentication = {

@@ -10,13 +10,13 @@ import { ProxyCredentials } from "../controllers/impersonatorconfig/credentials.
 import { register as registerImpersonatorConfig } from "../controllers/impersonatorconfig/reconciler.ts";
 import type { InformerSource } from "../controllers/runtime/informer.ts";
 import type { Manager } from "../controllers/runtime/manager.ts";
-import type { KubeObject } from "../controllers/runtime/resource.ts";
-import { KubeRestClient } from "../controllers/runtime/rest.ts";
 import { clientCAFromConfigMap } from "../impersonator/clientca.ts";
 import { createRequestDecider } from "../impersonator/decider.ts";
 import { ImpersonationProxyRunner } from "../impersonator/server.ts";
 import { ProxyTLSHolder } from "../impersonator/tlsholder.ts";
 import { ServiceAccountTokenClient } from "../impersonator/tokenclient.ts";
+import type { KubeObject } from "../kube/resource.ts";
+import { KubeRestClient } from "../kube/rest.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { ConciergeConfig } from "./config.ts";

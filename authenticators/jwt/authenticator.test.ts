@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from "jose";
-import { FakeClock } from "../../controllers/runtime/clock.ts";
+import { FakeClock } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import { type ClaimsSpecInput, compileClaims } from "../cel/claims.ts";

@@ -6,7 +6,7 @@
 // audience and times of the still-unverified claims, so that foreign, expired or garbage tokens cost
 // no signature check and can never trigger a JWKS fetch. Only then the signature, then the claims.
 import { compactVerify, errors, type LocalJWKSet } from "jose";
-import { type Clock, realClock } from "../../controllers/runtime/clock.ts";
+import { type Clock, realClock } from "../../kube/clock.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import type { CompiledClaims } from "../cel/claims.ts";

@@ -2,7 +2,7 @@
 // in memory. Refreshed on a timer, and on demand when a token names a key we do not have, with the
 // on-demand fetches rate-limited so that tokens with made-up key IDs cannot make us hammer the issuer.
 import { createLocalJWKSet, type JSONWebKeySet, type LocalJWKSet } from "jose";
-import type { Clock, Timer } from "../../controllers/runtime/clock.ts";
+import type { Clock, Timer } from "../../kube/clock.ts";
 import { HTTPSError, httpsGetJSON } from "../https.ts";
 
 /** A JWKS is a few kilobytes; anything near this is not a key set. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
-import { FakeClock, settle } from "../../controllers/runtime/clock.ts";
+import { FakeClock, settle } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import {

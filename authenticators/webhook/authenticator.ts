@@ -1,7 +1,7 @@
 // The WebhookAuthenticator's token authenticator: asks a remote webhook, with a TokenReview,
 // who a token belongs to (Kubernetes' webhook token authenticator, as upstream embeds it).
 import { performance } from "node:perf_hooks";
-import { type Clock, realClock, sleep } from "../../controllers/runtime/clock.ts";
+import { type Clock, realClock, sleep } from "../../kube/clock.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import { httpsRequest } from "../https.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeClock } from "../../controllers/runtime/clock.ts";
+import { FakeClock } from "../../kube/clock.ts";
 import { SuccessCache, tokenHash } from "./successcache.ts";
 
 const user = (username: string) => ({ username, groups: ["g"] });

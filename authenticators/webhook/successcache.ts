@@ -2,7 +2,7 @@
 // costs the webhook one request. Only positive answers are kept: a token the webhook refused
 // (or could not judge) is asked about again every time.
 import { createHash } from "node:crypto";
-import type { Clock } from "../../controllers/runtime/clock.ts";
+import type { Clock } from "../../kube/clock.ts";
 import type { UserInfo } from "../types.ts";
 
 /** The key a token is remembered by: never the token itself. */

@@ -9,8 +9,10 @@ import { randomBytes } from "node:crypto";
 import { CertificateAuthority } from "../../certs/ca.ts";
 import type { CertEnv } from "../../certs/env.ts";
 import { issueServingCertificate } from "../../certs/issue.ts";
+import type { Clock } from "../../kube/clock.ts";
+import { collectionPath, keyFor, objectPath, type ResourceRef } from "../../kube/resource.ts";
+import { isAlreadyExists, isApiError, isConflict, isNotFound, type RestClient } from "../../kube/rest.ts";
 import type { ServingCert, ServingCertHolder } from "../../webhooks/servingcert.ts";
-import type { Clock } from "../runtime/clock.ts";
 import {
   type Controller,
   type ControllerOptions,
@@ -21,8 +23,6 @@ import {
 import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { collectionPath, keyFor, objectPath, type ResourceRef } from "../runtime/resource.ts";
-import { isAlreadyExists, isApiError, isConflict, isNotFound, type RestClient } from "../runtime/rest.ts";
 import {
   type APIServiceObject,
   caCertificateKey,

@@ -4,7 +4,7 @@
 // the APIServices and the admission webhook configuration.
 import { X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
-import type { KubeObject } from "../runtime/resource.ts";
+import type { KubeObject } from "../../kube/resource.ts";
 
 /** Upstream's Secret keys (certs_manager.go), kept so an upstream install's Secret reads the same. */
 export const caCertificateKey = "caCertificate";

@@ -3,7 +3,7 @@
 // Every replica fills it, so any replica that becomes the leader can write at once.
 import { isDeepStrictEqual } from "node:util";
 import type { StrategyType } from "../../apis/index.ts";
-import { deepFreeze } from "../runtime/resource.ts";
+import { deepFreeze } from "../../kube/resource.ts";
 import { compareStrategies, type StrategyUpdate } from "./merge.ts";
 
 export class StrategyHolder {

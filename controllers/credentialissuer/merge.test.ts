@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CredentialIssuerStrategy, StrategyType } from "../../apis/index.ts";
-import { rfc3339 } from "../runtime/clock.ts";
-import { deepFreeze } from "../runtime/resource.ts";
+import { rfc3339 } from "../../kube/clock.ts";
+import { deepFreeze } from "../../kube/resource.ts";
 import { compareStrategies, mergeStrategies, type StrategyUpdate } from "./merge.ts";
 
 const now = Date.UTC(2026, 0, 2, 3, 4, 5);

@@ -1,7 +1,7 @@
 // Upstream's issuerconfig helper: how strategy results are merged into CredentialIssuer.status.
 import { isDeepStrictEqual } from "node:util";
 import type { CredentialIssuerStrategy } from "../../apis/index.ts";
-import { rfc3339 } from "../runtime/clock.ts";
+import { rfc3339 } from "../../kube/clock.ts";
 
 /**
  * What a strategy reconciler publishes: a strategy without `lastUpdateTime`, which the merge

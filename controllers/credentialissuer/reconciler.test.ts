@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import type { CredentialIssuerStatus, CredentialIssuerStrategy } from "../../apis/index.ts";
+import { FakeClock, rfc3339, settle } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { FakeClock, rfc3339, settle } from "../runtime/clock.ts";
 import { Controller } from "../runtime/controller.ts";
 import { NotLeaderError } from "../runtime/leaderelection.ts";
 import { StatusWriter } from "../runtime/status.ts";

@@ -7,12 +7,12 @@ import {
   type CredentialIssuerStatus,
   credentialIssuer,
 } from "../../apis/index.ts";
-import type { Clock } from "../runtime/clock.ts";
+import type { Clock } from "../../kube/clock.ts";
+import type { KubeObject, ResourceRef } from "../../kube/resource.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
 import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
-import type { KubeObject, ResourceRef } from "../runtime/resource.ts";
 import type { StatusWriter } from "../runtime/status.ts";
 import type { StrategyHolder } from "./holder.ts";
 import { mergeStrategies } from "./merge.ts";

@@ -10,8 +10,8 @@ import {
   StrategyStatus,
 } from "../../apis/index.ts";
 import type { ServingNames } from "../../certs/issue.ts";
+import type { KubeObject } from "../../kube/resource.ts";
 import type { StrategyUpdate } from "../credentialissuer/merge.ts";
-import type { KubeObject } from "../runtime/resource.ts";
 
 export type Node = KubeObject;
 

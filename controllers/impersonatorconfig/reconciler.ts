@@ -9,15 +9,15 @@ import type { CredentialIssuerSpec } from "../../apis/index.ts";
 import { StrategyType } from "../../apis/index.ts";
 import type { SignerHolder } from "../../certs/signer.ts";
 import type { ProxyRunner } from "../../impersonator/types.ts";
+import type { Clock } from "../../kube/clock.ts";
+import { collectionPath, type KubeObject, objectPath, type ResourceRef } from "../../kube/resource.ts";
+import { isAlreadyExists, isConflict, isNotFound, type RestClient } from "../../kube/rest.ts";
 import type { StrategyHolder } from "../credentialissuer/holder.ts";
-import type { Clock } from "../runtime/clock.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
 import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
 import { NotLeaderError } from "../runtime/leaderelection.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { collectionPath, type KubeObject, objectPath, type ResourceRef } from "../runtime/resource.ts";
-import { isAlreadyExists, isConflict, isNotFound, type RestClient } from "../runtime/rest.ts";
 import type { ProxyCredentials, ProxyCredentialsState } from "./credentials.ts";
 import {
   desiredService,

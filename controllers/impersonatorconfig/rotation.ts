@@ -19,8 +19,8 @@ import {
   subjectKeyId,
   toPEM,
 } from "../../certs/x509.ts";
-import { rfc3339 } from "../runtime/clock.ts";
-import type { KubeObject } from "../runtime/resource.ts";
+import { rfc3339 } from "../../kube/clock.ts";
+import type { KubeObject } from "../../kube/resource.ts";
 
 export type Secret = KubeObject & { type?: string; data?: Record<string, string> };
 

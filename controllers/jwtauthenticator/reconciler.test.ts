@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { AuthenticatorCache } from "../../authenticators/cache.ts";
 import type { AuthenticationResult } from "../../authenticators/types.ts";
+import { FakeClock, rfc3339 } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import {
   startHTTPSServer as startTLSServer,
   type TestHTTPSServer as TestTLSServer,
 } from "../../test/harness/tls.ts";
-import { FakeClock, rfc3339 } from "../runtime/clock.ts";
 import type { Condition } from "../runtime/conditions.ts";
 import { Controller, type ControllerOptions, type SyncContext } from "../runtime/controller.ts";
 import { NotLeaderError } from "../runtime/leaderelection.ts";

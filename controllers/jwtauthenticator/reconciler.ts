@@ -15,16 +15,16 @@ import {
   type SecretLike,
 } from "../../authenticators/tls/cabundle.ts";
 import type { TokenAuthenticator } from "../../authenticators/types.ts";
+import type { Clock } from "../../kube/clock.ts";
+import { type KubeObject, keyOf, type ResourceRef } from "../../kube/resource.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { FieldError } from "../../webhooks/fielderror.ts";
-import type { Clock } from "../runtime/clock.ts";
 import { mergeConditions } from "../runtime/conditions.ts";
 import type { Controller, ControllerOptions, Filter, Syncer } from "../runtime/controller.ts";
 import { ownKey } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { type KubeObject, keyOf, type ResourceRef } from "../runtime/resource.ts";
 import type { StatusWriter } from "../runtime/status.ts";
 import { decide, fingerprint, type KeysProbe, type Observation, type Outcome } from "./decide.ts";
 import { discover } from "./discovery.ts";

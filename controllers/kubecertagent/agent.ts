@@ -2,7 +2,7 @@
 // which kube-controller-manager pod to copy, where its signing files are, the agent Deployment
 // built from it, whether an existing Deployment must change, and reading the agent's `print`.
 import { isDeepStrictEqual } from "node:util";
-import type { KubeObject, ObjectMeta } from "../runtime/resource.ts";
+import type { KubeObject, ObjectMeta } from "../../kube/resource.ts";
 
 /** Where upstream assumes the kube-controller-manager pods live. */
 export const controllerManagerNamespace = "kube-system";

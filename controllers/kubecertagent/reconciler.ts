@@ -6,6 +6,9 @@
 import { StrategyReason, StrategyStatus, StrategyType } from "../../apis/index.ts";
 import { CertificateAuthority } from "../../certs/ca.ts";
 import type { SignerHolder } from "../../certs/signer.ts";
+import type { Clock } from "../../kube/clock.ts";
+import { collectionPath, type KubeObject, objectPath, type ResourceRef } from "../../kube/resource.ts";
+import type { RestClient } from "../../kube/rest.ts";
 import {
   clusterInfoName,
   clusterInfoNamespace,
@@ -13,14 +16,11 @@ import {
 } from "../credentialissuer/frontend.ts";
 import type { StrategyHolder } from "../credentialissuer/holder.ts";
 import type { StrategyUpdate } from "../credentialissuer/merge.ts";
-import type { Clock } from "../runtime/clock.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
 import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
 import { NotLeaderError } from "../runtime/leaderelection.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { collectionPath, type KubeObject, objectPath, type ResourceRef } from "../runtime/resource.ts";
-import type { RestClient } from "../runtime/rest.ts";
 import {
   type AgentConfig,
   agentContainerName,

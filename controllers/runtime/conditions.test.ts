@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { rfc3339 } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { rfc3339 } from "./clock.ts";
 import { type Condition, type ConditionUpdate, mergeConditions, phaseFromConditions } from "./conditions.ts";
 
 const EARLIER = "2026-01-01T00:00:00Z";

@@ -1,5 +1,5 @@
+import { rfc3339 } from "../../kube/clock.ts";
 import type { Logger } from "../../observability/logger.ts";
-import { rfc3339 } from "./clock.ts";
 
 export type ConditionStatus = "True" | "False" | "Unknown";
 

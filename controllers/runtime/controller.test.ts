@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
+import { FakeClock, settle } from "../../kube/clock.ts";
+import type { KubeObject } from "../../kube/resource.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
-import { FakeClock, settle } from "./clock.ts";
 import { Controller, type Syncer, SyntheticRequeue, TerminalError } from "./controller.ts";
 import { ownKey, singletonKey, when } from "./filters.ts";
 import { NotLeaderError } from "./leaderelection.ts";
-import type { KubeObject } from "./resource.ts";
 import { eventually, FakeInformer } from "./testing.ts";
 
 const cm = (name: string, namespace = "ns", extra: Partial<KubeObject> = {}): KubeObject => ({

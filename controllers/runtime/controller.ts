@@ -1,9 +1,9 @@
+import { type Clock, realClock, sleep, whenAborted } from "../../kube/clock.ts";
+import type { KubeObject } from "../../kube/resource.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
-import { type Clock, realClock, sleep, whenAborted } from "./clock.ts";
 import type { InformerSource } from "./informer.ts";
 import { NotLeaderError } from "./leaderelection.ts";
-import type { KubeObject } from "./resource.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 /** What one sync gets: only the key. State is re-read from informer caches (level-based). */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { KubeObject } from "../../kube/resource.ts";
 import type { InformerEvent } from "./controller.ts";
 import { controllerOwnerKey, generationChanged, named, ownKey, singletonKey, when } from "./filters.ts";
-import type { KubeObject } from "./resource.ts";
 
 const obj = (name: string, extra: Record<string, unknown> = {}): KubeObject => ({
   metadata: { name, namespace: "ns", ...extra },

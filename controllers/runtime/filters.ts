@@ -1,5 +1,5 @@
+import { type KubeObject, keyFor, keyOf } from "../../kube/resource.ts";
 import type { Filter, InformerEvent } from "./controller.ts";
-import { type KubeObject, keyFor, keyOf } from "./resource.ts";
 
 /** Every event maps to the key of the object itself. */
 export const ownKey: Filter = (event) => keyOf(event.obj);

@@ -1,9 +1,9 @@
+import type { Clock } from "../../kube/clock.ts";
+import type { KubeObject, ResourceRef } from "../../kube/resource.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
-import type { Clock } from "./clock.ts";
 import { Informer, type InformerTiming } from "./informer.ts";
 import type { InformerTransport } from "./listwatch.ts";
-import type { KubeObject, ResourceRef } from "./resource.ts";
 
 export interface InformerFactoryOptions extends InformerTiming {
   transport: InformerTransport;

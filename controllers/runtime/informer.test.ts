@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
+import { FakeClock, settle } from "../../kube/clock.ts";
+import { type KubeObject, keyOf } from "../../kube/resource.ts";
+import { ApiError, type Query, StreamClosedError } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
-import { FakeClock, settle } from "./clock.ts";
 import { Informer, type InformerOptions } from "./informer.ts";
 import { InformerFactory } from "./informer-factory.ts";
 import type { InformerTransport, ListPage, WatchSink } from "./listwatch.ts";
-import { type KubeObject, keyOf } from "./resource.ts";
-import { ApiError, type Query, StreamClosedError } from "./rest.ts";
 import { eventually } from "./testing.ts";
 
 /** One watch the fake server holds open; the test drives it. */

@@ -1,7 +1,17 @@
+import { type Clock, realClock, sleep, type Timer } from "../../kube/clock.ts";
+import {
+  collectionPath,
+  deepFreeze,
+  groupResource,
+  type KubeObject,
+  keyFor,
+  keyOf,
+  type ResourceRef,
+} from "../../kube/resource.ts";
+import type { KubeStatus, Query } from "../../kube/rest.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import { Backoff } from "./backoff.ts";
-import { type Clock, realClock, sleep, type Timer } from "./clock.ts";
 import {
   classifyFailure,
   DecodeError,
@@ -12,16 +22,6 @@ import {
   type WatchEvent,
   watchErrorToApiError,
 } from "./listwatch.ts";
-import {
-  collectionPath,
-  deepFreeze,
-  groupResource,
-  type KubeObject,
-  keyFor,
-  keyOf,
-  type ResourceRef,
-} from "./resource.ts";
-import type { KubeStatus, Query } from "./rest.ts";
 
 /**
  * Callbacks for cache changes. They run synchronously after the cache has changed and should

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
+import { FakeClock, settle } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
-import { FakeClock, settle } from "./clock.ts";
 import { LeaderElector, leaderOnlyClient, NOT_LEADER_MESSAGE, NotLeaderError } from "./leaderelection.ts";
 import { FakeLeaseStore, FakeRestClient } from "./testing.ts";
 

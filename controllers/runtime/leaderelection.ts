@@ -1,8 +1,8 @@
+import { type Clock, realClock, rfc3339Micro, sleep } from "../../kube/clock.ts";
+import type { RequestOptions, RestClient, StreamOptions } from "../../kube/rest.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
-import { type Clock, realClock, rfc3339Micro, sleep } from "./clock.ts";
 import type { Lease, LeaseClient, LeaseSpec } from "./lease.ts";
-import type { RequestOptions, RestClient, StreamOptions } from "./rest.ts";
 
 /** Upstream's message, kept word for word: tests and operators grep for it. */
 export const NOT_LEADER_MESSAGE = "write attempt rejected as client is not leader";

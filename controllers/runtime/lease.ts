@@ -1,5 +1,5 @@
-import type { ObjectMeta } from "./resource.ts";
-import { isNotFound, type RestClient } from "./rest.ts";
+import type { ObjectMeta } from "../../kube/resource.ts";
+import { isNotFound, type RestClient } from "../../kube/rest.ts";
 
 /** `coordination.k8s.io/v1` LeaseSpec; the times are MicroTime strings. */
 export interface LeaseSpec {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ApiError, type RestClient, type StreamOptions } from "../../kube/rest.ts";
 import {
   classifyFailure,
   DecodeError,
@@ -10,7 +11,6 @@ import {
   type WatchEvent,
   watchErrorToApiError,
 } from "./listwatch.ts";
-import { ApiError, type RestClient, type StreamOptions } from "./rest.ts";
 
 describe("parseWatchLine", () => {
   it("parses watch events and rejects anything else", () => {

@@ -1,5 +1,11 @@
-import type { KubeObject } from "./resource.ts";
-import { ApiError, type KubeStatus, type Query, type RestClient, StreamClosedError } from "./rest.ts";
+import type { KubeObject } from "../../kube/resource.ts";
+import {
+  ApiError,
+  type KubeStatus,
+  type Query,
+  type RestClient,
+  StreamClosedError,
+} from "../../kube/rest.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { FakeClock, settle } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { FakeClock, settle } from "./clock.ts";
 import { ownKey } from "./filters.ts";
 import { NOT_LEADER_MESSAGE } from "./leaderelection.ts";
 import type { InformerTransport } from "./listwatch.ts";

@@ -1,14 +1,14 @@
 import type { KubeConfig } from "@kubernetes/client-node";
+import { type Clock, realClock, whenAborted } from "../../kube/clock.ts";
+import { KubeRestClient, type RestClient } from "../../kube/rest.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
-import { type Clock, realClock, whenAborted } from "./clock.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import type { InformerTiming } from "./informer.ts";
 import { InformerFactory } from "./informer-factory.ts";
 import { LeaderElector, type LeaderElectorOptions, leaderOnlyClient } from "./leaderelection.ts";
 import { type LeaseClient, restLeaseClient } from "./lease.ts";
 import { type InformerTransport, restTransport } from "./listwatch.ts";
-import { KubeRestClient, type RestClient } from "./rest.ts";
 import { FIELD_MANAGER, StatusWriter } from "./status.ts";
 
 export interface ManagerOptions {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { deepFreeze, type KubeObject } from "../../kube/resource.ts";
 import { SyntheticRequeue } from "./controller.ts";
 import { NOT_LEADER_MESSAGE, NotLeaderError } from "./leaderelection.ts";
-import { deepFreeze, type KubeObject } from "./resource.ts";
 import { mergePatch, StatusWriter } from "./status.ts";
 import { apiStatusError, FakeRestClient } from "./testing.ts";
 

@@ -1,8 +1,8 @@
 import { isDeepStrictEqual } from "node:util";
+import { type KubeObject, objectPath, type ResourceRef } from "../../kube/resource.ts";
+import { isConflict, type RestClient } from "../../kube/rest.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { SyntheticRequeue } from "./controller.ts";
-import { type KubeObject, objectPath, type ResourceRef } from "./resource.ts";
-import { isConflict, type RestClient } from "./rest.ts";
 
 export const FIELD_MANAGER = "concierge";
 

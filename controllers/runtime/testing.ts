@@ -2,11 +2,11 @@
  * Fakes for unit tests of reconcilers and of the runtime itself: an informer whose content a
  * test sets directly, and a RestClient that records requests and answers from reactors.
  */
-import { settle } from "./clock.ts";
+import { settle } from "../../kube/clock.ts";
+import { deepFreeze, type KubeObject, keyFor, keyOf } from "../../kube/resource.ts";
+import { ApiError, type RequestOptions, type RestClient, type StreamOptions } from "../../kube/rest.ts";
 import type { EventHandler, InformerSource } from "./informer.ts";
 import type { Lease, LeaseClient } from "./lease.ts";
-import { deepFreeze, type KubeObject, keyFor, keyOf } from "./resource.ts";
-import { ApiError, type RequestOptions, type RestClient, type StreamOptions } from "./rest.ts";
 
 /** An in-memory InformerSource: `upsert`/`remove` change the cache and emit events like an informer. */
 export class FakeInformer<T extends KubeObject = KubeObject> implements InformerSource<T> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeClock, settle } from "./clock.ts";
+import { FakeClock, settle } from "../../kube/clock.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 /** Takes every key that is ready now, without blocking. */

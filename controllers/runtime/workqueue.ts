@@ -1,4 +1,4 @@
-import { type Clock, realClock, type Timer } from "./clock.ts";
+import { type Clock, realClock, type Timer } from "../../kube/clock.ts";
 
 export interface WorkQueueOptions {
   clock?: Clock;

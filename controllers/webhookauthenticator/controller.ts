@@ -12,15 +12,15 @@ import {
   WebhookTokenAuthenticator,
   type WebhookTokenAuthenticatorOptions,
 } from "../../authenticators/webhook/authenticator.ts";
+import type { Clock } from "../../kube/clock.ts";
+import { type KubeObject, keyOf, type ResourceRef } from "../../kube/resource.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
-import type { Clock } from "../runtime/clock.ts";
 import { mergeConditions } from "../runtime/conditions.ts";
 import { type Controller, type Filter, type Syncer, TerminalError } from "../runtime/controller.ts";
 import { ownKey } from "../runtime/filters.ts";
 import type { Lister } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { type KubeObject, keyOf, type ResourceRef } from "../runtime/resource.ts";
 import type { StatusWriter } from "../runtime/status.ts";
 import { type Check, decide, needsProbe } from "./decide.ts";
 import { type Dialer, defaultDialTimeoutMs, tlsDial } from "./dial.ts";

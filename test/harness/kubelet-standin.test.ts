@@ -13,8 +13,8 @@ import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { connect, type TLSSocket } from "node:tls";
-import { ApiError, type RequestOptions, type RestClient } from "../../controllers/runtime/rest.ts";
 import { newCA, newCert } from "../../hack/pki.ts";
+import { ApiError, type RequestOptions, type RestClient } from "../../kube/rest.ts";
 import {
   apiServerKubeletClientCN,
   type ControlFrame,

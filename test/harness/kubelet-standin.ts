@@ -20,7 +20,7 @@ import { createServer } from "node:https";
 import { type Duplex, PassThrough, type Readable, Writable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { constants, createDeflate, createInflate, type Deflate, type Inflate } from "node:zlib";
-import { isAlreadyExists, type RestClient } from "../../controllers/runtime/rest.ts";
+import { isAlreadyExists, type RestClient } from "../../kube/rest.ts";
 import { testCA } from "./tls.ts";
 
 /** The identity kube-apiserver's `--kubelet-client-certificate` has in the test cluster's PKI. */

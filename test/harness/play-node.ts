@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Pod } from "../../controllers/kubecertagent/agent.ts";
-import { KubeRestClient } from "../../controllers/runtime/rest.ts";
+import { KubeRestClient } from "../../kube/rest.ts";
 import {
   type ExecRequest,
   type ExecResult,

@@ -6,7 +6,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { PassThrough, Readable, Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import type { RequestOptions, RestClient } from "../../controllers/runtime/rest.ts";
+import type { RequestOptions, RestClient } from "../../kube/rest.ts";
 import type { ExecIO, KubeletStandIn, PodHandlers } from "./kubelet-standin.ts";
 import { type PlayedPod, playPod } from "./play-pod.ts";
 

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Writable } from "node:stream";
 import { KubeConfig } from "@kubernetes/client-node";
-import { isApiError, KubeRestClient, type RestClient } from "../../controllers/runtime/rest.ts";
+import { isApiError, KubeRestClient, type RestClient } from "../../kube/rest.ts";
 import {
   type ExecHandler,
   type ExecIO,

@@ -21,7 +21,7 @@ import type {
   WebhookConfigurationObject,
 } from "../../controllers/apicerts/decide.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
-import { isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
+import { isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { ServingCertHolder } from "../../webhooks/servingcert.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";

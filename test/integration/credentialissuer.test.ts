@@ -19,7 +19,7 @@ import {
   register as registerCredentialIssuer,
 } from "../../controllers/credentialissuer/reconciler.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
-import { isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
+import { isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";

@@ -7,9 +7,9 @@ import https from "node:https";
 import { before, describe, it } from "node:test";
 import { CertificateAuthority } from "../../certs/ca.ts";
 import { issueClientCertificate } from "../../certs/issue.ts";
-import { KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { createRequestDecider } from "../../impersonator/decider.ts";
 import type { Decision, Forward, IncomingRequest, RequestDecider } from "../../impersonator/types.ts";
+import { KubeRestClient } from "../../kube/rest.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 
 const marker = "decision made by impersonation-proxy.concierge.pinniped.dev";

@@ -18,7 +18,7 @@ import {
 } from "../../controllers/jwtauthenticator/reconciler.ts";
 import type { Condition } from "../../controllers/runtime/conditions.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
-import { ApiError, isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
+import { ApiError, isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";

@@ -27,8 +27,8 @@ import {
 } from "../../controllers/kubecertagent/executor.ts";
 import { type ConfigMap, register } from "../../controllers/kubecertagent/reconciler.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
-import { isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { newCA } from "../../hack/pki.ts";
+import { isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";

@@ -9,7 +9,7 @@ import {
 } from "../../controllers/runtime/leaderelection.ts";
 import type { Lease } from "../../controllers/runtime/lease.ts";
 import { restLeaseClient } from "../../controllers/runtime/lease.ts";
-import { KubeRestClient } from "../../controllers/runtime/rest.ts";
+import { KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 

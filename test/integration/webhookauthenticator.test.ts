@@ -11,9 +11,9 @@ import { AuthenticatorCache, authenticationGroup } from "../../authenticators/ca
 import type { WebhookTokenAuthenticator } from "../../authenticators/webhook/authenticator.ts";
 import type { Condition } from "../../controllers/runtime/conditions.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
-import { isNotFound, KubeRestClient } from "../../controllers/runtime/rest.ts";
 import { register } from "../../controllers/webhookauthenticator/controller.ts";
 import { newCA } from "../../hack/pki.ts";
+import { isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
-import { classifyFailure } from "./listwatch.ts";
+import { classifyFailure } from "../controllers/runtime/listwatch.ts";
 import { ApiError, isNotFound, KubeRestClient, StreamClosedError } from "./rest.ts";
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void;

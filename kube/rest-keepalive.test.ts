@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
-import { newCA, newCert } from "../../hack/pki.ts";
+import { newCA, newCert } from "../hack/pki.ts";
 import { KubeRestClient } from "./rest.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
