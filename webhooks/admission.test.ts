@@ -143,6 +143,14 @@ describe("reviewAdmission", () => {
       { operation: "CONNECT", object: jwt(good) },
       'operation "CONNECT" is not validated by this webhook',
     ],
+    [
+      "a deeply nested kind",
+      {
+        kind: { group: JSON.parse(`${"[".repeat(5000)}${"]".repeat(5000)}`), version: "v1", kind: "X" },
+        object: jwt(good),
+      },
+      'this webhook validates only JWTAuthenticator and WebhookAuthenticator in authentication.concierge.pinniped.dev/v1alpha1, not kind "X" in "?/v1"',
+    ],
     ["a CREATE without an object", {}, "request.object is missing"],
     ["a CREATE whose object is not an object", { object: [jwt(good)] }, "request.object is missing"],
   ];
@@ -162,6 +170,16 @@ describe("reviewAdmission", () => {
   const malformed: [string, unknown, RegExp][] = [
     ["a body that is not an object", [1, 2], /not a JSON object/],
     ["null", null, /not a JSON object/],
+    [
+      "a deeply nested apiVersion",
+      { apiVersion: JSON.parse(`${"[".repeat(5000)}${"]".repeat(5000)}`), kind: "AdmissionReview" },
+      /^expected an AdmissionReview in admission.k8s.io\/v1, got kind "AdmissionReview" in an array$/,
+    ],
+    [
+      "a long kind",
+      { apiVersion: "admission.k8s.io/v1", kind: "K".repeat(100_000) },
+      /^expected an AdmissionReview in admission.k8s.io\/v1, got kind a string of 100000 characters in "admission.k8s.io\/v1"$/,
+    ],
     [
       "another API version",
       { apiVersion: "admission.k8s.io/v1beta1", kind: "AdmissionReview", request: { uid: "u" } },

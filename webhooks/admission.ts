@@ -17,7 +17,7 @@ const validators: Record<ValidatedKind, (obj: unknown) => FieldError[]> = {
 export interface AdmissionStatus {
   status: "Failure";
   code: number;
-  reason: "Invalid" | "BadRequest";
+  reason: "Invalid" | "BadRequest" | "RequestEntityTooLarge";
   message: string;
 }
 
@@ -44,11 +44,36 @@ export interface AdmissionDecision {
 /** The body is not an AdmissionReview this webhook can answer at all: the server says 400. */
 export class MalformedAdmissionReview extends Error {}
 
+/** A denial for a review whose body was too large to read, answered with its uid alone. */
+export function denyUnread(uid: string, message: string): AdmissionReviewResponse {
+  return {
+    apiVersion: admissionAPIVersion,
+    kind: "AdmissionReview",
+    response: {
+      uid,
+      allowed: false,
+      status: { status: "Failure", code: 413, reason: "RequestEntityTooLarge", message },
+    },
+  };
+}
+
+// Quotes a short string; anything else is only named, since `JSON.stringify` of a deeply nested
+// value overflows the stack and a long one would be echoed back whole.
+function shown(value: unknown): string {
+  if (value === undefined) return "undefined";
+  if (typeof value === "string" && value.length <= 253) return JSON.stringify(value);
+  if (typeof value === "string") return `a string of ${value.length} characters`;
+  return Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`;
+}
+
+const part = (value: unknown) =>
+  typeof value === "string" && value.length <= 253 ? value : value === undefined ? "undefined" : "?";
+
 export function reviewAdmission(body: unknown): AdmissionDecision {
   if (!isObject(body)) throw new MalformedAdmissionReview("the body is not a JSON object");
   if (body.apiVersion !== admissionAPIVersion || body.kind !== "AdmissionReview") {
     throw new MalformedAdmissionReview(
-      `expected an AdmissionReview in ${admissionAPIVersion}, got kind ${JSON.stringify(body.kind)} in ${JSON.stringify(body.apiVersion)}`,
+      `expected an AdmissionReview in ${admissionAPIVersion}, got kind ${shown(body.kind)} in ${shown(body.apiVersion)}`,
     );
   }
   const request = body.request;
@@ -84,16 +109,16 @@ export function reviewAdmission(body: unknown): AdmissionDecision {
   if (!kind || (typeof request.subResource === "string" && request.subResource !== "")) {
     const gvk = isObject(request.kind) ? request.kind : {};
     const sub =
-      typeof request.subResource === "string" && request.subResource ? `/${request.subResource}` : "";
+      typeof request.subResource === "string" && request.subResource ? `/${part(request.subResource)}` : "";
     return badRequest(
       undefined,
-      `this webhook validates only ${jwtAuthenticator.kind} and ${webhookAuthenticator.kind} in ${jwtAuthenticator.group}/${jwtAuthenticator.version}, not kind ${JSON.stringify(gvk.kind)}${sub} in ${JSON.stringify(`${gvk.group}/${gvk.version}`)}`,
+      `this webhook validates only ${jwtAuthenticator.kind} and ${webhookAuthenticator.kind} in ${jwtAuthenticator.group}/${jwtAuthenticator.version}, not kind ${shown(gvk.kind)}${sub} in ${shown(`${part(gvk.group)}/${part(gvk.version)}`)}`,
     );
   }
   // Deleting must always work, above all for an object that is wrong.
   if (operation === "DELETE") return decide(kind);
   if (operation !== "CREATE" && operation !== "UPDATE") {
-    return badRequest(kind, `operation ${JSON.stringify(operation)} is not validated by this webhook`);
+    return badRequest(kind, `operation ${shown(operation)} is not validated by this webhook`);
   }
   if (!isObject(object)) return badRequest(kind, "request.object is missing");
 

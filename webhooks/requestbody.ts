@@ -1,5 +1,5 @@
-// Reads a request body with a size limit, for both HTTPS listeners (the aggregated API and the
-// admission webhook); each turns these errors into a Status of its own wording.
+// Reads a request body with a size limit, for the aggregated API (the admission webhook reads
+// reviews with reviewbody.ts, which shares these errors); each turns them into a Status.
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 

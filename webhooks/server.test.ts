@@ -60,6 +60,7 @@ describe("webhook server", () => {
       logger: logs.log,
       metrics,
       maxBodyBytes: 64 * 1024,
+      maxDrainBytes: 128 * 1024,
     });
   });
 
@@ -72,6 +73,7 @@ describe("webhook server", () => {
       contentType?: string;
       body?: string | Buffer;
       chunked?: boolean;
+      port?: number;
     },
     tls: { maxVersion?: "TLSv1.2" } = {},
   ): Promise<Reply> {
@@ -82,7 +84,7 @@ describe("webhook server", () => {
       const req = request(
         {
           host: "127.0.0.1",
-          port: server.port,
+          port: options.port ?? server.port,
           servername: "localhost",
           method: options.method ?? "POST",
           path: options.path ?? validatePath,
@@ -149,7 +151,7 @@ describe("webhook server", () => {
   });
 
   const refusals: [string, Parameters<typeof send>[0], number, string, RegExp][] = [
-    ["bad JSON", { body: "{not json" }, 400, "BadRequest", /^the body is not JSON: /],
+    ["bad JSON", { body: "{not json" }, 400, "BadRequest", /^the body is not valid JSON$/],
     [
       "a body that is not an AdmissionReview",
       { body: "{}" },
@@ -167,18 +169,25 @@ describe("webhook server", () => {
       /"text\/plain"/,
     ],
     [
-      "an oversized body with a length",
+      "an oversized body that is not a review",
       { body: " ".repeat(64 * 1024 + 1) },
       413,
       "RequestEntityTooLarge",
-      /larger than 65536 bytes/,
+      /^the object is too large to validate: the review is larger than 65536 bytes$/,
     ],
     [
-      "an oversized body streamed without a length",
+      "a body past what is drained, with a length",
+      { body: " ".repeat(128 * 1024 + 1) },
+      413,
+      "RequestEntityTooLarge",
+      /^the body is larger than 131072 bytes$/,
+    ],
+    [
+      "a body past what is drained, streamed without a length",
       { body: Buffer.alloc(256 * 1024, " "), chunked: true },
       413,
       "RequestEntityTooLarge",
-      /larger than 65536 bytes/,
+      /^the body is larger than 131072 bytes$/,
     ],
   ];
   for (const [name, options, code, reason, message] of refusals) {
@@ -191,9 +200,58 @@ describe("webhook server", () => {
       assert.equal(status.reason, reason);
       assert.match(status.message, message);
       if (code === 405) assert.equal(reply.headers.allow, "POST");
-      if (code === 413) assert.equal(reply.headers.connection, "close");
+      if (/past what is drained/.test(name)) assert.equal(reply.headers.connection, "close");
     });
   }
+
+  it("denies a review too large to read, by its uid, instead of failing the request", async () => {
+    const big = JSON.parse(review("https://issuer.example.com"));
+    big.request.operation = "UPDATE";
+    big.request.object.metadata.annotations = { big: "x".repeat(70 * 1024) };
+    const reply = await send({ body: JSON.stringify(big) });
+    assert.equal(reply.status, 200);
+    assert.deepEqual(JSON.parse(reply.body), {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: {
+        uid: "uid-1",
+        allowed: false,
+        status: {
+          status: "Failure",
+          code: 413,
+          reason: "RequestEntityTooLarge",
+          message: "the object is too large to validate: the review is larger than 65536 bytes",
+        },
+      },
+    });
+  });
+
+  it("by default reads an UPDATE review of two objects as large as etcd stores", async () => {
+    const roomy = await startWebhookServer({ certs: holder, host: "127.0.0.1", port: 0 });
+    try {
+      const update = JSON.parse(review("https://issuer.example.com"));
+      const object = update.request.object;
+      object.metadata.annotations = { big: "x".repeat(1.5 * 1024 * 1024 - 1024) };
+      update.request.operation = "UPDATE";
+      update.request.oldObject = object;
+      const body = JSON.stringify(update);
+      assert.ok(body.length > 3 * 1024 * 1024 - 4096);
+      const reply = await send({ body, port: roomy.port });
+      assert.equal(reply.status, 200, reply.body.slice(0, 200));
+      assert.equal(JSON.parse(reply.body).response.allowed, true);
+
+      // A new object past what kube-apiserver stores is denied, not answered with an error.
+      update.request.object = {
+        ...object,
+        metadata: { name: "corp", annotations: { big: "x".repeat(3 << 20) } },
+      };
+      const tooBig = await send({ body: JSON.stringify(update), port: roomy.port });
+      assert.equal(tooBig.status, 200);
+      assert.equal(JSON.parse(tooBig.body).response.status.code, 413);
+    } finally {
+      await roomy.close();
+    }
+  });
 
   it("keeps serving after all of those", async () => {
     assert.equal((await send({ body: review("https://issuer.example.com") })).status, 200);
@@ -220,7 +278,8 @@ describe("webhook server", () => {
       text,
       /concierge_admission_webhook_requests_total\{kind="JWTAuthenticator",result="denied"\} 1/,
     );
-    assert.match(text, /concierge_admission_webhook_requests_total\{kind="other",result="bad_request"\} 7/);
+    assert.match(text, /concierge_admission_webhook_requests_total\{kind="other",result="bad_request"\} 8/);
+    assert.match(text, /concierge_admission_webhook_requests_total\{kind="other",result="denied"\} 1/);
     assert.match(
       text,
       /concierge_admission_webhook_request_duration_seconds_count\{kind="JWTAuthenticator"\} \d+/,

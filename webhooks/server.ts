@@ -7,21 +7,24 @@ import type { AddressInfo } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
-import { MalformedAdmissionReview, reviewAdmission, type ValidatedKind } from "./admission.ts";
-import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "./requestbody.ts";
+import { denyUnread, MalformedAdmissionReview, reviewAdmission, type ValidatedKind } from "./admission.ts";
+import { BodyCutShortError, BodyTooLargeError } from "./requestbody.ts";
+import { defaultMaxDrainBytes, defaultMaxReviewBytes, readReviewBody, uidFromPrefix } from "./reviewbody.ts";
 import type { ServingCert, ServingCertHolder } from "./servingcert.ts";
 
 /** Both kinds share one path: the handler tells them apart by the review's kind. */
 export const validatePath = "/validate-authentication-concierge-pinniped-dev-v1alpha1";
 
-/** AdmissionReviews of our kinds are a few KiB; kube-apiserver itself caps requests at 3 MiB. */
-export const defaultMaxBodyBytes = 1024 * 1024;
+/** An UPDATE review of the largest object etcd stores: the old and the new one both. */
+export const defaultMaxBodyBytes = defaultMaxReviewBytes;
 export const defaultRequestTimeoutMs = 30_000;
 
 export interface WebhookHandlerOptions {
   logger?: Logger;
   metrics?: Metrics;
   maxBodyBytes?: number;
+  /** Past maxBodyBytes, a review is read and dropped up to this, to answer it with a denial. */
+  maxDrainBytes?: number;
 }
 
 export interface WebhookServerOptions extends WebhookHandlerOptions {
@@ -56,7 +59,10 @@ export function createWebhookHandler(
   options: WebhookHandlerOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const log = (options.logger ?? discardLogger()).child({ component: "admission-webhook" });
-  const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+  const limits = {
+    body: options.maxBodyBytes ?? defaultMaxBodyBytes,
+    drain: Math.max(options.maxDrainBytes ?? defaultMaxDrainBytes, options.maxBodyBytes ?? 0),
+  };
   const metrics = options.metrics ?? new Metrics();
   // `kind` is only ever one of our two kinds or "other": a label must not take values from requests.
   const requests = metrics.counter({
@@ -79,7 +85,7 @@ export function createWebhookHandler(
 
   return (req, res) => {
     const started = performance.now();
-    serve(req, res, maxBodyBytes).then(
+    serve(req, res, limits).then(
       (decision) => {
         const result = decision.allowed ? "allowed" : "denied";
         record(decision.kind, result, started);
@@ -113,7 +119,7 @@ export function createWebhookHandler(
   };
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number) {
+async function serve(req: IncomingMessage, res: ServerResponse, limits: { body: number; drain: number }) {
   const path = pathOf(req);
   if (path !== validatePath) throw new HTTPError(404, "NotFound", `no such path ${JSON.stringify(path)}`);
   if (req.method !== "POST") {
@@ -128,12 +134,21 @@ async function serve(req: IncomingMessage, res: ServerResponse, maxBodyBytes: nu
       `content type ${JSON.stringify(type)} is not application/json`,
     );
   }
-  const body = await readBody(req, res, maxBodyBytes);
+  const read = await readBody(req, res, limits);
+  if ("tooLarge" in read) {
+    const uid = uidFromPrefix(read.prefix);
+    const message = `the object is too large to validate: the review is larger than ${limits.body} bytes`;
+    if (uid === undefined) throw new HTTPError(413, "RequestEntityTooLarge", message);
+    const review = denyUnread(uid, message);
+    res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(review));
+    return { review, kind: undefined, operation: "", name: "", allowed: false, deniedFields: [] };
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString("utf8"));
-  } catch (err) {
-    throw new HTTPError(400, "BadRequest", `the body is not JSON: ${(err as Error).message}`);
+    parsed = JSON.parse(read.body.toString("utf8"));
+  } catch {
+    // V8's message quotes the body; this one must not.
+    throw new HTTPError(400, "BadRequest", "the body is not valid JSON");
   }
   let decision: ReturnType<typeof reviewAdmission>;
   try {
@@ -151,14 +166,14 @@ function pathOf(req: IncomingMessage): string {
   return (req.url ?? "").split("?")[0] ?? "";
 }
 
-async function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
+async function readBody(req: IncomingMessage, res: ServerResponse, limits: { body: number; drain: number }) {
   try {
-    return await readLimitedBody(req, limit);
+    return await readReviewBody(req, limits.body, limits.drain);
   } catch (err) {
     if (err instanceof BodyTooLargeError) {
       // The rest of the body is never read, so this connection cannot carry another request.
       res.setHeader("Connection", "close");
-      throw new HTTPError(413, "RequestEntityTooLarge", `the body is larger than ${limit} bytes`);
+      throw new HTTPError(413, "RequestEntityTooLarge", `the body is larger than ${limits.drain} bytes`);
     }
     if (err instanceof BodyCutShortError)
       throw new HTTPError(400, "BadRequest", "the request body was cut short");

@@ -226,6 +226,23 @@ describe("admission webhook", () => {
       );
     });
 
+    // An UPDATE review carries the old and the new object: a webhook limit of one object's size
+    // made every later change of a large object fail, labels included.
+    it("stores and then labels objects with a CA bundle of 800 KB and of 1.2 MB", async () => {
+      for (const bytes of [800_000, 1_200_000]) {
+        const name = c.uniqueName("jwt");
+        const bundle = caPEM.repeat(Math.ceil((bytes * 3) / 4 / caPEM.length));
+        const object = jwt(name, {
+          tls: { certificateAuthorityData: Buffer.from(bundle).toString("base64") },
+        });
+        // create, not apply: apply's last-applied annotation cannot hold an object this large.
+        const created = await c.kubectl(["create", "-f", "-"], { input: JSON.stringify(object) });
+        assert.equal(created.code, 0, created.stderr);
+        const labelled = await c.kubectl(["label", "jwtauthenticator", name, "touched=yes"]);
+        assert.equal(labelled.code, 0, labelled.stderr);
+      }
+    });
+
     it("never intercepts a delete", async () => {
       const name = c.uniqueName("jwt");
       await stored(jwt(name, {}));
