@@ -1,7 +1,7 @@
 // Who is calling: the parts of the generic apiserver's authentication chain the proxy keeps.
 // A verified client certificate wins over a bearer token (x509 comes first in Kubernetes' union
 // authenticator); a request with neither is anonymous, whatever other credentials it carries.
-import type { X509Certificate } from "node:crypto";
+import { createHash, type X509Certificate } from "node:crypto";
 import { children, decodeObjectIdentifier, type Element, readElement } from "../certs/der.ts";
 import type { RequestInfo } from "./requestinfo.ts";
 import type { UserInfo } from "./types.ts";
@@ -14,14 +14,27 @@ export function anonymousUser(): UserInfo {
   return { username: anonymousUsername, groups: [unauthenticatedGroup], extra: {} };
 }
 
+export const credentialIDKey = "authentication.kubernetes.io/credential-id";
+
 /**
  * The certificate's user as Kubernetes' CommonNameUserConversion reads it: CN is the username,
- * each O a group; no UID and no extras. An empty CN authenticates nobody (undefined).
+ * each O a group, no UID, and the certificate's fingerprint as its credential ID (the extra
+ * kube-apiserver 1.32+ and upstream add, which audit logs and WhoAmI show). An empty CN
+ * authenticates nobody (undefined).
  */
 export function userFromCertificate(cert: X509Certificate): UserInfo | undefined {
   const { commonName, organizations } = subjectNames(cert.raw);
   if (commonName === "") return undefined;
-  return withAuthenticatedGroup({ username: commonName, groups: organizations, extra: {} });
+  return withAuthenticatedGroup({
+    username: commonName,
+    groups: organizations,
+    extra: { [credentialIDKey]: [certificateCredentialID(cert)] },
+  });
+}
+
+/** `X509SHA256=<hex>`: the SHA-256 of the leaf's DER, as kube-apiserver's x509 authenticator names it. */
+export function certificateCredentialID(cert: X509Certificate): string {
+  return `X509SHA256=${createHash("sha256").update(cert.raw).digest("hex")}`;
 }
 
 /**

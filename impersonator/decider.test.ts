@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { CertificateAuthority } from "../certs/ca.ts";
 import { issueClientCertificate } from "../certs/issue.ts";
@@ -113,16 +113,21 @@ describe("authentication", () => {
       ),
     );
     assert.equal(tokenReviews(client).length, 0);
+    const credentialID = `X509SHA256=${createHash("sha256").update(cert.raw).digest("hex")}`;
     assert.deepEqual(d.audit.user, {
       username: "carol",
       groups: ["dev", "ops", "system:authenticated"],
-      extra: {},
+      extra: { "authentication.kubernetes.io/credential-id": [credentialID] },
     });
     assert.equal(d.audit.authenticatedBy, "certificate");
     assert.deepEqual(d.headers, {
       Authorization: "Bearer proxy-token",
       "Impersonate-User": "carol",
       "Impersonate-Group": ["dev", "ops", "system:authenticated"],
+      "Impersonate-Extra-authentication.kubernetes.io%2Fcredential-id": [credentialID],
+    });
+    assert.deepEqual(sars(client)[0]?.extra, {
+      "authentication.kubernetes.io/credential-id": [credentialID],
     });
   });
 
@@ -575,6 +580,28 @@ describe("nested impersonation", () => {
       extra: { scopes: ["view", "edit"], "example.com/team": ["a"] },
     });
     assert.equal(d.audit.user.username, "alice");
+  });
+
+  it("keeps a certificate user's credential ID in the original user, as upstream", async () => {
+    const client = fakeAPIServer({});
+    const cert = await certFor("carol", ["ops"]);
+    const d = forwarded(
+      await decider(client)(
+        req("GET", "/api/v1/namespaces", {
+          verifiedClientCertificate: cert,
+          headers: { "impersonate-user": "bob" },
+        }),
+        signal(),
+      ),
+    );
+    const fingerprint = createHash("sha256").update(cert.raw).digest("hex");
+    assert.deepEqual(
+      d.headers["Impersonate-Extra-original-user-info.impersonation-proxy.concierge.pinniped.dev"],
+      [
+        `{"username":"carol","groups":["ops","system:authenticated"],"extra":{"authentication.kubernetes.io/credential-id":["X509SHA256=${fingerprint}"]}}`,
+      ],
+    );
+    assert.equal(d.headers["Impersonate-Extra-authentication.kubernetes.io%2Fcredential-id"], undefined);
   });
 
   it("checks a service account as serviceaccounts in its namespace and gives it its groups", async () => {

@@ -2,7 +2,8 @@
 // SubjectAccessReviews go out with the admin's credentials, RBAC decides, and the headers it
 // produces are sent to kube-apiserver to show that they make it run the request as the right user.
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import https from "node:https";
 import { before, describe, it } from "node:test";
 import { CertificateAuthority } from "../../certs/ca.ts";
@@ -13,6 +14,7 @@ import { KubeRestClient } from "../../kube/rest.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 
 const marker = "decision made by impersonation-proxy.concierge.pinniped.dev";
+const credentialIDKey = "authentication.kubernetes.io/credential-id";
 
 function forwarded(decision: Decision): Forward {
   assert.equal(decision.action, "forward", JSON.stringify(decision));
@@ -168,6 +170,9 @@ describe("impersonation proxy decider against kube-apiserver", { timeout: 60_000
       Authorization: `Bearer ${proxyToken}`,
       "Impersonate-User": names.carol,
       "Impersonate-Group": ["testers", "system:authenticated"],
+      "Impersonate-Extra-authentication.kubernetes.io%2Fcredential-id": [
+        `X509SHA256=${createHash("sha256").update(cert.raw).digest("hex")}`,
+      ],
     });
     const upstream = await sendUpstream("GET", "/api/v1/namespaces", allowed.headers);
     assert.equal(upstream.code, 200, JSON.stringify(upstream.json));
@@ -235,7 +240,38 @@ describe("impersonation proxy decider against kube-apiserver", { timeout: 60_000
     ).status.userInfo;
     assert.equal(userInfo.username, names.bob);
     assert.deepEqual(userInfo.extra?.["original-user-info.impersonation-proxy.concierge.pinniped.dev"], [
-      JSON.stringify({ username: names.dave, groups: ["testers", "system:authenticated"] }),
+      JSON.stringify({
+        username: names.dave,
+        groups: ["testers", "system:authenticated"],
+        extra: { [credentialIDKey]: [`X509SHA256=${createHash("sha256").update(cert.raw).digest("hex")}`] },
+      }),
     ]);
+  });
+
+  it("forwards a certificate user's credential ID exactly as kube-apiserver computes it", async () => {
+    const user = c.kubeConfig().getCurrentUser();
+    assert.ok(user?.certData || user?.certFile, "the admin kubeconfig holds a client certificate");
+    const pem = user.certData ? Buffer.from(user.certData, "base64") : await readFile(user.certFile!);
+    const direct = JSON.parse(await kubectl("auth", "whoami", "-o", "json")) as {
+      status: { userInfo: { extra?: Record<string, string[]> } };
+    };
+    const expected = direct.status.userInfo.extra?.[credentialIDKey];
+    assert.ok(expected, "kube-apiserver gives certificate users a credential ID");
+
+    const path = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+    const d = forwarded(
+      await decide(
+        incoming("POST", path, { verifiedClientCertificate: new X509Certificate(pem) }),
+        AbortSignal.timeout(10_000),
+      ),
+    );
+    const upstream = await sendUpstream("POST", path, d.headers, {
+      apiVersion: "authentication.k8s.io/v1",
+      kind: "SelfSubjectReview",
+    });
+    assert.equal(upstream.code, 201, JSON.stringify(upstream.json));
+    const through = (upstream.json as { status: { userInfo: { extra?: Record<string, string[]> } } }).status
+      .userInfo;
+    assert.deepEqual(through.extra?.[credentialIDKey], expected);
   });
 });
