@@ -14,9 +14,9 @@ import {
 import type { AddressInfo, Socket } from "node:net";
 import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls";
 import { whoAmIRequest } from "../apis/index.ts";
+import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "../kube/requestbody.ts";
 import { discardLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
-import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "../webhooks/requestbody.ts";
 import type { ServingCert, ServingCertHolder } from "../webhooks/servingcert.ts";
 import {
   apiGroup,

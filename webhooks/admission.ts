@@ -1,7 +1,7 @@
 // admission.k8s.io/v1 AdmissionReview in, AdmissionReview out. Pure: the HTTP server around it
 // only reads bodies, counts and logs.
 import { jwtAuthenticator, webhookAuthenticator } from "../apis/index.ts";
-import { aggregateMessage, type FieldError, formatFieldError } from "./fielderror.ts";
+import { aggregateMessage, type FieldError, formatFieldError } from "../kube/fielderror.ts";
 import { validateJWTAuthenticator, validateWebhookAuthenticator } from "./validation.ts";
 
 export const admissionAPIVersion = "admission.k8s.io/v1";

@@ -4,7 +4,7 @@
 // turn into a 500 for the user: the rest of the body is read and dropped, and the request's uid
 // is taken from its first bytes, where kube-apiserver's encoder puts it.
 import type { IncomingMessage } from "node:http";
-import { BodyCutShortError, BodyTooLargeError } from "./requestbody.ts";
+import { BodyCutShortError, BodyTooLargeError } from "../kube/requestbody.ts";
 
 /** etcd's default --max-request-bytes: no stored object is larger. */
 export const maxStoredObjectBytes = 1.5 * 1024 * 1024;

@@ -5,10 +5,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { SecureContextOptions } from "node:tls";
+import { BodyCutShortError, BodyTooLargeError } from "../kube/requestbody.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { denyUnread, MalformedAdmissionReview, reviewAdmission, type ValidatedKind } from "./admission.ts";
-import { BodyCutShortError, BodyTooLargeError } from "./requestbody.ts";
 import { defaultMaxDrainBytes, defaultMaxReviewBytes, readReviewBody, uidFromPrefix } from "./reviewbody.ts";
 import type { ServingCert, ServingCertHolder } from "./servingcert.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { formatFieldError } from "./fielderror.ts";
+import { formatFieldError } from "../kube/fielderror.ts";
 import { validateJWTAuthenticator, validateWebhookAuthenticator } from "./validation.ts";
 
 const caPEM = readFileSync(new URL("../authenticators/tls/testdata/ca.pem", import.meta.url), "utf8");

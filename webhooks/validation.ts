@@ -18,9 +18,9 @@ import { compileValidator } from "../apis/validation.ts";
 import { compileClaims } from "../authenticators/cel/claims.ts";
 import { parsePEMCertificates } from "../authenticators/tls/cabundle.ts";
 import { decodeStdBase64 } from "../authenticators/tls/gobase64.ts";
-import { duplicate, type FieldError, forbidden, goQuote, invalid, required } from "./fielderror.ts";
+import { duplicate, type FieldError, forbidden, goQuote, invalid, required } from "../kube/fielderror.ts";
 
-export type { FieldError } from "./fielderror.ts";
+export type { FieldError } from "../kube/fielderror.ts";
 
 const checkJWTSchema = compileValidator(jwtAuthenticator.schema);
 const checkWebhookSchema = compileValidator(webhookAuthenticator.schema);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { JWTAuthenticatorSpec } from "../../apis/index.ts";
 import type { TLSResolution } from "../../authenticators/tls/cabundle.ts";
-import { invalid } from "../../webhooks/fielderror.ts";
+import { invalid } from "../../kube/fielderror.ts";
 import type { ConditionUpdate } from "../runtime/conditions.ts";
 import {
   type Decision,

@@ -10,7 +10,7 @@ import {
   unableToValidateMessage,
 } from "../../apis/index.ts";
 import type { TLSResolution } from "../../authenticators/tls/cabundle.ts";
-import { aggregateMessage, type FieldError, goQuote } from "../../webhooks/fielderror.ts";
+import { aggregateMessage, type FieldError, goQuote } from "../../kube/fielderror.ts";
 import type { ConditionUpdate } from "../runtime/conditions.ts";
 import { decodedPath, discoveryURL, parseURL } from "./urls.ts";
 

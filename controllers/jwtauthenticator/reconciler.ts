@@ -16,10 +16,10 @@ import {
 } from "../../authenticators/tls/cabundle.ts";
 import type { TokenAuthenticator } from "../../authenticators/types.ts";
 import type { Clock } from "../../kube/clock.ts";
+import type { FieldError } from "../../kube/fielderror.ts";
 import { type KubeObject, keyOf, type ResourceRef } from "../../kube/resource.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
-import type { FieldError } from "../../webhooks/fielderror.ts";
 import { mergeConditions } from "../runtime/conditions.ts";
 import type { Controller, ControllerOptions, Filter, Syncer } from "../runtime/controller.ts";
 import { ownKey } from "../runtime/filters.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { JWTAuthenticatorSpec } from "../../apis/index.ts";
 import { compileClaims } from "../../authenticators/cel/claims.ts";
-import { aggregateMessage } from "../../webhooks/fielderror.ts";
+import { aggregateMessage } from "../../kube/fielderror.ts";
 import { specErrors } from "./validation.ts";
 
 const base: JWTAuthenticatorSpec = { issuer: "https://issuer.example.com", audience: "aud" };

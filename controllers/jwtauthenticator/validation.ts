@@ -3,7 +3,7 @@
 // rule against "=" in extra keys. Field paths use the CRD's names, as upstream rewrites them.
 import type { JWTAuthenticatorSpec } from "../../apis/index.ts";
 import type { CompileError } from "../../authenticators/cel/claims.ts";
-import { duplicate, type FieldError, invalid, required } from "../../webhooks/fielderror.ts";
+import { duplicate, type FieldError, invalid, required } from "../../kube/fielderror.ts";
 
 const dns1123SubdomainFmt = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const dns1123Subdomain = new RegExp(`^${dns1123SubdomainFmt}$`);

@@ -1,5 +1,5 @@
-// Field errors worded like k8s.io/apimachinery's field.Error, so a refusal from this webhook reads
-// like one from kube-apiserver itself: `spec.issuer: Invalid value: "http://x": <detail>`.
+// Field errors worded like k8s.io/apimachinery's field.Error, so a refusal from the admission
+// webhook reads like one from kube-apiserver itself: `spec.issuer: Invalid value: "http://x": <detail>`.
 
 export interface FieldError {
   /** The field path, e.g. `spec.tls.certificateAuthorityData` or `spec.claims.extra[1].key`. */
