@@ -29,6 +29,7 @@ import { availableParallelism } from "node:os";
 import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import { CertificateAuthority } from "../certs/ca.ts";
 import { issueClientCertificate, issueServingCertificate } from "../certs/issue.ts";
+import { ServingCertHolder } from "../certs/servingcert.ts";
 import { issueClientCertificateFrom, SignerHolder } from "../certs/signer.ts";
 import { type ControlPlane, startControlPlane } from "../hack/controlplane.ts";
 import { Logger } from "../observability/logger.ts";
@@ -40,7 +41,6 @@ import {
   frontProxyConfigFromConfigMap,
 } from "../server/frontproxy.ts";
 import type { IssueClientCertificate } from "../server/tokencredentialrequest.ts";
-import { ServingCertHolder } from "../webhooks/servingcert.ts";
 import { findApiserverPid, kubectl, newTally, openSession, percentile, round, type Tally } from "./lib.ts";
 
 const warmupMs = 300;

@@ -14,10 +14,10 @@ import {
 import type { AddressInfo, Socket } from "node:net";
 import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls";
 import { whoAmIRequest } from "../apis/index.ts";
+import type { ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
 import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "../kube/requestbody.ts";
 import { discardLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
-import type { ServingCert, ServingCertHolder } from "../webhooks/servingcert.ts";
 import {
   apiGroup,
   apiGroupList,

@@ -9,6 +9,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { tokenCredentialRequest, whoAmIRequest } from "../apis/index.ts";
 import { AuthenticatorCache } from "../authenticators/cache.ts";
 import { newJWTAuthenticator } from "../authenticators/jwt/authenticator.ts";
+import { ServingCertHolder } from "../certs/servingcert.ts";
 import { issueClientCertificateFrom, SignerHolder } from "../certs/signer.ts";
 import { register as registerAPICerts } from "../controllers/apicerts/controllers.ts";
 import { register as registerCacheCleaner } from "../controllers/cachecleaner/cachecleaner.ts";
@@ -23,7 +24,6 @@ import { register as registerWebhookAuthenticators } from "../controllers/webhoo
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { createWebhookHandler, validatePath } from "../webhooks/server.ts";
-import { ServingCertHolder } from "../webhooks/servingcert.ts";
 import { startAggregatedAPIServer } from "./aggregated.ts";
 import { type ConciergeConfig, loadConfig } from "./config.ts";
 import {

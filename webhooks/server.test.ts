@@ -3,11 +3,11 @@ import { X509Certificate } from "node:crypto";
 import { request } from "node:https";
 import { after, before, describe, it } from "node:test";
 import type { TLSSocket } from "node:tls";
+import { type ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
 import { memoryLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { testCA } from "../test/harness/tls.ts";
 import { startWebhookServer, validatePath, type WebhookServer } from "./server.ts";
-import { type ServingCert, ServingCertHolder } from "./servingcert.ts";
 
 interface Reply {
   status: number;

@@ -5,12 +5,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { SecureContextOptions } from "node:tls";
+import type { ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
 import { BodyCutShortError, BodyTooLargeError } from "../kube/requestbody.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { denyUnread, MalformedAdmissionReview, reviewAdmission, type ValidatedKind } from "./admission.ts";
 import { defaultMaxDrainBytes, defaultMaxReviewBytes, readReviewBody, uidFromPrefix } from "./reviewbody.ts";
-import type { ServingCert, ServingCertHolder } from "./servingcert.ts";
 
 /** Both kinds share one path: the handler tells them apart by the review's kind. */
 export const validatePath = "/validate-authentication-concierge-pinniped-dev-v1alpha1";

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { randomBytes, X509Certificate } from "node:crypto";
 import { afterEach, describe, it } from "node:test";
+import { ServingCertHolder } from "../../certs/servingcert.ts";
 import { FakeClock, settle } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { ServingCertHolder } from "../../webhooks/servingcert.ts";
 import { Controller } from "../runtime/controller.ts";
 import { leaderOnlyClient, NotLeaderError } from "../runtime/leaderelection.ts";
 import { apiStatusError, FakeInformer, FakeRestClient, type RecordedRequest } from "../runtime/testing.ts";

@@ -9,10 +9,10 @@ import { randomBytes } from "node:crypto";
 import { CertificateAuthority } from "../../certs/ca.ts";
 import type { CertEnv } from "../../certs/env.ts";
 import { issueServingCertificate } from "../../certs/issue.ts";
+import type { ServingCert, ServingCertHolder } from "../../certs/servingcert.ts";
 import type { Clock } from "../../kube/clock.ts";
 import { collectionPath, keyFor, objectPath, type ResourceRef } from "../../kube/resource.ts";
 import { isAlreadyExists, isApiError, isConflict, isNotFound, type RestClient } from "../../kube/rest.ts";
-import type { ServingCert, ServingCertHolder } from "../../webhooks/servingcert.ts";
 import {
   type Controller,
   type ControllerOptions,

@@ -10,11 +10,11 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { ServingCertHolder } from "../../certs/servingcert.ts";
 import { newCA, newCert } from "../../hack/pki.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import { renderValidatingWebhookConfiguration } from "../../webhooks/registration.ts";
 import { startWebhookServer, type WebhookServer } from "../../webhooks/server.ts";
-import { ServingCertHolder } from "../../webhooks/servingcert.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 

@@ -18,6 +18,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { AuthenticatorCache, authenticationGroup } from "../../authenticators/cache.ts";
+import { ServingCertHolder } from "../../certs/servingcert.ts";
 import { Informer } from "../../controllers/runtime/informer.ts";
 import { restTransport } from "../../controllers/runtime/listwatch.ts";
 import { freePorts } from "../../hack/controlplane.ts";
@@ -32,7 +33,6 @@ import {
   watchFrontProxyConfig,
 } from "../../server/frontproxy.ts";
 import type { IssueClientCertificate } from "../../server/tokencredentialrequest.ts";
-import { ServingCertHolder } from "../../webhooks/servingcert.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 

@@ -14,6 +14,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { CertificateAuthority } from "../../certs/ca.ts";
 import { issueServingCertificate } from "../../certs/issue.ts";
+import { ServingCertHolder } from "../../certs/servingcert.ts";
 import { register as registerApiCerts } from "../../controllers/apicerts/controllers.ts";
 import type {
   APIServiceObject,
@@ -23,7 +24,6 @@ import type {
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
 import { isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { ServingCertHolder } from "../../webhooks/servingcert.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 
