@@ -9,11 +9,6 @@ import type { SignerHolder } from "../../certs/signer.ts";
 import type { Clock } from "../../kube/clock.ts";
 import { collectionPath, type KubeObject, objectPath, type ResourceRef } from "../../kube/resource.ts";
 import type { RestClient } from "../../kube/rest.ts";
-import {
-  clusterInfoName,
-  clusterInfoNamespace,
-  tokenCredentialRequestFrontend,
-} from "../credentialissuer/frontend.ts";
 import type { StrategyHolder } from "../credentialissuer/holder.ts";
 import type { StrategyUpdate } from "../credentialissuer/merge.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
@@ -43,6 +38,7 @@ import {
   printCommand,
 } from "./agent.ts";
 import type { PodCommandExecutor } from "./executor.ts";
+import { clusterInfoName, clusterInfoNamespace, tokenCredentialRequestFrontend } from "./frontend.ts";
 
 /** How long a successful load from one agent pod (by UID) is trusted before exec'ing again. */
 export const execCacheTTLMs = 15 * 60_000;

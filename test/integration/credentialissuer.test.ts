@@ -7,17 +7,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { CredentialIssuerStrategy } from "../../apis/index.ts";
-import {
-  clusterInfoName,
-  clusterInfoNamespace,
-  tokenCredentialRequestFrontend,
-} from "../../controllers/credentialissuer/frontend.ts";
 import { StrategyHolder } from "../../controllers/credentialissuer/holder.ts";
 import type { StrategyUpdate } from "../../controllers/credentialissuer/merge.ts";
 import {
   type CredentialIssuerObject,
   register as registerCredentialIssuer,
 } from "../../controllers/credentialissuer/reconciler.ts";
+import {
+  clusterInfoName,
+  clusterInfoNamespace,
+  tokenCredentialRequestFrontend,
+} from "../../controllers/kubecertagent/frontend.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
 import { isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";

@@ -13,11 +13,6 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SignerHolder } from "../../certs/signer.ts";
-import {
-  clusterInfoName,
-  clusterInfoNamespace,
-  tokenCredentialRequestFrontend,
-} from "../../controllers/credentialissuer/frontend.ts";
 import { StrategyHolder } from "../../controllers/credentialissuer/holder.ts";
 import type { StrategyUpdate } from "../../controllers/credentialissuer/merge.ts";
 import type { Deployment, Pod } from "../../controllers/kubecertagent/agent.ts";
@@ -25,6 +20,11 @@ import {
   type PodCommandExecutor,
   websocketPodCommandExecutor,
 } from "../../controllers/kubecertagent/executor.ts";
+import {
+  clusterInfoName,
+  clusterInfoNamespace,
+  tokenCredentialRequestFrontend,
+} from "../../controllers/kubecertagent/frontend.ts";
 import { type ConfigMap, register } from "../../controllers/kubecertagent/reconciler.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
 import { newCA } from "../../hack/pki.ts";
