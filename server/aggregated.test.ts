@@ -6,9 +6,9 @@ import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache
 import { ServingCertHolder } from "../certs/servingcert.ts";
 import { memoryLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
+import { type PEMPair, type TestPKI, testPKI } from "../test/harness/frontproxy-pki.ts";
 import { type AggregatedAPIServer, startAggregatedAPIServer } from "./aggregated.ts";
 import { FrontProxyConfigHolder } from "./frontproxy.ts";
-import { type PEMPair, type TestPKI, testPKI } from "./testing.ts";
 
 interface Reply {
   status: number;

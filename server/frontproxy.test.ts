@@ -3,6 +3,7 @@ import { X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { FakeInformer } from "../controllers/runtime/testing.ts";
 import { memoryLogger } from "../observability/logger.ts";
+import { type TestPKI, testPKI } from "../test/harness/frontproxy-pki.ts";
 import {
   type FrontProxyConfig,
   FrontProxyConfigHolder,
@@ -11,7 +12,6 @@ import {
   userFromHeaders,
   watchFrontProxyConfig,
 } from "./frontproxy.ts";
-import { type TestPKI, testPKI } from "./testing.ts";
 
 const headers = (...pairs: [string, string][]) => pairs;
 const adminHeaders = headers(["X-Remote-User", "kubernetes-admin"], ["X-Remote-Group", "system:masters"]);

@@ -3,8 +3,8 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CertFiles, newCA, newCert } from "../hack/pki.ts";
-import type { FrontProxyConfig } from "./frontproxy.ts";
+import { type CertFiles, newCA, newCert } from "../../hack/pki.ts";
+import type { FrontProxyConfig } from "../../server/frontproxy.ts";
 
 export interface PEMPair {
   certPEM: string;
