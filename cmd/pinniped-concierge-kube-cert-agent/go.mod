@@ -1,0 +1,3 @@
+module concierge/cmd/pinniped-concierge-kube-cert-agent
+
+go 1.24
