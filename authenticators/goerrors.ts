@@ -36,6 +36,8 @@ const CONNECT_ERRNO: Record<string, string> = {
  */
 export function dialError(err: NodeError, target: { host: string; port: number }): string {
   // ENOTFOUND is only ever a resolver's answer, whichever call reported it.
+  // outbound.ts's lookup refused what the name resolved to.
+  if (err.code === "EREFUSEDADDRESS") return `dial tcp: lookup ${target.host}: ${err.message}`;
   if (err.syscall === "getaddrinfo" || err.code === "ENOTFOUND") {
     const why = err.code === "ENOTFOUND" ? "no such host" : (err.code ?? err.message);
     return `dial tcp: lookup ${target.host}: ${why}`;

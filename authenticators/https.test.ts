@@ -40,4 +40,12 @@ describe("httpsRequest", () => {
     await assert.rejects(httpsRequest(`${base}/slow`, { caPEM, timeoutMs: 100 }), /timed out after 100 ms/);
     await assert.rejects(httpsRequest("http://127.0.0.1/", {}), /refusing non-https URL/);
   });
+
+  it("refuses link-local and metadata addresses, by literal or by what a name resolves to", async () => {
+    await assert.rejects(
+      httpsRequest("https://169.254.169.254/latest/meta-data/", {}),
+      /^Error: refusing to connect to https:\/\/169.254.169.254\/latest\/meta-data\/: 169.254.169.254 is a link-local or cloud metadata address/,
+    );
+    await assert.rejects(httpsRequest("https://[::ffff:a9fe:a9fe]/", {}), /::ffff:a9fe:a9fe is a link-local/);
+  });
 });

@@ -3,6 +3,7 @@
 // bundle, bounds time and response size, and never follows redirects.
 import { Agent, request } from "node:https";
 import { rootCertificates } from "node:tls";
+import { guardedLookup, refusedHost } from "./outbound.ts";
 
 export interface HTTPSOptions {
   /** PEM bundle to trust instead of the system roots. */
@@ -40,6 +41,7 @@ export function agentFor(caPEM: string | undefined): Agent {
       maxSockets: 64,
       minVersion: "TLSv1.2",
       ca: caPEM ?? [...rootCertificates],
+      lookup: guardedLookup,
     });
     agents.set(key, agent);
   }
@@ -58,6 +60,9 @@ export function httpsRequest(url: string, options: HTTPSOptions = {}): Promise<H
   const parsed = new URL(url);
   if (parsed.protocol !== "https:")
     return Promise.reject(new HTTPSError(url, `refusing non-https URL ${url}`));
+  // Names are checked by the agent's lookup; an address literal is dialled without one.
+  const refused = refusedHost(parsed.hostname);
+  if (refused) return Promise.reject(new HTTPSError(url, `refusing to connect to ${url}: ${refused}`));
   const maxBytes = options.maxBytes ?? defaultMaxBytes;
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   return new Promise((resolve, reject) => {

@@ -49,6 +49,7 @@ describe("config file", () => {
       audit: { logUsernamesAndGroups: false },
       logLevel: "info",
       extraServingSANs: [],
+      outbound: { allowLinkLocalAddresses: false },
     });
   });
 
@@ -82,6 +83,7 @@ describe("config file", () => {
         "audit: {logUsernamesAndGroups: enabled}",
         "log: {level: debug, format: json}",
         "extraServingSANs: [localhost, 127.0.0.1]",
+        "outbound: {allowLinkLocalAddresses: true}",
       ].join("\n"),
       env,
     );
@@ -116,6 +118,7 @@ describe("config file", () => {
     assert.equal(c.audit.logUsernamesAndGroups, true);
     assert.equal(c.logLevel, "debug");
     assert.deepEqual(c.extraServingSANs, ["localhost", "127.0.0.1"]);
+    assert.deepEqual(c.outbound, { allowLinkLocalAddresses: true });
   });
 
   it("maps upstream's log levels, including the deprecated top-level logLevel", () => {

@@ -62,6 +62,11 @@ export interface ConciergeConfig {
   logLevel: Level;
   /** Ours: more SANs on the serving certificate, for a Concierge run as a local process. */
   extraServingSANs: string[];
+  /** Ours: what authenticators may dial. */
+  outbound: {
+    /** Link-local and cloud metadata addresses are refused unless this is true. */
+    allowLinkLocalAddresses: boolean;
+  };
 }
 
 const app = "pinniped-concierge";
@@ -129,6 +134,7 @@ const schema = strict({
   logLevel: str,
   log: strict({ level: str, format: str }),
   extraServingSANs: { type: "array", items: { type: "string", minLength: 1 } },
+  outbound: strict({ allowLinkLocalAddresses: { type: "boolean" } }),
 });
 
 const ajv = new Ajv({ allErrors: true });
@@ -152,6 +158,7 @@ interface RawConfig {
   logLevel?: string;
   log?: { level?: string; format?: string };
   extraServingSANs?: string[];
+  outbound?: { allowLinkLocalAddresses?: boolean };
 }
 
 export class ConfigError extends Error {
@@ -360,6 +367,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     audit: { logUsernamesAndGroups: auditSetting === "enabled" },
     logLevel,
     extraServingSANs: [...(c.extraServingSANs ?? [])],
+    outbound: { allowLinkLocalAddresses: c.outbound?.allowLinkLocalAddresses ?? false },
   };
 }
 

@@ -9,6 +9,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { tokenCredentialRequest, whoAmIRequest } from "../apis/index.ts";
 import { AuthenticatorCache } from "../authenticators/cache.ts";
 import { newJWTAuthenticator } from "../authenticators/jwt/authenticator.ts";
+import { setAllowLinkLocalAddresses } from "../authenticators/outbound.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
 import { issueClientCertificateFrom, SignerHolder } from "../certs/signer.ts";
 import { register as registerAPICerts } from "../controllers/apicerts/controllers.ts";
@@ -120,6 +121,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   const namespace = config.namespace;
   const identity = options.identity ?? (process.env.POD_NAME || `${hostname()}-${process.pid}`);
   log.info("starting", { namespace, identity, leaseName: config.names.deployment });
+  setAllowLinkLocalAddresses(config.outbound.allowLinkLocalAddresses);
 
   const metrics = new Metrics();
   metrics.collectProcessMetrics();

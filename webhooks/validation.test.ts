@@ -200,6 +200,13 @@ describe("validateJWTAuthenticator", () => {
       ],
     ],
     [
+      "an issuer on the cloud metadata address",
+      { issuer: "https://169.254.169.254" },
+      [
+        'spec.issuer: Invalid value: "https://169.254.169.254": host 169.254.169.254 is a link-local or cloud metadata address, which is not dialled unless outbound.allowLinkLocalAddresses in the Concierge config allows it',
+      ],
+    ],
+    [
       "an issuer with a space in the host",
       { issuer: "https://issuer example.com" },
       [
@@ -457,7 +464,6 @@ describe("validateWebhookAuthenticator", () => {
   const valid: [string, Record<string, unknown>][] = [
     ["the minimum", {}],
     ["an endpoint with a port, a query and a fragment", { endpoint: "https://10.0.0.1:8443/auth?x=1#y" }],
-    ["an endpoint with credentials, which upstream allows", { endpoint: "https://u:p@webhook.example.com/" }],
     ...validTLS,
   ];
   for (const [name, spec] of valid) {
@@ -486,6 +492,41 @@ describe("validateWebhookAuthenticator", () => {
       "an endpoint with credentials and a bad host, without the password",
       { endpoint: "https://u:secret@web hook/" },
       ['spec.endpoint: Invalid value: "https://u:xxxxx@web hook/": URL is invalid: invalid host "web hook"'],
+    ],
+    [
+      "an endpoint with credentials, which upstream allows, without the password",
+      { endpoint: "https://u:p@webhook.example.com/" },
+      [
+        'spec.endpoint: Invalid value: "https://u:xxxxx@webhook.example.com/": URL must not contain a username or password',
+      ],
+    ],
+    [
+      "an endpoint on the cloud metadata address",
+      { endpoint: "https://169.254.169.254/latest" },
+      [
+        'spec.endpoint: Invalid value: "https://169.254.169.254/latest": host 169.254.169.254 is a link-local or cloud metadata address, which is not dialled unless outbound.allowLinkLocalAddresses in the Concierge config allows it',
+      ],
+    ],
+    [
+      "an endpoint on the metadata address as IPv4-mapped IPv6",
+      { endpoint: "https://[::ffff:169.254.169.254]/" },
+      [
+        'spec.endpoint: Invalid value: "https://[::ffff:169.254.169.254]/": host ::ffff:169.254.169.254 is a link-local or cloud metadata address, which is not dialled unless outbound.allowLinkLocalAddresses in the Concierge config allows it',
+      ],
+    ],
+    [
+      "an endpoint on the metadata address written as one number",
+      { endpoint: "https://2852039166:443/" },
+      [
+        'spec.endpoint: Invalid value: "https://2852039166:443/": host 169.254.169.254 is a link-local or cloud metadata address, which is not dialled unless outbound.allowLinkLocalAddresses in the Concierge config allows it',
+      ],
+    ],
+    [
+      "an endpoint on an IPv6 link-local address",
+      { endpoint: "https://[fe80::1]:8443/" },
+      [
+        'spec.endpoint: Invalid value: "https://[fe80::1]:8443/": host fe80::1 is a link-local or cloud metadata address, which is not dialled unless outbound.allowLinkLocalAddresses in the Concierge config allows it',
+      ],
     ],
     ...invalidTLS,
   ];

@@ -16,6 +16,7 @@ import type {
 import { jwtAuthenticator, webhookAuthenticator } from "../apis/index.ts";
 import { compileValidator } from "../apis/validation.ts";
 import { compileClaims } from "../authenticators/cel/claims.ts";
+import { refusedHost } from "../authenticators/outbound.ts";
 import { parsePEMCertificates } from "../authenticators/tls/cabundle.ts";
 import { decodeStdBase64 } from "../authenticators/tls/gobase64.ts";
 import { duplicate, type FieldError, forbidden, goQuote, invalid, required } from "../kube/fielderror.ts";
@@ -134,7 +135,6 @@ function redactURL(raw: string): string {
 
 interface URLRules {
   field: string;
-  rejectUserinfo: boolean;
   rejectQueryAndFragment: boolean;
   rejectWellKnownPath: boolean;
 }
@@ -147,9 +147,9 @@ function validateURL(raw: string, rules: URLRules): FieldError[] {
   const errors: FieldError[] = [];
   if (parsed.scheme !== "https") errors.push(bad("has invalid scheme, require 'https'"));
   if (parsed.host === "") errors.push(bad("URL must have a host"));
-  if (rules.rejectUserinfo && parsed.userinfo !== undefined) {
-    errors.push(bad("URL must not contain a username or password"));
-  }
+  if (parsed.userinfo !== undefined) errors.push(bad("URL must not contain a username or password"));
+  const refused = refusedHost(parsed.host);
+  if (refused) errors.push(bad(`host ${refused}`));
   if (rules.rejectWellKnownPath && decodePath(parsed.path).endsWith("/.well-known/openid-configuration")) {
     errors.push(bad("cannot include path '/.well-known/openid-configuration'"));
   }
@@ -174,18 +174,16 @@ function decodePath(path: string): string {
 function validateIssuer(issuer: string): FieldError[] {
   return validateURL(issuer, {
     field: "spec.issuer",
-    rejectUserinfo: true,
     rejectQueryAndFragment: true,
     rejectWellKnownPath: true,
   });
 }
 
-// The endpoint is POSTed to as given, so a query is legitimate; upstream checks only that it
-// parses, is https and has a host to dial.
+// The endpoint is POSTed to as given, so a query is legitimate. Upstream checks only that it
+// parses, is https and has a host to dial; credentials in it would end up in logs and conditions.
 function validateEndpoint(endpoint: string): FieldError[] {
   return validateURL(endpoint, {
     field: "spec.endpoint",
-    rejectUserinfo: false,
     rejectQueryAndFragment: false,
     rejectWellKnownPath: false,
   });

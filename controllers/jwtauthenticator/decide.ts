@@ -9,6 +9,7 @@ import {
   AuthenticatorConditionType as Type,
   unableToValidateMessage,
 } from "../../apis/index.ts";
+import { refusedHost } from "../../authenticators/outbound.ts";
 import type { TLSResolution } from "../../authenticators/tls/cabundle.ts";
 import { aggregateMessage, type FieldError, goQuote } from "../../kube/fielderror.ts";
 import type { ConditionUpdate } from "../runtime/conditions.ts";
@@ -100,6 +101,10 @@ export function issuerCondition(issuer: string): ConditionUpdate {
       Reason.InvalidIssuerURLScheme,
       `spec.issuer ${issuer} has invalid scheme, require 'https'`,
     );
+  }
+  const refused = refusedHost(parsed.url.hostname);
+  if (refused) {
+    return failure(Type.IssuerURLValid, Reason.InvalidIssuerURL, `spec.issuer URL host ${refused}`);
   }
   if (decodedPath(parsed.url).endsWith("/.well-known/openid-configuration")) {
     return failure(

@@ -104,6 +104,18 @@ describe("tlsDial", () => {
     await assert.rejects(dial("nonexistent.invalid", 443), /^Error: dial tcp: lookup nonexistent\.invalid: /);
   });
 
+  it("never dials a link-local or metadata address", async () => {
+    const meta = "is a link-local or cloud metadata address, which is not dialled unless";
+    await assert.rejects(dial("169.254.169.254", 443), {
+      message: `dial tcp 169.254.169.254:443: 169.254.169.254 ${meta} outbound.allowLinkLocalAddresses in the Concierge config allows it`,
+    });
+    await assert.rejects(
+      dial("::ffff:169.254.169.254", 80),
+      new RegExp(`^Error: dial tcp \\[::ffff:169.254.169.254\\]:80: ::ffff:169.254.169.254 ${meta}`),
+    );
+    await assert.rejects(dial("2852039166", 443), new RegExp(`169.254.169.254 ${meta}`));
+  });
+
   it("stops when the signal aborts", async () => {
     const silent = await listen(createNetServer(() => {}));
     const abort = new AbortController();

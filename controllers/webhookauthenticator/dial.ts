@@ -14,6 +14,7 @@ import {
   verifyFailure,
   verifyHostname,
 } from "../../authenticators/goerrors.ts";
+import { guardedLookup, refusedHost } from "../../authenticators/outbound.ts";
 import type { HostPort } from "./endpoint.ts";
 
 export interface DialOptions {
@@ -47,7 +48,12 @@ export const tlsDial: Dialer = (target, { caPEM, signal, timeoutMs = defaultDial
   new Promise<void>((resolve, reject) => {
     let tls: TLSSocket | undefined;
     let settled = false;
-    const tcp = netConnect({ host: target.host, port: target.port });
+    const refused = refusedHost(target.host);
+    if (refused) {
+      reject(new Error(`dial tcp ${joinHostPort(target.host, target.port)}: ${refused}`));
+      return;
+    }
+    const tcp = netConnect({ host: target.host, port: target.port, lookup: guardedLookup });
     const finish = (message?: string) => {
       if (settled) return;
       settled = true;

@@ -12,6 +12,12 @@ const parse = (url: string, err: string) =>
   invalid(`spec.endpoint URL cannot be parsed: parse ${goQuote(url)}: ${err}`);
 const notValid = (err: string) => invalid(`spec.endpoint URL is not valid: ${err}`);
 
+const metadata = (ip: string): EndpointValidation => ({
+  ok: false,
+  reason: "InvalidEndpointURL",
+  message: `spec.endpoint URL host ${ip} is a link-local or cloud metadata address, which is not dialled unless outbound.allowLinkLocalAddresses in the Concierge config allows it`,
+});
+
 describe("validateEndpoint", () => {
   const cases: [string, EndpointValidation][] = [
     ["https://example.com/webhook", ok("example.com", 443)],
@@ -50,6 +56,10 @@ describe("validateEndpoint", () => {
     ["https://[::1]x/", parse("https://[::1]x/", 'invalid port "x" after host')],
     ["https://us er@example.com/", parse("https://us er@example.com/", "net/url: invalid userinfo")],
     ["://x", parse("://x", "missing protocol scheme")],
+    ["https://169.254.169.254/", metadata("169.254.169.254")],
+    ["https://[::ffff:169.254.169.254]/", metadata("::ffff:169.254.169.254")],
+    ["https://0251.0376.0251.0376/", metadata("169.254.169.254")],
+    ["https://[fd00:ec2::254]/", metadata("fd00:ec2::254")],
   ];
   for (const [endpoint, want] of cases) {
     it(JSON.stringify(endpoint), () => assert.deepEqual(validateEndpoint(endpoint), want));

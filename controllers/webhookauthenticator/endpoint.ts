@@ -3,6 +3,7 @@
 // accepts and rejects different strings (it checks the port range, punycodes hosts, and
 // takes spaces out), so the parts of Go's parser that decide validity are re-created here.
 import { isIP } from "node:net";
+import { refusedHost } from "../../authenticators/outbound.ts";
 
 export interface HostPort {
   /** A hostname or an IP address, without brackets. */
@@ -227,6 +228,10 @@ export function validateEndpoint(endpoint: string): EndpointValidation {
       reason: "InvalidEndpointURL",
       message: `spec.endpoint URL is not valid: ${hostPort.error}`,
     };
+  }
+  const refused = refusedHost(hostPort.host);
+  if (refused) {
+    return { ok: false, reason: "InvalidEndpointURL", message: `spec.endpoint URL host ${refused}` };
   }
   return { ok: true, hostPort };
 }
