@@ -60,8 +60,11 @@ export function bearerToken(headers: Record<string, string | string[]>): string 
   return parts[1] === "" ? undefined : parts[1];
 }
 
-/** Which anonymous requests the proxy forwards; see conciergeCredentialRequest for the default. */
-export type AnonymousPolicy = (info: RequestInfo) => boolean;
+/**
+ * Which anonymous requests the proxy forwards; see conciergeCredentialRequest for the default and
+ * clusterAnonymousPolicy for what the Concierge uses.
+ */
+export type AnonymousPolicy = (info: RequestInfo, signal: AbortSignal) => boolean | Promise<boolean>;
 
 /**
  * The Concierge's own credential APIs: `create` of TokenCredentialRequests (how a client gets a

@@ -53,7 +53,8 @@ export interface RequestDeciderOptions {
   reviewTimeoutMs?: number;
   /**
    * Which requests without credentials are forwarded, as system:anonymous. Default: only the
-   * Concierge's credential APIs (conciergeCredentialRequest).
+   * Concierge's credential APIs (conciergeCredentialRequest); the Concierge passes
+   * clusterAnonymousPolicy, which follows the cluster's anonymous authentication.
    */
   anonymousAllowed?: AnonymousPolicy;
 }
@@ -173,7 +174,7 @@ export function createRequestDecider(options: RequestDeciderOptions): RequestDec
       user = withAuthenticatedGroup(reviewed);
       authenticatedBy = "token";
     } else {
-      if (!anonymousAllowed(info)) return count(unauthorized(), "unauthorized", "anonymous");
+      if (!(await anonymousAllowed(info, signal))) return count(unauthorized(), "unauthorized", "anonymous");
       user = anonymousUser();
       authenticatedBy = "anonymous";
     }

@@ -10,11 +10,13 @@ import { ProxyCredentials } from "../controllers/impersonatorconfig/credentials.
 import { register as registerImpersonatorConfig } from "../controllers/impersonatorconfig/reconciler.ts";
 import type { InformerSource } from "../controllers/runtime/informer.ts";
 import type { Manager } from "../controllers/runtime/manager.ts";
+import { clusterAnonymousPolicy, probeAnonymousAuthentication } from "../impersonator/anonymousauth.ts";
 import { clientCAFromConfigMap } from "../impersonator/clientca.ts";
 import { createRequestDecider } from "../impersonator/decider.ts";
 import { ImpersonationProxyRunner } from "../impersonator/server.ts";
 import { ProxyTLSHolder } from "../impersonator/tlsholder.ts";
 import { ServiceAccountTokenClient } from "../impersonator/tokenclient.ts";
+import { realClock } from "../kube/clock.ts";
 import type { KubeObject } from "../kube/resource.ts";
 import { KubeRestClient } from "../kube/rest.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -120,12 +122,23 @@ export function setUpImpersonationProxy(options: {
   });
 
   const proxyLog = log.child({ component: "impersonation-proxy" });
+  const upstream = upstreamOf(options.kubeConfig);
   const runner = new ImpersonationProxyRunner({
     port: config.impersonationProxyServerPort,
     host: options.host,
     tls,
-    decide: createRequestDecider({ client, proxyToken: () => tokens.token(), log: proxyLog, metrics }),
-    upstream: upstreamOf(options.kubeConfig),
+    decide: createRequestDecider({
+      client,
+      proxyToken: () => tokens.token(),
+      log: proxyLog,
+      metrics,
+      anonymousAllowed: clusterAnonymousPolicy({
+        probe: probeAnonymousAuthentication(upstream),
+        clock: realClock,
+        log: proxyLog,
+      }),
+    }),
+    upstream,
     log: proxyLog,
     metrics,
     pingIntervalMs: config.impersonationProxy.pingIntervalSeconds * 1000,

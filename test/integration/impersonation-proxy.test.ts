@@ -630,16 +630,28 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
     assert.ok(info.uid, "the ServiceAccount's UID survives (pass-through, not impersonation)");
   });
 
-  it("anonymous callers may only log in or ask who they are; a client-sent Impersonate-User grants nothing", async () => {
+  it("anonymous callers get what kube-apiserver gives system:anonymous; a client-sent Impersonate-User grants nothing", async () => {
+    // This cluster allows anonymous authentication (kube-apiserver's default), so the proxy
+    // forwards callers without credentials as system:anonymous, as upstream does.
     const ca = await proxyCA();
-    const anon = await proxyRequest("/api/v1/namespaces", { ca });
-    assert.equal(anon.code, 401, anon.body);
-    assert.equal(JSON.parse(anon.body).reason, "Unauthorized");
+    const healthz = await proxyRequest("/healthz", { ca });
+    assert.deepEqual(healthz, { code: 200, body: "ok" });
+    const anon = await proxyRequest("/api/v1/namespaces/kube-system/pods/does-not-matter", { ca });
+    assert.equal(anon.code, 403, anon.body);
+    assert.equal(
+      JSON.parse(anon.body).message,
+      'pods "does-not-matter" is forbidden: User "system:anonymous" cannot get resource "pods" in API group "" ' +
+        'in the namespace "kube-system": decision made by impersonation-proxy.concierge.pinniped.dev',
+    );
     const escalate = await proxyRequest("/api/v1/namespaces", {
       ca,
       headers: { "Impersonate-User": "system:admin" },
     });
-    assert.equal(escalate.code, 401, escalate.body);
+    assert.equal(escalate.code, 403, escalate.body);
+    assert.match(
+      JSON.parse(escalate.body).message,
+      /User "system:anonymous" cannot impersonate resource "users"/,
+    );
 
     const who = await proxyRequest("/apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests", {
       method: "POST",
