@@ -28,11 +28,12 @@ export const supportedAlgorithms = ["RS256", "ES256"] as const;
  */
 export const maxTokenBytes = 64 * 1024;
 /**
- * Clock skew allowed for `nbf` (go-oidc's one minute) and for `iat` (which Kubernetes does not check;
- * a token from the future means a broken clock or a forged timeline). `exp` gets none, as in
- * Kubernetes: a leeway there would only lengthen every token's life.
+ * Clock skew allowed for `nbf`: go-oidc's five minutes, so that a provider whose clock runs ahead
+ * works here as it does with upstream. `exp` gets none, as in go-oidc: a leeway there would only
+ * lengthen every token's life. `iat` must be a number but is not compared with the clock, as
+ * neither go-oidc nor Kubernetes does.
  */
-export const clockSkewMs = 60_000;
+export const notBeforeLeewayMs = 5 * 60_000;
 
 export interface JWTAuthenticatorConfig {
   /** JWTAuthenticator name: metrics label, logs. */
@@ -206,7 +207,7 @@ class JWTAuthenticator implements JWTTokenAuthenticator {
     });
   }
 
-  /** go-oidc's checks (issuer, audience, exp, nbf) plus `iat`, on claims whose signature is checked next. */
+  /** go-oidc's checks (issuer, audience, exp, nbf), on claims whose signature is checked next. */
   #checkUnverifiedClaims(claims: Record<string, unknown>): Outcome<true> {
     const iss = claimValue(claims, "iss");
     if (iss !== this.#issuer) return fail("issuer", `issuer mismatch: token iss is ${quote(iss)}`);
@@ -228,14 +229,12 @@ class JWTAuthenticator implements JWTTokenAuthenticator {
     if (exp * 1000 < now) return fail("expired", "token expired");
     for (const name of ["nbf", "iat"] as const) {
       const value = claimValue(claims, name);
-      if (value === undefined) continue;
-      if (!isNumericDate(value)) return fail("malformed", `${name} claim is not a number`);
-      if (value * 1000 > now + clockSkewMs) {
-        return fail(
-          "not_yet_valid",
-          name === "nbf" ? "token is not valid yet (nbf)" : "token was issued in the future (iat)",
-        );
-      }
+      if (value !== undefined && !isNumericDate(value))
+        return fail("malformed", `${name} claim is not a number`);
+    }
+    const nbf = claimValue(claims, "nbf");
+    if (typeof nbf === "number" && nbf * 1000 > now + notBeforeLeewayMs) {
+      return fail("not_yet_valid", "token is not valid yet (nbf)");
     }
     return { ok: true, value: true };
   }
