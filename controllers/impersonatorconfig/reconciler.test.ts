@@ -43,7 +43,7 @@ class FakeRunner implements ProxyRunner {
 
 function setup(spec: Record<string, unknown>, options: { follower?: boolean; secrets?: Secret[] } = {}) {
   const clock = new FakeClock(Date.parse("2030-01-01T00:00:00Z"));
-  const { log } = memoryLogger();
+  const { log, lines } = memoryLogger();
   const ci = new FakeInformer<CredentialIssuerObject>({
     objects: [
       {
@@ -118,6 +118,7 @@ function setup(spec: Record<string, unknown>, options: { follower?: boolean; sec
     sync: async () =>
       controllerOptions!.sync({ key: "impersonator-config", signal: stop.signal, log, queue }),
     strategy: () => strategies.get()[0],
+    lines,
   };
 }
 
@@ -209,5 +210,19 @@ describe("impersonator-config reconciler", () => {
     await assert.rejects(empty.sync(), NotLeaderError);
     assert.equal(empty.strategy(), undefined, "a follower without material leaves the verdict to the leader");
     assert.equal(empty.runner.running, true, "every replica serves");
+
+    // Only writes that happened are reported, so a follower's log does not claim the leader's work.
+    const writes = (t: { lines: Record<string, unknown>[] }) =>
+      t.lines.filter(
+        (l) =>
+          l.level === "info" &&
+          /^(wrote|writing|created|creating|updated|updating|deleted|deleting)\b/.test(String(l.msg)),
+      );
+    assert.deepEqual(writes(empty), []);
+    assert.deepEqual(writes(follower), []);
+    assert.deepEqual(
+      writes(leader).map((l) => l.msg),
+      ["wrote CA Secret", "wrote CA Secret", "wrote TLS serving Secret"],
+    );
   });
 });

@@ -137,10 +137,15 @@ export function impersonatorConfigController(
 
   // Per sync: set when a write was refused because this replica follows.
   let notLeader: NotLeaderError | undefined;
-  /** Runs a write; a follower's refusal is remembered and the cached state used instead. */
-  async function write<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  /**
+   * Runs a write; a follower's refusal is remembered and the cached state used instead. `wrote`
+   * logs it once it happened, so that a follower does not report writes it never makes.
+   */
+  async function write<T>(fn: () => Promise<T>, wrote: () => void): Promise<T | undefined> {
     try {
-      return await fn();
+      const result = await fn();
+      wrote();
+      return result;
     } catch (error) {
       if (error instanceof NotLeaderError) {
         notLeader = error;
@@ -157,19 +162,22 @@ export function impersonatorConfigController(
     log: SyncLog,
   ) {
     if (!obj?.metadata?.name) return;
-    log.info("deleting", { resource: ref.resource, name: obj.metadata.name, namespace: ns });
-    await write(async () => {
-      try {
-        await env.client.request({
-          method: "DELETE",
-          path: objectPath(ref, obj.metadata?.name ?? "", ns),
-          body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: obj.metadata?.uid } },
-          signal,
-        });
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-      }
-    });
+    const name = obj.metadata.name;
+    await write(
+      async () => {
+        try {
+          await env.client.request({
+            method: "DELETE",
+            path: objectPath(ref, obj.metadata?.name ?? "", ns),
+            body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: obj.metadata?.uid } },
+            signal,
+          });
+        } catch (error) {
+          if (!isNotFound(error)) throw error;
+        }
+      },
+      () => log.info("deleted", { resource: ref.resource, name, namespace: ns }),
+    );
   }
 
   async function ensureServices(config: ProxyConfig, running: boolean, signal: AbortSignal, log: SyncLog) {
@@ -186,30 +194,32 @@ export function impersonatorConfigController(
       }
       const desired = desiredService(name, type, config, { ...deps, namespace: ns });
       if (!existing) {
-        log.info("creating Service", { name, type });
-        fresh[name] = await write(() =>
-          env.client.request<Service>({
-            method: "POST",
-            path: collectionPath(servicesResource, ns),
-            query: { fieldManager },
-            body: desired,
-            signal,
-          }),
+        fresh[name] = await write(
+          () =>
+            env.client.request<Service>({
+              method: "POST",
+              path: collectionPath(servicesResource, ns),
+              query: { fieldManager },
+              body: desired,
+              signal,
+            }),
+          () => log.info("created Service", { name, type }),
         );
         continue;
       }
       const patch = servicePatch(existing, desired);
       if (!patch) continue;
-      log.info("updating Service", { name, type, fields: Object.keys(patch) });
-      fresh[name] = await write(() =>
-        env.client.request<Service>({
-          method: "PATCH",
-          path: objectPath(servicesResource, name, ns),
-          query: { fieldManager },
-          contentType: "application/merge-patch+json",
-          body: patch,
-          signal,
-        }),
+      fresh[name] = await write(
+        () =>
+          env.client.request<Service>({
+            method: "PATCH",
+            path: objectPath(servicesResource, name, ns),
+            query: { fieldManager },
+            contentType: "application/merge-patch+json",
+            body: patch,
+            signal,
+          }),
+        () => log.info("updated Service", { name, type, fields: Object.keys(patch) }),
       );
     }
     return (name: string) => fresh[name] ?? env.services.get(name, ns);
@@ -225,31 +235,32 @@ export function impersonatorConfigController(
     const cached = env.secrets.get(secretName, ns);
     const plan = await planCA(cached, env.clock.now(), policy);
     if (plan.event === "none") return plan;
-    log.info("writing CA Secret", { name: secretName, event: plan.event, detail: plan.detail });
     const annotations: Record<string, string> = { ...(cached?.metadata?.annotations ?? {}) };
     delete annotations[previousUntilAnnotation];
     delete annotations[rotatedForAnnotation];
     Object.assign(annotations, plan.annotations);
-    const written = await write(() =>
-      cached
-        ? env.client.request<Secret>({
-            method: "PUT",
-            path: objectPath(secretsResource, secretName, ns),
-            body: { ...cached, metadata: { ...cached.metadata, annotations }, data: plan.data },
-            signal,
-          })
-        : env.client.request<Secret>({
-            method: "POST",
-            path: collectionPath(secretsResource, ns),
-            body: {
-              apiVersion: "v1",
-              kind: "Secret",
-              type: "Opaque",
-              metadata: { name: secretName, namespace: ns, labels: deps.labels, annotations },
-              data: plan.data,
-            },
-            signal,
-          }),
+    const written = await write(
+      () =>
+        cached
+          ? env.client.request<Secret>({
+              method: "PUT",
+              path: objectPath(secretsResource, secretName, ns),
+              body: { ...cached, metadata: { ...cached.metadata, annotations }, data: plan.data },
+              signal,
+            })
+          : env.client.request<Secret>({
+              method: "POST",
+              path: collectionPath(secretsResource, ns),
+              body: {
+                apiVersion: "v1",
+                kind: "Secret",
+                type: "Opaque",
+                metadata: { name: secretName, namespace: ns, labels: deps.labels, annotations },
+                data: plan.data,
+              },
+              signal,
+            }),
+      () => log.info("wrote CA Secret", { name: secretName, event: plan.event, detail: plan.detail }),
     );
     if (written) return plan;
     // A follower keeps using what the leader last wrote, if anything.
@@ -267,7 +278,6 @@ export function impersonatorConfigController(
     const cached = env.secrets.get(names.tlsSecret, ns);
     const plan = await planServing(cached, ca, info.names, env.clock.now(), serving);
     if (plan.action === "none") return plan;
-    log.info("writing TLS serving Secret", { name: names.tlsSecret, reason: plan.reason, names: info.names });
     const data = { "tls.crt": b64(plan.certPEM), "tls.key": b64(plan.keyPEM) };
     const create = () =>
       env.client.request<Secret>({
@@ -282,19 +292,27 @@ export function impersonatorConfigController(
         },
         signal,
       });
-    const written = await write(async () => {
-      if (!cached) return create();
-      if (cached.type !== "kubernetes.io/tls") {
-        await deleteObject(secretsResource, cached, signal, log);
-        return create();
-      }
-      return env.client.request<Secret>({
-        method: "PUT",
-        path: objectPath(secretsResource, names.tlsSecret, ns),
-        body: { ...cached, data },
-        signal,
-      });
-    });
+    const written = await write(
+      async () => {
+        if (!cached) return create();
+        if (cached.type !== "kubernetes.io/tls") {
+          await deleteObject(secretsResource, cached, signal, log);
+          return create();
+        }
+        return env.client.request<Secret>({
+          method: "PUT",
+          path: objectPath(secretsResource, names.tlsSecret, ns),
+          body: { ...cached, data },
+          signal,
+        });
+      },
+      () =>
+        log.info("wrote TLS serving Secret", {
+          name: names.tlsSecret,
+          reason: plan.reason,
+          names: info.names,
+        }),
+    );
     if (written) return plan;
     const certPEM = unb64(cached?.data?.["tls.crt"]);
     const keyPEM = unb64(cached?.data?.["tls.key"]);

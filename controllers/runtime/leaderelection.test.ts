@@ -3,7 +3,13 @@ import { afterEach, describe, it } from "node:test";
 import { FakeClock, settle } from "../../kube/clock.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
-import { LeaderElector, leaderOnlyClient, NOT_LEADER_MESSAGE, NotLeaderError } from "./leaderelection.ts";
+import {
+  defaultLeaderElectionTiming,
+  LeaderElector,
+  leaderOnlyClient,
+  NOT_LEADER_MESSAGE,
+  NotLeaderError,
+} from "./leaderelection.ts";
 import { FakeLeaseStore, FakeRestClient } from "./testing.ts";
 
 const TIMING = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
@@ -231,6 +237,49 @@ describe("LeaderElector", () => {
     assert.equal(await write("y"), "y");
     await client.request({ method: "PATCH", path: "/x", body: {} });
     assert.equal(raw.writes().length, 1);
+  });
+
+  it("by default takes over from a crashed leader within kube-controller-manager's 15 s lease", async () => {
+    const clock = new FakeClock();
+    const store = new FakeLeaseStore();
+    // A crash releases nothing.
+    const elector = new LeaderElector({
+      lease: store.client(),
+      identity: "pod-a",
+      clock,
+      random: () => 0,
+      releaseOnStop: false,
+    });
+    const abort = new AbortController();
+    const done = elector.run(abort.signal);
+    stops.push(async () => {
+      abort.abort();
+      await done;
+    });
+    await settle();
+    assert.equal(elector.isLeader(), true);
+    assert.equal(store.lease?.spec?.leaseDurationSeconds, 15);
+    // pod-a is killed: its lease is never renewed again, and pod-b was watching.
+    abort.abort();
+    await done;
+    const b = new LeaderElector({ lease: store.client(), identity: "pod-b", clock, random: () => 0 });
+    const abortB = new AbortController();
+    const doneB = b.run(abortB.signal);
+    stops.push(async () => {
+      abortB.abort();
+      await doneB;
+    });
+    await settle();
+    await clock.advance(16_000);
+    await settle();
+    await clock.advance(2_000);
+    await settle();
+    assert.equal(b.isLeader(), true);
+    assert.deepEqual(defaultLeaderElectionTiming, {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
   });
 
   it("refuses timings where the lease could expire before the leader gives up", () => {

@@ -14,15 +14,26 @@ export class NotLeaderError extends Error {
   }
 }
 
+/** kube-controller-manager's --leader-elect-lease-duration, -renew-deadline and -retry-period. */
+export const defaultLeaderElectionTiming = {
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+} as const;
+
 export interface LeaderElectorOptions {
   lease: LeaseClient;
   /** Unique per replica; upstream uses the pod name. */
   identity: string;
-  /** How long a lease is valid after its last renewal, as seen by other replicas. Default 137 s. */
+  /**
+   * How long a lease is valid after its last renewal, as seen by other replicas: how long a
+   * crashed leader's work waits. Default 15 s, kube-controller-manager's (upstream's 137 s left
+   * certificates and the proxy unmanaged for over two minutes after a kill -9).
+   */
   leaseDurationMs?: number;
-  /** The leader steps down when it could not renew for this long. Default 107 s. */
+  /** The leader steps down when it could not renew for this long. Default 10 s. */
   renewDeadlineMs?: number;
-  /** Time between attempts to acquire or renew. Default 26 s. */
+  /** Time between attempts to acquire or renew. Default 2 s. */
   retryPeriodMs?: number;
   /** Clear the holder on graceful stop so another replica takes over at once. Default true. */
   releaseOnStop?: boolean;
@@ -69,9 +80,9 @@ export class LeaderElector {
   constructor(options: LeaderElectorOptions) {
     this.identity = options.identity;
     this.#lease = options.lease;
-    this.#leaseDurationMs = options.leaseDurationMs ?? 137_000;
-    this.#renewDeadlineMs = options.renewDeadlineMs ?? 107_000;
-    this.#retryPeriodMs = options.retryPeriodMs ?? 26_000;
+    this.#leaseDurationMs = options.leaseDurationMs ?? defaultLeaderElectionTiming.leaseDurationMs;
+    this.#renewDeadlineMs = options.renewDeadlineMs ?? defaultLeaderElectionTiming.renewDeadlineMs;
+    this.#retryPeriodMs = options.retryPeriodMs ?? defaultLeaderElectionTiming.retryPeriodMs;
     if (!(this.#leaseDurationMs > this.#renewDeadlineMs && this.#renewDeadlineMs > this.#retryPeriodMs)) {
       throw new Error("leader election needs leaseDuration > renewDeadline > retryPeriod");
     }
