@@ -208,8 +208,9 @@ export function subjectAccessReview(user: UserInfo, attributes: Attributes): unk
   return { apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview", spec };
 }
 
-// responsewriters' sanitizer: the message may be shown as HTML by some clients.
-const sanitize = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+/** responsewriters' sanitizer: the message may be shown as HTML by some clients. */
+export const sanitize = (s: string) =>
+  s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 
 /**
  * apierrors.NewForbidden around responsewriters.forbiddenMessage, e.g. `pods "x" is forbidden:

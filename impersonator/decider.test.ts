@@ -7,6 +7,7 @@ import { apiStatusError, FakeRestClient, type RecordedRequest } from "../control
 import { FakeClock } from "../kube/clock.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { createRequestDecider, type RequestDeciderOptions } from "./decider.ts";
+import { refusalResponse } from "./headers.ts";
 import type { Decision, Forward, IncomingRequest, Refusal } from "./types.ts";
 
 const marker = "decision made by impersonation-proxy.concierge.pinniped.dev";
@@ -77,6 +78,13 @@ function decider(client: FakeRestClient, options: Partial<RequestDeciderOptions>
     ...options,
   });
 }
+
+/** A Status as kube-apiserver writes it: JSON and a trailing newline. */
+const status = (json: string) => ({
+  code: (JSON.parse(json) as { code: number }).code,
+  contentType: "application/json",
+  body: `${json}\n`,
+});
 
 function forwarded(decision: Decision): Forward {
   assert.equal(decision.action, "forward", JSON.stringify(decision));
@@ -416,12 +424,36 @@ describe("authorization", () => {
         signal(),
       ),
     );
-    assert.deepEqual(r, {
-      action: "refuse",
-      code: 403,
-      reason: "Forbidden",
-      message: `secrets "s" is forbidden: User "alice" cannot get resource "secrets" in API group "" in the namespace "kube-system": no RBAC policy matched, ${marker}`,
-    });
+    assert.deepEqual(
+      refusalResponse(r),
+      status(
+        `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \\"s\\" is forbidden: User \\"alice\\" cannot get resource \\"secrets\\" in API group \\"\\" in the namespace \\"kube-system\\": no RBAC policy matched, ${marker}","reason":"Forbidden","details":{"name":"s","kind":"secrets"},"code":403}`,
+      ),
+    );
+  });
+
+  it("answers a denied path with upstream's exact body: empty details and a trailing newline", async () => {
+    const client = fakeAPIServer({}, () => false);
+    const r = refused(
+      await decider(client, { anonymousAllowed: () => true })(req("GET", "/healthz/log"), signal()),
+    );
+    // Upstream's integration test compares these bytes.
+    assert.deepEqual(
+      refusalResponse(r),
+      status(
+        `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"forbidden: User \\"system:anonymous\\" cannot get path \\"/healthz/log\\": ${marker}","reason":"Forbidden","details":{},"code":403}`,
+      ),
+    );
+  });
+
+  it("answers an anonymous caller the cluster does not let in with upstream's exact 401 body", async () => {
+    const r = refused(await decider(fakeAPIServer({}))(req("GET", "/healthz"), signal()));
+    assert.deepEqual(
+      refusalResponse(r),
+      status(
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}',
+      ),
+    );
   });
 
   it("words denials of cluster-scoped, grouped and non-resource requests", async () => {
@@ -475,11 +507,12 @@ describe("authorization", () => {
     const r = refused(
       await decider(client)(req("GET", "/api/v1/watch", { headers: bearer("tok") }), signal()),
     );
-    assert.equal(r.code, 500);
-    assert.match(
-      r.message,
-      /^Internal error occurred: failed to create RequestInfo: unable to determine kind/,
-    );
+    // kube-apiserver's WithRequestInfo answers with responsewriters.InternalError: plain text.
+    assert.deepEqual(refusalResponse(r), {
+      code: 500,
+      contentType: "text/plain; charset=utf-8",
+      body: 'Internal Server Error: "/api/v1/watch": failed to create RequestInfo: unable to determine kind and namespace from url, /api/v1/watch\n',
+    });
   });
 });
 
@@ -636,12 +669,12 @@ describe("nested impersonation", () => {
         signal(),
       ),
     );
-    assert.deepEqual(r, {
-      action: "refuse",
-      code: 403,
-      reason: "Forbidden",
-      message: `groups "admins" is forbidden: User "alice" cannot impersonate resource "groups" in API group "" at the cluster scope: ${marker}`,
-    });
+    assert.deepEqual(
+      refusalResponse(r),
+      status(
+        `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"groups \\"admins\\" is forbidden: User \\"alice\\" cannot impersonate resource \\"groups\\" in API group \\"\\" at the cluster scope: ${marker}","reason":"Forbidden","details":{"name":"admins","kind":"groups"},"code":403}`,
+      ),
+    );
   });
 
   it("words a denied extra as userextras/<key> in authentication.k8s.io", async () => {
@@ -661,16 +694,33 @@ describe("nested impersonation", () => {
   it("refuses groups, extras or a UID without a user, as Kubernetes", async () => {
     const client = fakeAPIServer({ tok: alice });
     const decide = decider(client);
-    assert.deepEqual(await decide(impersonating({ "impersonate-uid": "1234" }), signal()), {
-      action: "refuse",
+    // kube-apiserver's impersonation filter answers with plain text naming the request URI,
+    // which client-go reports as `an error on the server ("Internal Server Error: ...")`.
+    const plain = (body: string) => ({
       code: 500,
-      reason: "InternalError",
-      message:
-        "Internal error occurred: requested [{UID  1234  authentication.k8s.io/v1  }] without impersonating a user",
+      contentType: "text/plain; charset=utf-8",
+      body: `${body}\n`,
     });
-    assert.equal(
-      refused(await decide(impersonating({ "impersonate-group": "g" }), signal())).message,
-      "Internal error occurred: requested [{Group  g    }] without impersonating a user",
+    assert.deepEqual(
+      refusalResponse(
+        refused(
+          await decide(
+            req("GET", "/api/v1/namespaces/foo/secrets/bar", {
+              headers: { ...bearer("tok"), "impersonate-uid": "some-awesome-uid" },
+            }),
+            signal(),
+          ),
+        ),
+      ),
+      plain(
+        'Internal Server Error: "/api/v1/namespaces/foo/secrets/bar": requested [{UID  some-awesome-uid  authentication.k8s.io/v1  }] without impersonating a user',
+      ),
+    );
+    assert.deepEqual(
+      refusalResponse(refused(await decide(impersonating({ "impersonate-group": "<g>" }), signal()))),
+      plain(
+        'Internal Server Error: "/api/v1/namespaces/ns/pods": requested [{Group  &lt;g&gt;    }] without impersonating a user',
+      ),
     );
     assert.equal(sars(client).length, 0);
   });
@@ -683,12 +733,12 @@ describe("nested impersonation", () => {
         signal(),
       ),
     );
-    assert.deepEqual(r, {
-      action: "refuse",
-      code: 500,
-      reason: "InternalError",
-      message: "Internal error occurred: unimplemented functionality - unable to act as current user",
-    });
+    assert.deepEqual(
+      refusalResponse(r),
+      status(
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Internal error occurred: unimplemented functionality - unable to act as current user","reason":"InternalError","details":{"causes":[{"message":"unimplemented functionality - unable to act as current user"}]},"code":500}',
+      ),
+    );
   });
 
   it("lets a token user with a UID impersonate, recording their UID in the original user", async () => {

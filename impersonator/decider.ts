@@ -13,7 +13,7 @@ import {
   userFromCertificate,
   withAuthenticatedGroup,
 } from "./authn.ts";
-import { type Attributes, createAuthorizer, forbiddenMessage } from "./authz.ts";
+import { type Attributes, createAuthorizer, forbiddenMessage, goQuote, sanitize } from "./authz.ts";
 import {
   hasImpersonationHeaders,
   ImpersonationHeaderError,
@@ -59,8 +59,7 @@ export interface RequestDeciderOptions {
   anonymousAllowed?: AnonymousPolicy;
 }
 
-export const unableToActMessage =
-  "Internal error occurred: unimplemented functionality - unable to act as current user";
+export const unableToAct = "unimplemented functionality - unable to act as current user";
 export const noProxyTokenMessage = "no impersonator service account token available";
 
 type Outcome = "forward" | "passthrough" | "unauthorized" | "forbidden" | "invalid" | "error";
@@ -73,7 +72,17 @@ const refuse = (code: number, reason: string, message: string): Refusal => ({
   message,
 });
 const unauthorized = () => refuse(401, "Unauthorized", "Unauthorized");
-const internalError = (message: string) => refuse(500, "InternalError", message);
+// apierrors.NewInternalError: the error is repeated as the one cause.
+const internalError = (err: string): Refusal => ({
+  ...refuse(500, "InternalError", `Internal error occurred: ${err}`),
+  details: { causes: [{ message: err }] },
+});
+// responsewriters.InternalError, what kube-apiserver's request-info and impersonation filters
+// answer with: Go's http.Error, plain text naming the request URI, not a Status.
+const internalServerError = (requestURI: string, err: string): Refusal => ({
+  ...refuse(500, "InternalError", sanitize(`Internal Server Error: ${goQuote(requestURI)}: ${err}`)),
+  plainText: true,
+});
 const unavailable = (message: string) => refuse(503, "ServiceUnavailable", message);
 
 export function createRequestDecider(options: RequestDeciderOptions): RequestDecider {
@@ -148,7 +157,7 @@ export function createRequestDecider(options: RequestDeciderOptions): RequestDec
     } catch (err) {
       if (!(err instanceof RequestInfoError)) throw err;
       return count(
-        internalError(`Internal error occurred: failed to create RequestInfo: ${err.message}`),
+        internalServerError(request.path, `failed to create RequestInfo: ${err.message}`),
         "invalid",
         "none",
       );
@@ -196,7 +205,7 @@ export function createRequestDecider(options: RequestDeciderOptions): RequestDec
         parts = parseImpersonationHeaders(request.headers);
       } catch (err) {
         if (!(err instanceof ImpersonationHeaderError)) throw err;
-        return count(internalError(`Internal error occurred: ${err.message}`), "invalid", authenticatedBy);
+        return count(internalServerError(request.path, err.message), "invalid", authenticatedBy);
       }
       if (parts.length > 0) {
         for (const part of parts) {
@@ -239,7 +248,7 @@ export function createRequestDecider(options: RequestDeciderOptions): RequestDec
     if (effective.uid) {
       if (nested || authenticatedBy !== "token" || token === undefined) {
         log.debug("impersonation proxy cannot act as a user with a UID", { nested, authenticatedBy });
-        return count(internalError(unableToActMessage), "error", authenticatedBy);
+        return count(internalError(unableToAct), "error", authenticatedBy);
       }
       // The TokenReview that authenticated this user was for this very token, so kube-apiserver
       // authenticates it as the same user (upstream re-reviews it through the same cache).
@@ -257,7 +266,7 @@ export function createRequestDecider(options: RequestDeciderOptions): RequestDec
     } catch (err) {
       if (!(err instanceof UnsupportedIdentityError)) throw err;
       log.debug("impersonation proxy cannot act as the user", { problem: err.message });
-      return count(internalError(unableToActMessage), "error", authenticatedBy);
+      return count(internalError(unableToAct), "error", authenticatedBy);
     }
     const proxyToken = options.proxyToken();
     if (!proxyToken) return count(unavailable(noProxyTokenMessage), "error", authenticatedBy);
@@ -283,6 +292,10 @@ function requestAttributes(info: RequestInfo): Attributes {
   };
 }
 
+// apierrors.NewForbidden's details: the resource and name, or nothing (`{}`) for a path.
 function forbidden(user: UserInfo, attributes: Attributes, reason: string): Refusal {
-  return refuse(403, "Forbidden", forbiddenMessage(user, attributes, reason));
+  const details = attributes.resourceRequest
+    ? { name: attributes.name, group: attributes.apiGroup, kind: attributes.resource }
+    : {};
+  return { ...refuse(403, "Forbidden", forbiddenMessage(user, attributes, reason)), details };
 }

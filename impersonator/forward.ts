@@ -14,16 +14,17 @@ import { performance } from "node:perf_hooks";
 import { pipeline } from "node:stream";
 import type { Logger } from "../observability/logger.ts";
 import {
-  decideFailedBody,
+  decideFailedResponse,
   downstreamHeaders,
+  type ErrorResponse,
   incomingHeaders,
-  invalidUpstreamRequestBody,
+  invalidUpstreamRequestResponse,
   isLongRunning,
   pathWithoutQuery,
-  refusalBody,
+  refusalResponse,
   SECURITY_HEADERS,
-  statusBody,
-  unreachableUpstreamBody,
+  statusResponse,
+  unreachableUpstreamResponse,
   upstreamHeaders,
 } from "./headers.ts";
 import type { ProxyMetrics } from "./servermetrics.ts";
@@ -72,19 +73,19 @@ interface Response {
   flushHeaders?: () => void;
 }
 
-/** Writes a Status as the whole response, unless the response has already begun. */
-export function sendStatus(res: ClientResponse, code: number, body: string): void {
+/** Writes an error as the whole response, unless the response has already begun. */
+export function sendError(res: ClientResponse, error: ErrorResponse): void {
   const r = res as unknown as Response;
   if (r.headersSent || r.destroyed) {
     r.destroy();
     return;
   }
-  r.writeHead(code, {
+  r.writeHead(error.code, {
     ...SECURITY_HEADERS,
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
+    "content-type": error.contentType,
+    "content-length": Buffer.byteLength(error.body),
   });
-  r.end(body);
+  r.end(error.body);
 }
 
 export function auditFields(audit: AuditInfo): Record<string, unknown> {
@@ -147,13 +148,13 @@ export async function forwardRequest(
     if (client.signal.aborted) return;
     ctx.metrics.errors.inc({ stage: "decide" });
     ctx.log.error("deciding on a request failed", { error: err, method, path: pathWithoutQuery(path) });
-    sendStatus(res, 500, decideFailedBody);
+    sendError(res, decideFailedResponse);
     finish(500, {});
     return;
   }
   if (client.signal.aborted) return;
   if (decision.action === "refuse") {
-    sendStatus(res, decision.code, refusalBody(decision));
+    sendError(res, refusalResponse(decision));
     finish(decision.code, { refused: decision.reason });
     return;
   }
@@ -179,7 +180,7 @@ export async function forwardRequest(
       method,
       path: pathWithoutQuery(path),
     });
-    sendStatus(res, 500, invalidUpstreamRequestBody);
+    sendError(res, invalidUpstreamRequestResponse);
     finish(500, audit);
     return;
   }
@@ -189,10 +190,9 @@ export async function forwardRequest(
     timer = setTimeout(() => {
       ctx.metrics.errors.inc({ stage: "timeout" });
       upReq.destroy();
-      sendStatus(
+      sendError(
         res,
-        504,
-        statusBody(504, "Timeout", "Timeout: request did not complete within the allowed duration"),
+        statusResponse(504, "Timeout", "Timeout: request did not complete within the allowed duration"),
       );
       finish(504, audit);
     }, ctx.requestTimeoutMs);
@@ -220,10 +220,9 @@ export async function forwardRequest(
       ctx.log.warn("kube-apiserver's response headers could not be relayed", { error: err });
       upRes.destroy();
       upReq.destroy();
-      sendStatus(
+      sendError(
         res,
-        502,
-        statusBody(502, "InternalError", "Internal error occurred: invalid upstream response"),
+        statusResponse(502, "InternalError", "Internal error occurred: invalid upstream response"),
       );
       finish(502, audit);
       return;
@@ -253,7 +252,7 @@ export async function forwardRequest(
     }
     ctx.metrics.errors.inc({ stage: "upstream-connect" });
     ctx.log.warn("kube-apiserver could not be reached", { error: err, method, path: pathWithoutQuery(path) });
-    sendStatus(res, 502, unreachableUpstreamBody(err));
+    sendError(res, unreachableUpstreamResponse(err));
     finish(502, audit);
   });
   // Without this the head waits for the first body chunk, and a client that sends its body late

@@ -1,6 +1,7 @@
 // Header handling shared by the proxy's request and upgrade paths: what the decider sees, what goes
 // to kube-apiserver, what goes back to the client, and how refusals are written.
-import type { Decision, Forward } from "./types.ts";
+import { goJSON } from "./gojson.ts";
+import type { Decision, Forward, StatusDetails } from "./types.ts";
 
 export type HeaderMap = Record<string, string | string[]>;
 
@@ -104,43 +105,89 @@ export function downstreamHeaders(distinct: NodeJS.Dict<string[]>): HeaderMap {
   return { ...out, ...SECURITY_HEADERS };
 }
 
-/** A metav1.Status failure body. */
-export function statusBody(code: number, reason: string, message: string): string {
-  return JSON.stringify({
+/** An error answer the proxy writes itself, whole. */
+export interface ErrorResponse {
+  code: number;
+  contentType: string;
+  body: string;
+}
+
+/**
+ * A metav1.Status failure body byte for byte as kube-apiserver's JSON serializer writes it: Go's
+ * field order, empty fields left out but `details` kept when present even if empty (`{}`), `<`,
+ * `>` and `&` escaped as Go's encoder escapes them, and json.Encoder's trailing newline.
+ */
+export function statusBody(code: number, reason: string, message: string, details?: StatusDetails): string {
+  const status: Record<string, unknown> = {
     kind: "Status",
     apiVersion: "v1",
     metadata: {},
     status: "Failure",
-    message,
-    reason,
-    code,
-  });
+  };
+  if (message !== "") status.message = message;
+  if (reason !== "") status.reason = reason;
+  if (details) status.details = goDetails(details);
+  status.code = code;
+  return `${goJSON(status)}\n`;
+}
+
+function goDetails(details: StatusDetails): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (details.name) out.name = details.name;
+  if (details.group) out.group = details.group;
+  if (details.kind) out.kind = details.kind;
+  if (details.causes && details.causes.length > 0) {
+    out.causes = details.causes.map((c) => {
+      const cause: Record<string, string> = {};
+      if (c.reason) cause.reason = c.reason;
+      if (c.message) cause.message = c.message;
+      if (c.field) cause.field = c.field;
+      return cause;
+    });
+  }
+  return out;
+}
+
+export function statusResponse(
+  code: number,
+  reason: string,
+  message: string,
+  details?: StatusDetails,
+): ErrorResponse {
+  return { code, contentType: "application/json", body: statusBody(code, reason, message, details) };
+}
+
+/** Go's http.Error: the text and a newline, as plain text. */
+export function plainTextResponse(code: number, text: string): ErrorResponse {
+  return { code, contentType: "text/plain; charset=utf-8", body: `${text}\n` };
 }
 
 /** The decider threw: a 500 that says no more (its error goes to the log). */
-export const decideFailedBody = statusBody(
+export const decideFailedResponse = statusResponse(
   500,
   "InternalError",
   "Internal error occurred: the impersonation proxy could not authenticate or authorize the request",
 );
 
 /** Node refused to build the upstream request (a header value it cannot send, say). */
-export const invalidUpstreamRequestBody = statusBody(
+export const invalidUpstreamRequestResponse = statusResponse(
   500,
   "InternalError",
   "Internal error occurred: invalid upstream request",
 );
 
-export function unreachableUpstreamBody(err: Error): string {
-  return statusBody(
+export function unreachableUpstreamResponse(err: Error): ErrorResponse {
+  return statusResponse(
     502,
     "ServiceUnavailable",
     `error trying to reach the Kubernetes API server: ${err.message}`,
   );
 }
 
-export function refusalBody(decision: Extract<Decision, { action: "refuse" }>): string {
-  return statusBody(decision.code, decision.reason, decision.message);
+export function refusalResponse(decision: Extract<Decision, { action: "refuse" }>): ErrorResponse {
+  return decision.plainText
+    ? plainTextResponse(decision.code, decision.message)
+    : statusResponse(decision.code, decision.reason, decision.message, decision.details);
 }
 
 /** Serialises a request or response head for a raw HTTP/1.1 socket. */

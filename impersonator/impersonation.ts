@@ -2,6 +2,7 @@
 // as Kubernetes' WithImpersonation filter reads them) and writing the headers the proxy sends
 // upstream for the identity a request runs as (as client-go's impersonating round tripper does).
 import type { Attributes } from "./authz.ts";
+import { goJSON } from "./gojson.ts";
 import type { UserInfo } from "./types.ts";
 
 const userHeader = "impersonate-user";
@@ -253,10 +254,5 @@ export function originalUserInfoJSON(user: UserInfo): string {
   if (user.groups.length > 0) out.groups = user.groups;
   const keys = Object.keys(user.extra).sort();
   if (keys.length > 0) out.extra = Object.fromEntries(keys.map((k) => [k, user.extra[k]]));
-  return JSON.stringify(out)
-    .replaceAll("<", "\\u003c")
-    .replaceAll(">", "\\u003e")
-    .replaceAll("&", "\\u0026")
-    .replaceAll("\u2028", "\\u2028")
-    .replaceAll("\u2029", "\\u2029");
+  return goJSON(out);
 }

@@ -33,12 +33,27 @@ export interface IncomingRequest {
   upgrade: boolean;
 }
 
-/** A refusal, written to the client as a Kubernetes Status. */
+/** metav1.StatusDetails; kube-apiserver omits empty fields. */
+export interface StatusDetails {
+  name?: string;
+  group?: string;
+  kind?: string;
+  causes?: { reason?: string; message?: string; field?: string }[];
+}
+
+/**
+ * A refusal, written to the client as a Kubernetes Status, or, where kube-apiserver's filters
+ * answer with Go's http.Error (responsewriters.InternalError), as that plain text.
+ */
 export interface Refusal {
   action: "refuse";
   code: number;
   reason: string;
+  /** The Status message; with `plainText`, the whole text line. */
   message: string;
+  /** The Status's details, which kube-apiserver sends with forbidden and internal errors. */
+  details?: StatusDetails;
+  plainText?: boolean;
 }
 
 export interface Forward {

@@ -16,16 +16,17 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "../observability/logger.ts";
 import { auditFields, type Peer, type UpstreamTarget } from "./forward.ts";
 import {
-  decideFailedBody,
+  decideFailedResponse,
   downstreamHeaders,
+  type ErrorResponse,
   incomingHeaders,
-  invalidUpstreamRequestBody,
+  invalidUpstreamRequestResponse,
   pathWithoutQuery,
-  refusalBody,
+  refusalResponse,
   SECURITY_HEADERS,
   serializeHead,
-  statusBody,
-  unreachableUpstreamBody,
+  statusResponse,
+  unreachableUpstreamResponse,
   upstreamHeaders,
 } from "./headers.ts";
 import { type ProxyMetrics, upgradeProtocol } from "./servermetrics.ts";
@@ -52,15 +53,15 @@ const MAX_REFUSAL_BODY = 1024 * 1024;
 /** How long a closing side may take to flush before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
 
-function writeStatusAndClose(socket: Duplex, code: number, body: string): void {
+function writeErrorAndClose(socket: Duplex, error: ErrorResponse): void {
   if (socket.destroyed) return;
-  const head = serializeHead(`HTTP/1.1 ${code} ${STATUS_CODES[code] ?? ""}`, {
+  const head = serializeHead(`HTTP/1.1 ${error.code} ${STATUS_CODES[error.code] ?? ""}`, {
     ...SECURITY_HEADERS,
-    "content-type": "application/json",
-    "content-length": String(Buffer.byteLength(body)),
+    "content-type": error.contentType,
+    "content-length": String(Buffer.byteLength(error.body)),
     connection: "close",
   });
-  socket.end(head + body, () => socket.destroy());
+  socket.end(head + error.body, () => socket.destroy());
 }
 
 /** Serves one upgrade request; never throws. */
@@ -101,10 +102,13 @@ export async function forwardUpgrade(
   // Only the protocols kubectl speaks reach kube-apiserver (kubernetes#72112 locked its own
   // proxying down the same way after CVE-2018-1002105); anything else never gets a connection.
   if (protocol === "other") {
-    writeStatusAndClose(
+    writeErrorAndClose(
       socket,
-      400,
-      statusBody(400, "BadRequest", "unsupported upgrade protocol: only SPDY/3.1 and websocket are proxied"),
+      statusResponse(
+        400,
+        "BadRequest",
+        "unsupported upgrade protocol: only SPDY/3.1 and websocket are proxied",
+      ),
     );
     finish(400, "refused", { refused: "BadRequest" });
     return;
@@ -121,13 +125,13 @@ export async function forwardUpgrade(
       method,
       path: pathWithoutQuery(path),
     });
-    writeStatusAndClose(socket, 500, decideFailedBody);
+    writeErrorAndClose(socket, decideFailedResponse);
     finish(500, "error", {});
     return;
   }
   if (client.signal.aborted) return;
   if (decision.action === "refuse") {
-    writeStatusAndClose(socket, decision.code, refusalBody(decision));
+    writeErrorAndClose(socket, refusalResponse(decision));
     finish(decision.code, "refused", { refused: decision.reason });
     return;
   }
@@ -158,7 +162,7 @@ export async function forwardUpgrade(
     // Node refuses header values it cannot send (a decider's extra value with a newline, say).
     ctx.metrics.errors.inc({ stage: "upstream-request" });
     ctx.log.error("the upgrade request for kube-apiserver could not be built", { error: err });
-    writeStatusAndClose(socket, 500, invalidUpstreamRequestBody);
+    writeErrorAndClose(socket, invalidUpstreamRequestResponse);
     finish(500, "error", audit);
     return;
   }
@@ -229,7 +233,7 @@ export async function forwardUpgrade(
       method,
       path: pathWithoutQuery(path),
     });
-    writeStatusAndClose(socket, 502, unreachableUpstreamBody(err));
+    writeErrorAndClose(socket, unreachableUpstreamResponse(err));
     finish(502, "error", audit);
   });
   upReq.end();

@@ -10,7 +10,7 @@
 // command below goes through the proxy with it.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { type AddressInfo, connect, createServer, type Server } from "node:net";
@@ -165,7 +165,7 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
       key?: string;
     },
   ) =>
-    new Promise<{ code: number; body: string }>((resolve, reject) => {
+    new Promise<{ code: number; body: string; contentType: string | undefined }>((resolve, reject) => {
       const req = httpsRequest(
         {
           host: "127.0.0.1",
@@ -181,7 +181,9 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
           res.on("data", (c: Buffer) => {
             body += c;
           });
-          res.on("end", () => resolve({ code: res.statusCode ?? 0, body }));
+          res.on("end", () =>
+            resolve({ code: res.statusCode ?? 0, body, contentType: res.headers["content-type"] }),
+          );
         },
       );
       req.on("error", reject);
@@ -635,7 +637,7 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
     // forwards callers without credentials as system:anonymous, as upstream does.
     const ca = await proxyCA();
     const healthz = await proxyRequest("/healthz", { ca });
-    assert.deepEqual(healthz, { code: 200, body: "ok" });
+    assert.deepEqual([healthz.code, healthz.body], [200, "ok"]);
     const anon = await proxyRequest("/api/v1/namespaces/kube-system/pods/does-not-matter", { ca });
     assert.equal(anon.code, 403, anon.body);
     assert.equal(
@@ -693,6 +695,73 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
     });
     assert.equal(asAdmin.code, 403, asAdmin.body);
     assert.match(JSON.parse(asAdmin.body).message, /cannot impersonate/);
+  });
+
+  it("the cluster admin's certificate: credential ID kept, refusals in kube-apiserver's exact bytes", async () => {
+    const ca = await proxyCA();
+    const cert = await readFile(cp.pki.admin.cert, "utf8");
+    const key = await readFile(cp.pki.admin.key, "utf8");
+    const asAdmin = (path: string, headers: Record<string, string> = {}, method = "GET", body?: string) =>
+      proxyRequest(path, { ca, cert, key, headers, method, ...(body ? { body } : {}) });
+    const whoami = (headers: Record<string, string> = {}) =>
+      asAdmin(
+        "/apis/identity.concierge.pinniped.dev/v1alpha1/whoamirequests",
+        headers,
+        "POST",
+        JSON.stringify({ apiVersion: "identity.concierge.pinniped.dev/v1alpha1", kind: "WhoAmIRequest" }),
+      );
+
+    // WhoAmI through the proxy names the certificate as kube-apiserver does.
+    const fingerprint = `X509SHA256=${createHash("sha256").update(new X509Certificate(cert).raw).digest("hex")}`;
+    const me = await whoami();
+    assert.equal(me.code, 201, me.body);
+    assert.deepEqual(JSON.parse(me.body).status.kubernetesUserInfo.user.extra, {
+      "authentication.kubernetes.io/credential-id": [fingerprint],
+    });
+
+    // Impersonating system:anonymous: upstream's "non-resource request while impersonating
+    // anonymous" expectations, byte for byte.
+    const asAnonymous = { "Impersonate-User": "system:anonymous" };
+    const who = await whoami(asAnonymous);
+    assert.equal(who.code, 201, who.body);
+    const anonymous = JSON.parse(who.body).status.kubernetesUserInfo.user;
+    assert.equal(anonymous.username, "system:anonymous");
+    assert.deepEqual(anonymous.groups, ["system:unauthenticated"]);
+    assert.match(
+      anonymous.extra["original-user-info.impersonation-proxy.concierge.pinniped.dev"][0],
+      /^\{"username":"kubernetes-admin",.*"extra":\{"authentication.kubernetes.io\/credential-id":\["X509SHA256=/,
+    );
+    const healthz = await asAdmin("/healthz", asAnonymous);
+    assert.deepEqual([healthz.code, healthz.body], [200, "ok"]);
+    const log = await asAdmin("/healthz/log", asAnonymous);
+    assert.equal(log.code, 403);
+    assert.equal(
+      log.body,
+      '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"forbidden: User \\"system:anonymous\\" cannot get path \\"/healthz/log\\": decision made by impersonation-proxy.concierge.pinniped.dev","reason":"Forbidden","details":{},"code":403}\n',
+    );
+
+    // A UID without a user: kube-apiserver's plain-text 500.
+    const uidOnly = await asAdmin("/api/v1/namespaces/foo/secrets/bar", {
+      "iMperSONATE-uid": "some-awesome-uid",
+    });
+    assert.equal(uidOnly.code, 500);
+    assert.equal(uidOnly.contentType, "text/plain; charset=utf-8");
+    assert.equal(
+      uidOnly.body,
+      'Internal Server Error: "/api/v1/namespaces/foo/secrets/bar": requested [{UID  some-awesome-uid  authentication.k8s.io/v1  }] without impersonating a user\n',
+    );
+
+    // A reserved extra key: the Status with its cause.
+    const reserved = await asAdmin(`/api/v1/namespaces/${concierge}/secrets/x`, {
+      "Impersonate-User": "other-user-to-impersonate",
+      "Impersonate-Group": "system:masters",
+      "Impersonate-Extra-something.impersonation-proxy.concierge.pinniped.dev": "super sneaky value",
+    });
+    assert.equal(reserved.code, 500);
+    assert.equal(
+      reserved.body,
+      '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Internal error occurred: unimplemented functionality - unable to act as current user","reason":"InternalError","details":{"causes":[{"message":"unimplemented functionality - unable to act as current user"}]},"code":500}\n',
+    );
   });
 
   it("a serving CA rotation keeps the kubeconfig made before it working throughout", async () => {
