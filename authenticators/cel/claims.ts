@@ -198,3 +198,64 @@ export function celValueFromJSON(value: unknown): unknown {
   }
   return value;
 }
+
+/**
+ * Value reads (a field of a map, an element of a list) that one token's expressions may make
+ * together. Kubernetes bounds each CEL evaluation by a runtime cost; reads are this evaluator's
+ * cost unit, and this many take tens of milliseconds, so a quadratic rule over a token with
+ * thousands of groups fails the login instead of stalling every other request.
+ */
+export const defaultEvaluationBudget = 40_000;
+
+export class EvaluationBudgetExceeded extends Error {
+  constructor(budget: number) {
+    super(`the expressions exceeded their cost budget of ${budget} value reads for one token`);
+  }
+}
+
+export interface EvaluationBudget {
+  readonly limit: number;
+  remaining: number;
+  /** Reads are charged only while an expression runs, not when its result is looked at. */
+  metering: boolean;
+}
+
+export function evaluationBudget(limit = defaultEvaluationBudget): EvaluationBudget {
+  return { limit, remaining: limit, metering: false };
+}
+
+/** Runs `fn` with reads of metered values charged to `budget`. */
+export function charged<T>(budget: EvaluationBudget, fn: () => T): T {
+  budget.metering = true;
+  try {
+    return fn();
+  } finally {
+    budget.metering = false;
+  }
+}
+
+/**
+ * The value as CEL reads it, with every field and element read charged to `budget`. Wrappers are
+ * made once per object, so a value read twice is the same wrapper (and costs twice).
+ */
+export function metered<T>(value: T, budget: EvaluationBudget): T {
+  const wrappers = new WeakMap<object, object>();
+  const wrap = (v: unknown): unknown => {
+    if (v === null || typeof v !== "object") return v;
+    let wrapper = wrappers.get(v);
+    if (!wrapper) {
+      const list = Array.isArray(v);
+      wrapper = new Proxy(v, {
+        get(target, prop, receiver) {
+          const got = Reflect.get(target, prop, receiver);
+          if (!budget.metering || typeof prop !== "string" || (list && !/^\d+$/.test(prop))) return got;
+          if (--budget.remaining < 0) throw new EvaluationBudgetExceeded(budget.limit);
+          return wrap(got);
+        },
+      });
+      wrappers.set(v, wrapper);
+    }
+    return wrapper;
+  };
+  return wrap(value) as T;
+}

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { types } from "node:util";
 import { type ClaimsSpecInput, compileClaims } from "../cel/claims.ts";
 import { credentialIDKey, type IdentityConfig, userFromClaims } from "./identity.ts";
 
@@ -321,5 +322,48 @@ describe("systemPrefixPolicy", () => {
       ),
       { username: "system:admin", groups: ["system:masters"] },
     );
+  });
+});
+
+describe("the CEL cost budget", () => {
+  const groups = Array.from({ length: 6000 }, (_, i) => `group-${i}`);
+  const quadratic = config({
+    claimValidationRules: [{ expression: "claims.groups.all(g, claims.groups.exists(h, h == g))" }],
+  });
+
+  it("fails a quadratic rule over thousands of groups instead of running it for seconds", () => {
+    rejected(
+      { username: "j", groups },
+      quadratic,
+      "claim_validation",
+      /^claimValidationRules\[0\]: evaluation failed: the expressions exceeded their cost budget of 40000 value reads for one token$/,
+    );
+  });
+
+  it("lets the same rule pass over a token with a few groups, and linear work over thousands", () => {
+    assert.deepEqual(accepted({ username: "j", groups: ["a", "b", "c"] }, quadratic).groups, ["a", "b", "c"]);
+    const linear = config({
+      claims: {
+        usernameExpression: "claims.username",
+        groupsExpression: "claims.groups.map(g, 'oidc:' + g)",
+      },
+      userValidationRules: [{ expression: "user.groups.all(g, g.startsWith('oidc:'))" }],
+    });
+    const user = accepted({ username: "j", groups }, linear);
+    assert.equal(user.groups.length, 6000);
+    assert.equal(user.groups[5999], "oidc:group-5999");
+    assert.ok(!types.isProxy(user.groups), "results are plain values");
+    assert.deepEqual(structuredClone(user), user);
+  });
+
+  it("is shared by all of a token's expressions", () => {
+    const each = config({
+      claims: { usernameExpression: "claims.username", groupsExpression: "claims.groups" },
+      claimValidationRules: [{ expression: "claims.groups.size() > 0" }],
+    });
+    const claims = { username: "j", groups: ["a"] };
+    // Each expression alone fits in 5 reads; the three together do not.
+    assert.equal(accepted(claims, { ...each, evaluationBudget: 8 }).username, "j");
+    rejected(claims, { ...each, evaluationBudget: 5 }, "claim_validation", /cost budget of 5 value reads/);
   });
 });

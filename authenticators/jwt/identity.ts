@@ -1,7 +1,16 @@
 // From verified claims to a Kubernetes user, in the order and with the rules of Kubernetes' OIDC
 // authenticator (k8s.io/apiserver/plugin/pkg/authenticator/token/oidc): username, groups, extra,
 // required claims, claim validation rules, user validation rules. Pinniped adds no prefixes.
-import { type CompiledClaims, type CompiledExpression, celUser, celValueFromJSON } from "../cel/claims.ts";
+import {
+  type CompiledClaims,
+  type CompiledExpression,
+  celUser,
+  celValueFromJSON,
+  charged,
+  type EvaluationBudget,
+  evaluationBudget,
+  metered,
+} from "../cel/claims.ts";
 import type { UserInfo } from "../types.ts";
 
 /** Kubernetes adds this extra from a `jti` claim; TokenCredentialRequest allows exactly this key. */
@@ -34,6 +43,8 @@ export interface IdentityConfig {
   compiled: CompiledClaims;
   claimValidationRules: readonly { claim?: string; requiredValue?: string }[];
   systemPrefixPolicy: "Reject" | "Allow";
+  /** Value reads all expressions may make for one token; default defaultEvaluationBudget. */
+  evaluationBudget?: number;
 }
 
 const fail = (kind: FailureKind, reason: string): { ok: false; kind: FailureKind; reason: string } => ({
@@ -61,10 +72,15 @@ function usesCEL(compiled: CompiledClaims): boolean {
  * Maps claims that passed signature, issuer, audience and time checks. Never throws: an expression
  * that fails to evaluate fails the login, as in Kubernetes.
  */
+// The one budget shared by every expression evaluated for a token, by the variables they read.
+const budgets = new WeakMap<object, EvaluationBudget>();
+
 export function userFromClaims(claims: Record<string, unknown>, config: IdentityConfig): Outcome<UserInfo> {
   const { compiled } = config;
   // Converted once for all expressions, and only when there are any (as Kubernetes does).
-  const vars = usesCEL(compiled) ? { claims: celValueFromJSON(claims) } : {};
+  const budget = evaluationBudget(config.evaluationBudget);
+  const vars = usesCEL(compiled) ? { claims: metered(celValueFromJSON(claims), budget) } : {};
+  budgets.set(vars, budget);
 
   const username = compiled.username
     ? usernameFromExpression(compiled.username, vars)
@@ -99,7 +115,8 @@ export function userFromClaims(claims: Record<string, unknown>, config: Identity
   if (Object.keys(extra).length > 0) user.extra = extra;
 
   if (compiled.userRules.length > 0) {
-    const userVars = { user: celUser(user) };
+    const userVars = { user: metered(celUser(user), budget) };
+    budgets.set(userVars, budget);
     for (const { rule, message } of compiled.userRules) {
       const checked = validationRule(rule, message, userVars, "user_validation");
       if (!checked.ok) return checked;
@@ -218,8 +235,10 @@ function evaluate(
   what: string,
   kind: FailureKind = "claims",
 ): Outcome<unknown> {
+  const budget = budgets.get(vars);
+  const run = () => expression.evaluate(vars as Record<string, unknown>);
   try {
-    return { ok: true, value: expression.evaluate(vars as Record<string, unknown>) };
+    return { ok: true, value: budget ? charged(budget, run) : run() };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     // cel-js appends the source with a caret on further lines; the first line says what went wrong.
