@@ -6,7 +6,7 @@ import type { AddressInfo, Server as NetServer } from "node:net";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
-import { tokenCredentialRequest, whoAmIRequest } from "../apis/index.ts";
+import { type CredentialIssuerSpec, tokenCredentialRequest, whoAmIRequest } from "../apis/index.ts";
 import { AuthenticatorCache } from "../authenticators/cache.ts";
 import { newJWTAuthenticator } from "../authenticators/jwt/authenticator.ts";
 import { setAllowLinkLocalAddresses } from "../authenticators/outbound.ts";
@@ -40,6 +40,21 @@ export const apiServiceNames = [
   `v1alpha1.${whoAmIRequest.group}`,
 ] as const;
 
+/**
+ * The CredentialIssuer the Concierge creates when the install has none: upstream's install
+ * defaults (an impersonation proxy only where no control-plane node is visible, behind a
+ * LoadBalancer Service whose idle timeout on AWS outlasts long-running kubectl commands).
+ */
+export const defaultCredentialIssuerSpec: CredentialIssuerSpec = {
+  impersonationProxy: {
+    mode: "auto",
+    service: {
+      type: "LoadBalancer",
+      annotations: { "service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout": "4000" },
+    },
+  },
+};
+
 export interface StartOptions {
   config: ConciergeConfig;
   kubeConfig: KubeConfig;
@@ -68,8 +83,12 @@ export interface Concierge {
   manager: Manager;
   /** True once every informer has synced and a serving certificate is loaded (what /readyz says). */
   ready(): boolean;
-  /** Stops accepting, stops the controllers, releases the Lease. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Not ready at once; stops accepting and drains the connections open to the aggregated API
+   * (their requests in flight answered, for up to `drainMs`, default 0); stops the controllers
+   * and releases the Lease. Idempotent.
+   */
+  stop(options?: { drainMs?: number }): Promise<void>;
   /** Settles when the controllers have stopped; rejects if they failed. */
   readonly done: Promise<void>;
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import type { CredentialIssuerStatus, CredentialIssuerStrategy } from "../../apis/index.ts";
 import { FakeClock, rfc3339, settle } from "../../kube/clock.ts";
+import { ApiError } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { Controller } from "../runtime/controller.ts";
 import { NotLeaderError } from "../runtime/leaderelection.ts";
@@ -34,6 +35,10 @@ const proxyDisabled: Omit<StrategyUpdate, "type"> = {
   message: "impersonation proxy was explicitly disabled by configuration",
 };
 
+const defaultSpec = {
+  impersonationProxy: { mode: "auto" as const, service: { type: "LoadBalancer" as const } },
+};
+
 function issuer(status?: CredentialIssuerStatus, issuerName = name): CredentialIssuerObject {
   return {
     apiVersion: "config.concierge.pinniped.dev/v1alpha1",
@@ -62,7 +67,7 @@ afterEach(async () => {
   await settle();
 });
 
-function fixture(objects: CredentialIssuerObject[] = []) {
+function fixture(objects: CredentialIssuerObject[] = [], create?: { defaultSpec: typeof defaultSpec }) {
   const rest = new FakeRestClient();
   const clock = new FakeClock();
   const { log, lines } = memoryLogger();
@@ -95,10 +100,16 @@ function fixture(objects: CredentialIssuerObject[] = []) {
     {
       credentialIssuers: issuers,
       status,
+      client: {
+        request: (options) => {
+          if (!state.leading) return Promise.reject(new NotLeaderError());
+          return rest.request(options);
+        },
+      },
       clock,
       controller: (o) => new Controller({ ...o, clock, log }),
     },
-    { holder, credentialIssuerName: name },
+    { holder, credentialIssuerName: name, ...create, labels: { app: "pinniped-concierge" } },
   );
   const stop = new AbortController();
   stops.push(stop);
@@ -196,7 +207,47 @@ describe("credentialissuer reconciler", () => {
     assert.deepEqual(f.strategies(), [at(kcaSuccess, "KubeClusterSigningCertificate", f.clock.now())]);
   });
 
-  it("fails with upstream's message while the CredentialIssuer is missing, never creates it, and writes once it appears", async () => {
+  it("creates the CredentialIssuer with the default spec when it is missing, then writes to it", async () => {
+    const f = fixture([], { defaultSpec });
+    f.state.leading = false;
+    f.holder.set("KubeClusterSigningCertificate", kcaError);
+    // A follower leaves it to the leader.
+    await f.idle();
+    assert.deepEqual(f.rest.requests, []);
+    f.state.leading = true;
+    await f.clock.advance(1_000); // the backed-off retry (a Manager retries at once on election)
+    await eventually(() => f.rest.writes().length === 1);
+    const [create] = f.rest.writes();
+    assert.equal(create!.method, "POST");
+    assert.equal(create!.path, "/apis/config.concierge.pinniped.dev/v1alpha1/credentialissuers");
+    assert.deepEqual(create!.json, {
+      apiVersion: "config.concierge.pinniped.dev/v1alpha1",
+      kind: "CredentialIssuer",
+      metadata: { name, labels: { app: "pinniped-concierge" } },
+      spec: defaultSpec,
+    });
+    // Its add event: the strategies follow, and the spec is never written again.
+    f.issuers.upsert(issuer());
+    await eventually(() => f.patches().length === 1);
+    assert.deepEqual(f.strategies(), [at(kcaError, "KubeClusterSigningCertificate", f.clock.now())]);
+    assert.equal(f.rest.writes().filter((r) => r.method === "POST").length, 1);
+  });
+
+  it("takes AlreadyExists as created by someone else and waits for the add event", async () => {
+    const f = fixture([], { defaultSpec });
+    f.rest.react((r) => {
+      if (r.method !== "POST") return undefined;
+      throw new ApiError(409, "already exists", { reason: "AlreadyExists", code: 409 });
+    });
+    await eventually(() => f.rest.writes().length === 1);
+    await f.idle();
+    assert.equal(
+      f.lines.some((l) => l.msg === "sync failed; will retry"),
+      false,
+    );
+  });
+
+  it("fails with upstream's message while the CredentialIssuer is missing, without a default spec never creates it, and writes once it appears", async () => {
     const f = fixture();
     f.holder.set("KubeClusterSigningCertificate", kcaError);
     await eventually(() => f.lines.some((l) => l.msg === "sync failed; will retry"));

@@ -2,13 +2,18 @@
 // the configured CredentialIssuer, with upstream's issuerconfig merge. Upstream has each strategy
 // controller call issuerconfig.Update itself; here they publish into the holder and this one
 // reconciler owns the write, so the two strategies never race each other for the status.
+//
+// Unlike upstream, it also creates the CredentialIssuer when it is missing, with the install's
+// default spec: the CRD and an object of its kind cannot be created by one `kubectl apply` (kubectl
+// maps every object's kind before applying the first), and one apply is how this is installed.
 import {
   type CredentialIssuerSpec,
   type CredentialIssuerStatus,
   credentialIssuer,
 } from "../../apis/index.ts";
 import type { Clock } from "../../kube/clock.ts";
-import type { KubeObject, ResourceRef } from "../../kube/resource.ts";
+import { collectionPath, type KubeObject, type ResourceRef } from "../../kube/resource.ts";
+import { isAlreadyExists, type RestClient } from "../../kube/rest.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
 import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
@@ -30,8 +35,15 @@ export const credentialIssuersResource: ResourceRef = {
 
 export interface CredentialIssuerDeps {
   holder: StrategyHolder;
-  /** The CredentialIssuer the install created (upstream: `<app>-config`); it is never created here. */
+  /** The CredentialIssuer (upstream: `<app>-config`). */
   credentialIssuerName: string;
+  /**
+   * Created with this spec when missing (never applied to an existing one: the spec is the
+   * user's). Without it, a missing CredentialIssuer is an error retried until it appears.
+   */
+  defaultSpec?: CredentialIssuerSpec;
+  /** On the created object, as on everything else the Concierge creates. */
+  labels?: Record<string, string>;
   /** Stamps `lastUpdateTime`; defaults to the manager's clock. */
   clock?: Clock;
 }
@@ -40,6 +52,8 @@ export interface CredentialIssuerDeps {
 export interface CredentialIssuerEnv {
   credentialIssuers: InformerSource<CredentialIssuerObject>;
   status: Pick<StatusWriter, "write">;
+  /** Writes only while leading (the manager's client). */
+  client: Pick<RestClient, "request">;
   clock: Clock;
   controller(options: Omit<ControllerOptions, "clock" | "log" | "metrics">): Controller;
 }
@@ -49,10 +63,30 @@ export function credentialIssuerController(env: CredentialIssuerEnv, deps: Crede
   const { holder, credentialIssuerName: name } = deps;
 
   const sync: Syncer = async ({ signal, log }) => {
+    const issuer = env.credentialIssuers.get(name);
+    if (!issuer && deps.defaultSpec) {
+      try {
+        await env.client.request({
+          method: "POST",
+          path: collectionPath(credentialIssuersResource),
+          body: {
+            apiVersion: `${credentialIssuer.group}/${credentialIssuer.version}`,
+            kind: credentialIssuer.kind,
+            metadata: { name, ...(deps.labels ? { labels: deps.labels } : {}) },
+            spec: deps.defaultSpec,
+          },
+          signal,
+        });
+        log.info("created CredentialIssuer with the default spec", { credentialIssuer: name });
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+      // Its add event brings the next sync, which writes the strategies.
+      return undefined;
+    }
     const updates = holder.get();
     // Upstream writes only when a strategy controller has a result; until then there is nothing to say.
     if (updates.length === 0) return undefined;
-    const issuer = env.credentialIssuers.get(name);
     if (!issuer) {
       // Retried with backoff, and at once when the CredentialIssuer appears (its add event).
       throw new Error(
@@ -90,6 +124,7 @@ export function register(manager: Manager, deps: CredentialIssuerDeps): Controll
     {
       credentialIssuers: manager.informers.informer<CredentialIssuerObject>(credentialIssuersResource),
       status: manager.status,
+      client: manager.client,
       clock: deps.clock ?? manager.clock,
       controller: (options) => manager.controller(options),
     },
