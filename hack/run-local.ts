@@ -5,7 +5,7 @@
 //   `<externalName>:<port the APIService or webhook names>` (see DESIGN.md: Endpoints may not
 //   hold loopback addresses);
 // - the process authenticates with a TokenRequest token of its own ServiceAccount, so it has
-//   exactly the RBAC of config/rbac.yaml and a missing rule fails here as it would in a cluster.
+//   exactly the RBAC of config/02-rbac.yaml and a missing rule fails here as it would in a cluster.
 //
 //   node hack/run-local.ts --kubeconfig <admin kubeconfig>   (runs until Ctrl-C)
 import { readdir, readFile, writeFile } from "node:fs/promises";

@@ -1,10 +1,10 @@
-// The ValidatingWebhookConfiguration, read from config/validating-webhook.yaml so that the install
+// The ValidatingWebhookConfiguration, read from config/06-validating-webhook.yaml so that the install
 // manifest, the tests and the local demo register exactly the same webhooks.
 import { readFile } from "node:fs/promises";
 import type { V1LabelSelector, V1ValidatingWebhookConfiguration } from "@kubernetes/client-node";
 import { parse } from "yaml";
 
-export const validatingWebhookManifest = new URL("../config/validating-webhook.yaml", import.meta.url);
+export const validatingWebhookManifest = new URL("../config/06-validating-webhook.yaml", import.meta.url);
 
 /** The configuration as installed: each webhook reaches the Concierge through its Service. */
 export async function loadValidatingWebhookConfiguration(): Promise<V1ValidatingWebhookConfiguration> {

@@ -4,7 +4,7 @@
 //
 // The control plane is shared with the other integration tests of the run, so this registration
 // carries an objectSelector on a label only this file's objects have, and is deleted afterwards.
-// The installed configuration (config/validating-webhook.yaml) has no selector.
+// The installed configuration (config/06-validating-webhook.yaml) has no selector.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

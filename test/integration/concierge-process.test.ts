@@ -1,5 +1,5 @@
 // The whole Concierge process (server/main.ts) as hack/run-local.ts runs it: installed from
-// config/, running as its own ServiceAccount (so config/rbac.yaml is what it may do), reached by
+// config/, running as its own ServiceAccount (so config/02-rbac.yaml is what it may do), reached by
 // the REAL kube-apiserver through the APIServices and the admission webhook of config/.
 //
 // It has a control plane of its own: the APIServices are the real, cluster-scoped
@@ -174,7 +174,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
     assert.match(metrics, /^concierge_process_cpu_seconds_total /m);
   });
 
-  it("runs as its ServiceAccount, with no more rights than config/rbac.yaml grants", async () => {
+  it("runs as its ServiceAccount, with no more rights than config/02-rbac.yaml grants", async () => {
     const who = await ok(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"], {
       kubeconfig: concierge.kubeconfigPath,
     });
@@ -461,8 +461,8 @@ describe("the Concierge process, run locally against a dedicated control plane",
     }
   });
 
-  it("keeps config/deployment.yaml acceptable to kube-apiserver (server-side dry run; nothing would run it)", async () => {
-    await ok(["apply", "--dry-run=server", "-f", join(configDir, "deployment.yaml")]);
+  it("keeps config/07-deployment.yaml acceptable to kube-apiserver (server-side dry run; nothing would run it)", async () => {
+    await ok(["apply", "--dry-run=server", "-f", join(configDir, "07-deployment.yaml")]);
   });
 
   it("releases the Lease on stop()", async () => {
@@ -479,7 +479,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
     assert.equal(holder, "");
     await assert.rejects(health("/healthz"));
     assert.ok(logs.lines.some((l) => l.msg === "stopped"));
-    // The process ran as its ServiceAccount throughout: a rule missing from config/rbac.yaml
+    // The process ran as its ServiceAccount throughout: a rule missing from config/02-rbac.yaml
     // would have shown up here as a refused request.
     assert.deepEqual(
       logs.lines.filter((l) => /forbidden/i.test(JSON.stringify(l))),
