@@ -10,6 +10,7 @@ import {
   type Http2SecureServer,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  type ServerHttp2Session,
 } from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls";
@@ -344,7 +345,12 @@ export interface AggregatedAPIServerOptions extends AggregatedAPIOptions {
 export interface AggregatedAPIServer {
   readonly port: number;
   readonly server: Http2SecureServer;
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections and drains the open ones: HTTP/2 sessions get GOAWAY and finish
+   * their streams, HTTP/1.1 connections answer their request in flight with `Connection: close`
+   * and idle ones are closed. Whatever is still open after `graceMs` (default 0) is cut.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 // Upstream's "Secure" TLS profile: TLS 1.3 only, which kube-apiserver speaks. The client
@@ -363,16 +369,40 @@ export async function startAggregatedAPIServer(
   const log = (options.log ?? discardLogger()).child({ component: "aggregated-api" });
   const api = createAggregatedAPIHandler(options);
   const extraRoutes = options.extraRoutes ?? new Map();
+  let draining = false;
+  // Requests in flight on each HTTP/1.1 connection, so that draining closes only idle ones.
+  const http1InFlight = new Map<Socket, number>();
   const server = createSecureServer(
     { ...secureOptions(options.certs.get()), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
-    (req, res) => (extraRoutes.get((req.url ?? "").split("?")[0] ?? "") ?? api)(req, res),
+    (req, res) => {
+      // allowHTTP1 hands HTTP/1.1 requests to this handler as node:http's objects.
+      if (req.httpVersionMajor === 1) {
+        const socket = (req as unknown as IncomingMessage).socket;
+        http1InFlight.set(socket, (http1InFlight.get(socket) ?? 0) + 1);
+        if (draining) (res as unknown as ServerResponse).shouldKeepAlive = false;
+        res.once("close", () => {
+          const left = (http1InFlight.get(socket) ?? 1) - 1;
+          http1InFlight.set(socket, left);
+          if (draining && left === 0) socket.end();
+        });
+      }
+      (extraRoutes.get((req.url ?? "").split("?")[0] ?? "") ?? api)(req, res);
+    },
   );
   // Idle connections: longer than Go's 90 s idle timeout, so the aggregator closes them first.
   server.setTimeout(120_000);
-  const sockets = new Set<Socket>();
+  const sockets = new Set<TLSSocket>();
+  const sessions = new Set<ServerHttp2Session>();
   server.on("secureConnection", (socket: TLSSocket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.once("close", () => {
+      sockets.delete(socket);
+      http1InFlight.delete(socket);
+    });
+  });
+  server.on("session", (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
   });
   server.on("tlsClientError", (err) => log.debug("TLS handshake failed", { error: err }));
   const unsubscribe = options.certs.onChange((cert) => {
@@ -391,11 +421,24 @@ export async function startAggregatedAPIServer(
   return {
     port,
     server,
-    close: () =>
+    close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
         unsubscribe();
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
+        draining = true;
+        // Settles once every connection has ended.
+        server.close(() => {
+          clearTimeout(deadline);
+          resolve();
+        });
+        for (const session of sessions) session.close();
+        for (const socket of sockets) {
+          if (socket.alpnProtocol !== "h2" && (http1InFlight.get(socket) ?? 0) === 0) socket.end();
+        }
+        const deadline = setTimeout(() => {
+          if (sockets.size > 0)
+            log.info("drain deadline passed; closing connections", { open: sockets.size });
+          for (const socket of sockets) socket.destroy();
+        }, graceMs);
       }),
   };
 }

@@ -81,7 +81,10 @@ export interface Concierge {
   ports: { aggregatedAPI: number; health: number };
   holders: Holders;
   manager: Manager;
-  /** True once every informer has synced and a serving certificate is loaded (what /readyz says). */
+  /**
+   * True once every informer has synced and a serving certificate is loaded, until stop() is
+   * called (what /readyz says).
+   */
   ready(): boolean;
   /**
    * Not ready at once; stops accepting and drains the connections open to the aggregated API
@@ -197,6 +200,8 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   registerCredentialIssuer(manager, {
     holder: holders.strategies,
     credentialIssuerName: config.names.credentialIssuer,
+    defaultSpec: defaultCredentialIssuerSpec,
+    labels: config.labels,
   });
   const authenticationConfigMaps = manager.informers.informer({
     group: "",
@@ -243,19 +248,23 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     },
     () => {},
   );
-  const ready = () => synced && holders.servingCerts.get() !== undefined;
+  let shuttingDown = false;
+  const ready = () => !shuttingDown && synced && holders.servingCerts.get() !== undefined;
 
-  const closers: (() => Promise<void>)[] = [];
+  const closers: ((drainMs: number) => Promise<void>)[] = [];
   let stopped: Promise<void> | undefined;
-  const stop = () => {
-    stopped ??= shutdown();
+  const stop = (stopOptions?: { drainMs?: number }) => {
+    stopped ??= shutdown(stopOptions?.drainMs ?? 0);
     return stopped;
   };
-  const shutdown = async () => {
-    log.info("stopping: closing listeners");
-    stopping.abort();
-    await Promise.all([...closers.map((close) => close()), impersonationProxy.stop()]);
+  const shutdown = async (drainMs: number) => {
+    shuttingDown = true;
+    log.info("stopping: draining connections", { drainMs });
+    // Listeners first, while the controllers still run: the Lease is held and the certificates
+    // and authenticators stay loaded until the last request in flight is answered.
+    await Promise.all([...closers.map((close) => close(drainMs)), impersonationProxy.stop()]);
     log.info("stopping: waiting for controllers and releasing the Lease");
+    stopping.abort();
     await done.catch((err: unknown) => log.error("controllers failed", { error: err }));
     await proxyTokens;
     // The reconciler may have started the proxy again while the controllers wound down.
@@ -295,7 +304,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
         [validatePath, (req, res) => webhook(req as IncomingMessage, res as ServerResponse)],
       ]),
     });
-    closers.push(api.close);
+    closers.push((drainMs) => api.close(drainMs));
     log.info("aggregated API and admission webhook listening", {
       host,
       port: api.port,
@@ -325,10 +334,18 @@ async function main(argv: string[]): Promise<void> {
     options: {
       config: { type: "string", short: "c", default: "pinniped.yaml" },
       kubeconfig: { type: "string" },
+      // Within the pod's terminationGracePeriodSeconds, less its preStop pause (config/07-deployment.yaml).
+      "shutdown-drain-seconds": { type: "string", default: "20" },
     },
     strict: true,
     allowPositionals: false,
   });
+  const drainSeconds = Number(values["shutdown-drain-seconds"]);
+  if (!Number.isFinite(drainSeconds) || drainSeconds < 0) {
+    throw new Error(
+      `--shutdown-drain-seconds must be a number of seconds, not ${values["shutdown-drain-seconds"]}`,
+    );
+  }
   const config = loadConfig(values.config);
   const log = createLogger({ level: config.logLevel });
   const kubeConfig = new KubeConfig();
@@ -346,7 +363,7 @@ async function main(argv: string[]): Promise<void> {
     // Upstream's rule: the first signal shuts down gracefully, a second one exits at once.
     if (++signals > 1) process.exit(1);
     log.info("shutdown requested", { signal });
-    concierge.stop().then(
+    concierge.stop({ drainMs: drainSeconds * 1000 }).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error("shutdown failed", { error: err });

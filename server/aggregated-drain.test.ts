@@ -1,0 +1,142 @@
+// Draining on close: what a rolling restart relies on so that no request in flight is lost.
+import assert from "node:assert/strict";
+import { connect } from "node:http2";
+import { request as h1request } from "node:https";
+import { before, describe, it } from "node:test";
+import { AuthenticatorCache } from "../authenticators/cache.ts";
+import { ServingCertHolder } from "../certs/servingcert.ts";
+import { memoryLogger } from "../observability/logger.ts";
+import { type TestPKI, testPKI } from "../test/harness/frontproxy-pki.ts";
+import { type AggregatedAPIServer, startAggregatedAPIServer } from "./aggregated.ts";
+import { FrontProxyConfigHolder } from "./frontproxy.ts";
+
+describe("aggregated API server: close(graceMs) drains", () => {
+  let pki: TestPKI;
+
+  before(async () => {
+    pki = await testPKI();
+  });
+
+  /** A server whose /slow answers only when `release()` is called. */
+  async function start() {
+    const certs = new ServingCertHolder();
+    certs.set(pki.serving);
+    const frontProxy = new FrontProxyConfigHolder();
+    frontProxy.set(pki.config);
+    let release = () => {};
+    let arrived = () => {};
+    const waiting = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const server: AggregatedAPIServer = await startAggregatedAPIServer({
+      certs,
+      frontProxy,
+      host: "127.0.0.1",
+      port: 0,
+      authenticators: new AuthenticatorCache(),
+      issueClientCertificate: () => {
+        throw new Error("not used");
+      },
+      log: memoryLogger("debug").log,
+      extraRoutes: new Map([
+        [
+          "/slow",
+          (_req, res) => {
+            release = () => {
+              res.statusCode = 200;
+              res.end("done");
+            };
+            arrived();
+          },
+        ],
+      ]),
+    });
+    return { server, release: () => release(), arrived: waiting };
+  }
+
+  it("HTTP/2: the session gets GOAWAY, its request in flight is answered, then close settles", async () => {
+    const { server, release, arrived } = await start();
+    const session = connect(`https://127.0.0.1:${server.port}`, {
+      ca: pki.servingCAPEM,
+      cert: pki.proxyClient.certPEM,
+      key: pki.proxyClient.keyPEM,
+    });
+    const goaway = new Promise<void>((resolve) => session.once("goaway", () => resolve()));
+    const stream = session.request({ ":path": "/slow" });
+    stream.setEncoding("utf8");
+    let body = "";
+    stream.on("data", (c: string) => {
+      body += c;
+    });
+    const status = new Promise<number>((resolve) =>
+      stream.once("response", (h) => resolve(Number(h[":status"]))),
+    );
+    const ended = new Promise<void>((resolve) => stream.once("end", () => resolve()));
+    await arrived;
+    let closed = false;
+    const closing = server.close(60_000).then(() => {
+      closed = true;
+    });
+    await goaway;
+    assert.equal(closed, false, "close waits for the stream in flight");
+    release();
+    assert.equal(await status, 200);
+    await ended;
+    assert.equal(body, "done");
+    await closing;
+    session.destroy();
+  });
+
+  it("HTTP/1.1: the request in flight is answered with Connection: close, then close settles", async () => {
+    const { server, release, arrived } = await start();
+    const reply = new Promise<{ status: number; connection: string | undefined; body: string }>(
+      (resolve, reject) => {
+        const req = h1request(
+          {
+            host: "127.0.0.1",
+            port: server.port,
+            path: "/slow",
+            ca: pki.servingCAPEM,
+            cert: pki.proxyClient.certPEM,
+            key: pki.proxyClient.keyPEM,
+            agent: false,
+          },
+          (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => {
+              body += c;
+            });
+            res.on("end", () =>
+              resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      },
+    );
+    await arrived;
+    const closing = server.close(60_000);
+    release();
+    assert.deepEqual(await reply, { status: 200, connection: "close", body: "done" });
+    await closing;
+  });
+
+  it("cuts what is still open when the grace period ends", async () => {
+    const { server, arrived } = await start();
+    const session = connect(`https://127.0.0.1:${server.port}`, {
+      ca: pki.servingCAPEM,
+      cert: pki.proxyClient.certPEM,
+      key: pki.proxyClient.keyPEM,
+    });
+    session.on("error", () => {});
+    const stream = session.request({ ":path": "/slow" });
+    stream.on("error", () => {});
+    const gone = new Promise<void>((resolve) => stream.once("close", () => resolve()));
+    await arrived;
+    await server.close(50);
+    await gone;
+    session.destroy();
+  });
+});
