@@ -143,7 +143,13 @@ async function makePKI(dir: string, caKeyType: KeyType): Promise<ControlPlanePKI
   };
 }
 
-async function writeKubeconfig(path: string, server: string, ca: string, user: string, client: CertFiles) {
+export async function writeKubeconfig(
+  path: string,
+  server: string,
+  ca: string,
+  user: string,
+  client: CertFiles,
+) {
   const b64 = async (file: string) => (await readFile(file)).toString("base64");
   await writeFile(
     path,
@@ -408,7 +414,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
  * kubeadm publishes `kube-public/cluster-info` (server URL and CA) and clients such as
  * the Concierge read it; a cluster without it would not be realistic.
  */
-async function publishClusterInfo(kubeconfig: string, kubectl: string, server: string, caFile: string) {
+export async function publishClusterInfo(
+  kubeconfig: string,
+  kubectl: string,
+  server: string,
+  caFile: string,
+) {
   const ca = (await readFile(caFile)).toString("base64");
   const inner = [
     "apiVersion: v1",

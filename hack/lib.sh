@@ -18,12 +18,22 @@ ensure_debian_packages() {
   command -v setpriv >/dev/null || missing+=(util-linux)
   # The browser that signs in at the OIDC provider's login page (playwright-core drives it).
   command -v chromium >/dev/null || missing+=(chromium)
+  # The real node (hack/node/): container runtime, CNI plugins, kube-proxy's tools, namespaces.
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null || missing+=(iptables)
+  command -v conntrack >/dev/null || missing+=(conntrack)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v nsenter >/dev/null || missing+=(util-linux)
   if ((${#missing[@]} > 0)); then
     echo "installing Debian packages: ${missing[*]}"
     local sudo=()
     if ((EUID != 0)); then sudo=(sudo); fi
     "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    # Recommends would pull in ~130 packages (avahi, udev, ...) that nothing here uses.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
   fi
 }
 

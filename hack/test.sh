@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the tests need on a fresh machine,
-# builds the local control plane's binaries, then type-checks, lints and runs every
-# test (unit and integration against a real kube-apiserver) in one node:test process.
+# builds the Kubernetes binaries, then type-checks, lints and runs every test (unit,
+# integration against a real kube-apiserver, end to end on a real node) in one node:test
+# process, inside network and mount namespaces of its own (hack/node/launch.ts).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source hack/lib.sh
@@ -13,9 +14,9 @@ ensure_go
 ensure_npm_packages
 phase_end
 
-phase_start "build Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager, kubectl)"
+phase_start "build Kubernetes binaries (etcd, control plane, kubelet, kube-proxy, kubectl)"
 bin="$(hack/build-k8s.sh)"
-for b in etcd kube-apiserver kube-controller-manager kubectl; do
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
   [[ -x "$bin/$b" ]] || { echo "missing $bin/$b" >&2; exit 1; }
 done
 export CONCIERGE_K8S_BIN="$bin"

@@ -1,31 +1,50 @@
-// node --test --test-global-setup: one real control plane for the whole run.
+// node --test --test-global-setup: one loopback control plane for the local-process integration
+// tests, and one real node (hack/node/) for the end-to-end tests, started side by side.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ControlPlane } from "../../hack/controlplane.ts";
+import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { type ClusterHandoff, handoffVariable, startTestControlPlane } from "./cluster.ts";
+import { startSharedNode } from "./node.ts";
 
 let controlPlane: ControlPlane | undefined;
+let node: NodeCluster | undefined;
 let handoffDir: string | undefined;
 
 export async function globalSetup(): Promise<void> {
   const began = Date.now();
-  controlPlane = await startTestControlPlane("tests");
+  const seconds = () => ((Date.now() - began) / 1000).toFixed(1);
+  const [cp, n] = await Promise.allSettled([
+    startTestControlPlane("tests").then((c) => {
+      process.stderr.write(
+        `# control plane for integration tests: ${c.server} (ready after ${seconds()}s)\n`,
+      );
+      return c;
+    }),
+    startSharedNode().then((c) => {
+      process.stderr.write(`# real node for end-to-end tests: ${c.server} (ready after ${seconds()}s)\n`);
+      return c;
+    }),
+  ]);
+  if (cp.status === "fulfilled") controlPlane = cp.value;
+  if (n.status === "fulfilled") node = n.value;
+  if (cp.status === "rejected" || n.status === "rejected") {
+    await globalTeardown();
+    throw cp.status === "rejected" ? cp.reason : (n as PromiseRejectedResult).reason;
+  }
   handoffDir = await mkdtemp(join(tmpdir(), "concierge-handoff-"));
   const handoff: ClusterHandoff = {
-    kubeconfigPath: controlPlane.kubeconfigPath,
-    binDir: controlPlane.binDir,
-    server: controlPlane.server,
+    kubeconfigPath: cp.value.kubeconfigPath,
+    binDir: cp.value.binDir,
+    server: cp.value.server,
   };
   const file = join(handoffDir, "cluster.json");
   await writeFile(file, JSON.stringify(handoff));
   process.env[handoffVariable] = file;
-  process.stderr.write(
-    `# control plane for integration tests: ${controlPlane.server} (ready ${((Date.now() - began) / 1000).toFixed(1)}s after setup began)\n`,
-  );
 }
 
 export async function globalTeardown(): Promise<void> {
-  await controlPlane?.stop();
+  await Promise.all([controlPlane?.stop(), node?.stop()]);
   if (handoffDir) await rm(handoffDir, { recursive: true, force: true });
 }

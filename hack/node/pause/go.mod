@@ -1,0 +1,3 @@
+module concierge/pause
+
+go 1.24
