@@ -18,6 +18,7 @@ import { StrategyHolder } from "../controllers/credentialissuer/holder.ts";
 import { register as registerCredentialIssuer } from "../controllers/credentialissuer/reconciler.ts";
 import { register as registerJWTAuthenticators } from "../controllers/jwtauthenticator/reconciler.ts";
 import { websocketPodCommandExecutor } from "../controllers/kubecertagent/executor.ts";
+import { register as registerLegacyPodCleaner } from "../controllers/kubecertagent/legacypodcleaner.ts";
 import { register as registerKubeCertAgent } from "../controllers/kubecertagent/reconciler.ts";
 import type { LeaderElectorOptions } from "../controllers/runtime/leaderelection.ts";
 import { type Manager, managerFromKubeConfig } from "../controllers/runtime/manager.ts";
@@ -197,6 +198,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     signerHolder: holders.kubeSigner,
     executor: websocketPodCommandExecutor(options.kubeConfig),
   });
+  registerLegacyPodCleaner(manager, { namespace, labels: config.labels });
   registerCredentialIssuer(manager, {
     holder: holders.strategies,
     credentialIssuerName: config.names.credentialIssuer,

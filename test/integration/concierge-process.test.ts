@@ -201,6 +201,39 @@ describe("the Concierge process, run locally against a dedicated control plane",
     assert.equal(holder, "concierge-process-test");
   });
 
+  it("deletes a kube-cert-agent pod left by Pinniped v0.7.0 or older, and no other pod", async () => {
+    const agentPod = (name: string, labels: Record<string, string>) =>
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace, labels },
+        spec: {
+          automountServiceAccountToken: false,
+          containers: [{ name: "sleeper", image: "debian:latest", command: ["sleep", "infinity"] }],
+        },
+      });
+    // The old agent label with the Concierge's labels, as old versions created it; and two that
+    // are not such pods: the old label without the Concierge's labels, and today's label value.
+    const created = async (name: string, labels: Record<string, string>) =>
+      eventually(
+        `pod ${name} created`,
+        async () => (await kubectl(["create", "-f", "-"], { input: agentPod(name, labels) })).code === 0,
+        polling,
+      );
+    await created("legacy-agent", { "kube-cert-agent.pinniped.dev": "true", app: "pinniped-concierge" });
+    await created("not-ours", { "kube-cert-agent.pinniped.dev": "true" });
+    await created("current-label", { "kube-cert-agent.pinniped.dev": "v2", app: "pinniped-concierge" });
+    await eventually(
+      "the legacy agent pod deleted",
+      async () => (await kubectl(["get", "pod", "-n", namespace, "legacy-agent"])).code !== 0,
+      polling,
+    );
+    assert.ok(logs.lines.some((l) => l.msg === "deleted legacy kube-cert-agent pod"));
+    const left = await ok(["get", "pods", "-n", namespace, "-o", "name", "not-ours", "current-label"]);
+    assert.equal(left.trim(), "pod/not-ours\npod/current-label");
+    await ok(["delete", "pod", "-n", namespace, "not-ours", "current-label", "--wait=false"]);
+  });
+
   it("creates the serving-cert Secret, and both APIServices become Available with its CA", async () => {
     const s = await eventually("the serving-cert Secret", secret, polling);
     assert.deepEqual(Object.keys(s.data).sort(), [
