@@ -30,8 +30,10 @@ import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache
 import { CertificateAuthority } from "../certs/ca.ts";
 import { issueClientCertificate, issueServingCertificate } from "../certs/issue.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
-import { issueClientCertificateFrom, SignerHolder } from "../certs/signer.ts";
+import { SignerHolder } from "../certs/signer.ts";
 import { type ControlPlane, startControlPlane } from "../hack/controlplane.ts";
+import { LocalCAIssuer } from "../issuers/localca.ts";
+import { OrderedIssuers } from "../issuers/ordered.ts";
 import { Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type AggregatedAPIServer, startAggregatedAPIServer } from "../server/aggregated.ts";
@@ -40,7 +42,6 @@ import {
   FrontProxyConfigHolder,
   frontProxyConfigFromConfigMap,
 } from "../server/frontproxy.ts";
-import type { IssueClientCertificate } from "../server/tokencredentialrequest.ts";
 import { findApiserverPid, kubectl, newTally, openSession, percentile, round, type Tally } from "./lib.ts";
 
 const warmupMs = 300;
@@ -158,22 +159,13 @@ async function registerConciergeAPI(
       },
     },
   );
-  const issue: IssueClientCertificate = async (u, ttlSeconds) => {
-    const issued = await issueClientCertificateFrom([signer], u, ttlSeconds * 1000);
-    return {
-      certificatePEM: issued.certPEM,
-      keyPEM: issued.keyPEM,
-      notAfter: issued.notAfter,
-      notBefore: issued.notBefore,
-    };
-  };
   const server = await startAggregatedAPIServer({
     certs,
     frontProxy,
     host: "127.0.0.1",
     port: 0,
     authenticators,
-    issueClientCertificate: issue,
+    issuer: new OrderedIssuers([new LocalCAIssuer(signer)]),
     // Info level into nowhere: the audit lines are formatted as in production, then dropped.
     log: new Logger({ level: "info", sink: () => {} }),
     metrics: new Metrics(),

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 export const floors: readonly (readonly string[])[] = [
   ["apis", "kube", "observability"],
   ["certs", "authenticators", "cli"],
-  ["webhooks", "impersonator"],
+  ["webhooks", "impersonator", "issuers"],
   ["controllers"],
   ["server"],
 ];

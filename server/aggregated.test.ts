@@ -68,11 +68,17 @@ describe("aggregated API server", () => {
       host: "127.0.0.1",
       port: 0,
       authenticators,
-      issueClientCertificate: (user, ttl) => ({
-        certificatePEM: `cert for ${user.username} in ${user.groups.join(",")}`,
-        keyPEM: "key",
-        notAfter: new Date(Date.now() + ttl * 1000),
-      }),
+      issuer: {
+        issue: async ({ user, ttlSeconds }) => ({
+          ok: true,
+          credential: {
+            type: "certificate",
+            certificatePEM: `cert for ${user.username} in ${user.groups.join(",")}`,
+            keyPEM: "key",
+            notAfter: new Date(Date.now() + ttlSeconds * 1000),
+          },
+        }),
+      },
       log: logs.log,
       metrics,
       maxBodyBytes: 4096,

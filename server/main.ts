@@ -11,7 +11,7 @@ import { AuthenticatorCache } from "../authenticators/cache.ts";
 import { newJWTAuthenticator } from "../authenticators/jwt/authenticator.ts";
 import { setAllowLinkLocalAddresses } from "../authenticators/outbound.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
-import { issueClientCertificateFrom, SignerHolder } from "../certs/signer.ts";
+import { SignerHolder } from "../certs/signer.ts";
 import { register as registerAPICerts } from "../controllers/apicerts/controllers.ts";
 import { register as registerCacheCleaner } from "../controllers/cachecleaner/cachecleaner.ts";
 import { StrategyHolder } from "../controllers/credentialissuer/holder.ts";
@@ -23,6 +23,8 @@ import { register as registerKubeCertAgent } from "../controllers/kubecertagent/
 import type { LeaderElectorOptions } from "../controllers/runtime/leaderelection.ts";
 import { type Manager, managerFromKubeConfig } from "../controllers/runtime/manager.ts";
 import { register as registerWebhookAuthenticators } from "../controllers/webhookauthenticator/controller.ts";
+import { LocalCAIssuer } from "../issuers/localca.ts";
+import { OrderedIssuers } from "../issuers/ordered.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { createWebhookHandler, validatePath } from "../webhooks/server.ts";
@@ -75,6 +77,8 @@ export interface Holders {
   kubeSigner: SignerHolder;
   impersonationSigner: SignerHolder;
   strategies: StrategyHolder;
+  /** Every strategy's credential issuer in priority order: the first that can issue serves. */
+  issuers: OrderedIssuers;
   frontProxy: FrontProxyConfigHolder;
 }
 
@@ -148,12 +152,16 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
 
   const metrics = new Metrics();
   metrics.collectProcessMetrics();
+  const kubeSigner = new SignerHolder("kube cluster signing CA");
+  const impersonationSigner = new SignerHolder("impersonation proxy signer");
   const holders: Holders = {
     authenticators: new AuthenticatorCache(),
     servingCerts: new ServingCertHolder(),
-    kubeSigner: new SignerHolder("kube cluster signing CA"),
-    impersonationSigner: new SignerHolder("impersonation proxy signer"),
+    kubeSigner,
+    impersonationSigner,
     strategies: new StrategyHolder(),
+    // The one place strategies register their issuers, in upstream's order.
+    issuers: new OrderedIssuers([new LocalCAIssuer(kubeSigner), new LocalCAIssuer(impersonationSigner)]),
     frontProxy: new FrontProxyConfigHolder(),
   };
 
@@ -284,19 +292,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       host,
       port: config.aggregatedAPIServerPort,
       authenticators: holders.authenticators,
-      issueClientCertificate: async (user, ttlSeconds) => {
-        const issued = await issueClientCertificateFrom(
-          [holders.kubeSigner, holders.impersonationSigner],
-          user,
-          ttlSeconds * 1000,
-        );
-        return {
-          certificatePEM: issued.certPEM,
-          keyPEM: issued.keyPEM,
-          notBefore: issued.notBefore,
-          notAfter: issued.notAfter,
-        };
-      },
+      issuer: holders.issuers,
       clientCertificateTTLSeconds: config.tokenCredentialRequest.clientCertificateTTLSeconds,
       logUsernamesAndGroups: config.audit.logUsernamesAndGroups,
       log,

@@ -8,7 +8,6 @@ import { Metrics } from "../observability/metrics.ts";
 import {
   type CreateContext,
   createTokenCredentialRequestHandler,
-  type IssueClientCertificate,
   metaTime,
   type TokenCredentialRequestOptions,
   validateClientCertificateTTL,
@@ -50,15 +49,26 @@ function setup(
     },
   );
   const issued: { user: { username: string; groups: string[] }; ttl: number }[] = [];
-  const issue: IssueClientCertificate = (user, ttl) => {
-    issued.push({ user, ttl });
-    return { certificatePEM: "CERT PEM", keyPEM: "KEY PEM", notAfter, notBefore };
+  const issuer: TokenCredentialRequestOptions["issuer"] = {
+    issue: async ({ user, ttlSeconds }) => {
+      issued.push({ user, ttl: ttlSeconds });
+      return {
+        ok: true,
+        credential: {
+          type: "certificate",
+          certificatePEM: "CERT PEM",
+          keyPEM: "KEY PEM",
+          notAfter,
+          notBefore,
+        },
+      };
+    },
   };
   const logs = memoryLogger("debug");
   const metrics = new Metrics();
   const handler = createTokenCredentialRequestHandler({
     authenticators: cache,
-    issueClientCertificate: issue,
+    issuer,
     log: logs.log,
     metrics,
     ...overrides,
@@ -356,9 +366,7 @@ describe("TokenCredentialRequest create", () => {
   it("answers authentication failed when the issuer has no signer", async () => {
     const { a } = ok();
     const { handler, outcome, logs } = setup(a, {
-      issueClientCertificate: async () => {
-        throw new Error("no signer is loaded");
-      },
+      issuer: { issue: async () => ({ ok: false, reason: "no signer is loaded" }) },
     });
     assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
     assert.equal(await outcome("issuer_error"), 1);

@@ -1,29 +1,17 @@
 // TokenCredentialRequest create, in upstream's order (internal/registry/credentialrequest/rest.go):
 // request checks with their exact errors, then every authentication problem answered the same
 // way, as a successful create whose status says "authentication failed". The handler reads the
-// authenticator cache and calls the injected issuer; it does no I/O of its own.
+// authenticator cache and asks the injected issuer (in the process: every strategy's issuer in
+// order); it does no I/O of its own.
 import { createHash } from "node:crypto";
 import { tokenCredentialRequest as tcr } from "../apis/index.ts";
 import { type AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import type { AuthenticationResult, UserInfo } from "../authenticators/types.ts";
+import type { Credential, Issuer } from "../issuers/issuer.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type APIResponse, badRequest, dryRunError, invalid } from "./status.ts";
 import { objectOfKind } from "./typemeta.ts";
-
-export interface IssuedClientCertificate {
-  /** The leaf only. */
-  certificatePEM: string;
-  keyPEM: string;
-  notAfter: Date;
-  notBefore?: Date;
-}
-
-/** Signs a client certificate for the user; throws when no signer is loaded. */
-export type IssueClientCertificate = (
-  user: { username: string; groups: string[] },
-  ttlSeconds: number,
-) => Promise<IssuedClientCertificate> | IssuedClientCertificate;
 
 /** Upstream's fixed lifetime; certificates cannot be revoked, so it stays short by default. */
 export const defaultClientCertificateTTLSeconds = 5 * 60;
@@ -45,7 +33,8 @@ export type TokenCredentialRequestOutcome =
 
 export interface TokenCredentialRequestOptions {
   authenticators: Pick<AuthenticatorCache, "get">;
-  issueClientCertificate: IssueClientCertificate;
+  /** Gives the credential for an authenticated user, or says why not. */
+  issuer: Pick<Issuer, "issue">;
   /** Within [60, 86400]; default 300. */
   clientCertificateTTLSeconds?: number;
   authenticationTimeoutMs?: number;
@@ -279,37 +268,48 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
       return failed("unsupported_user_info");
     }
 
-    let issued: IssuedClientCertificate;
+    let credential: Credential;
     try {
-      issued = await options.issueClientCertificate(
-        { username: user.username, groups: [...user.groups] },
+      const result = await options.issuer.issue({
+        user: { username: user.username, groups: [...user.groups] },
         ttlSeconds,
-      );
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+      if (!result.ok) return unexpected("cert issuer returned an error", result.reason, "issuer_error");
+      credential = result.credential;
     } catch (err) {
       return unexpected("cert issuer returned an error", err, "issuer_error");
     }
 
-    const notAfter = metaTime(issued.notAfter);
+    const expiry = credential.type === "certificate" ? credential.notAfter : credential.expiresAt;
+    const expirationTimestamp = metaTime(expiry);
     audit("TokenCredentialRequest Authenticated User", {
       personalInfo: {
         username: personal(user.username, showPersonal),
         groups: personal(user.groups, showPersonal),
       },
-      issuedClientCert: {
-        ...(issued.notBefore ? { notBefore: metaTime(issued.notBefore) } : {}),
-        notAfter,
-      },
+      ...(credential.type === "certificate"
+        ? {
+            issuedClientCert: {
+              ...(credential.notBefore ? { notBefore: metaTime(credential.notBefore) } : {}),
+              notAfter: expirationTimestamp,
+            },
+          }
+        : { issuedToken: { expiresAt: expirationTimestamp } }),
       authenticator: ref,
     });
     outcomes.inc({ outcome: "issued" });
     return {
       code: 201,
       body: response({
-        credential: {
-          expirationTimestamp: notAfter,
-          clientCertificateData: issued.certificatePEM,
-          clientKeyData: issued.keyPEM,
-        },
+        credential:
+          credential.type === "certificate"
+            ? {
+                expirationTimestamp,
+                clientCertificateData: credential.certificatePEM,
+                ...(credential.keyPEM !== undefined ? { clientKeyData: credential.keyPEM } : {}),
+              }
+            : { expirationTimestamp, token: credential.token },
       }),
     };
   };

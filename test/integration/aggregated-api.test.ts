@@ -32,7 +32,6 @@ import {
   FrontProxyConfigHolder,
   watchFrontProxyConfig,
 } from "../../server/frontproxy.ts";
-import type { IssueClientCertificate } from "../../server/tokencredentialrequest.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 
@@ -178,7 +177,7 @@ describe("aggregated API through kube-apiserver", () => {
       key: join(dirname(c.kubeconfigPath), "pki", "ca.key"),
     };
     let issued = 0;
-    const issueClientCertificate: IssueClientCertificate = async (u) => {
+    const issue = async (u: { username: string; groups: string[] }) => {
       const files = await newCert(dir, clusterCA, {
         name: `client-${++issued}`,
         cn: u.username,
@@ -188,6 +187,7 @@ describe("aggregated API through kube-apiserver", () => {
       });
       const certificatePEM = await readFile(files.cert, "utf8");
       return {
+        type: "certificate" as const,
         certificatePEM,
         keyPEM: await readFile(files.key, "utf8"),
         notAfter: new X509Certificate(certificatePEM).validToDate,
@@ -201,7 +201,7 @@ describe("aggregated API through kube-apiserver", () => {
       host: "127.0.0.1",
       port: port!,
       authenticators,
-      issueClientCertificate,
+      issuer: { issue: async ({ user }) => ({ ok: true, credential: await issue(user) }) },
       log: logs.log,
       metrics: new Metrics(),
     });

@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { before, describe, it } from "node:test";
+import { CertificateAuthority } from "../certs/ca.ts";
+import { SignerHolder } from "../certs/signer.ts";
+import type { Credential, IssueResult, Issuer } from "./issuer.ts";
+import { LocalCAIssuer } from "./localca.ts";
+import { OrderedIssuers } from "./ordered.ts";
+
+let kubeCA: CertificateAuthority;
+let proxyCA: CertificateAuthority;
+before(async () => {
+  kubeCA = await CertificateAuthority.create("kube cluster CA", 3_600_000);
+  proxyCA = await CertificateAuthority.create("impersonation proxy CA", 3_600_000);
+});
+
+const request = { user: { username: "jane", groups: ["devs"] }, ttlSeconds: 300 };
+
+function certificate(result: IssueResult): Extract<Credential, { type: "certificate" }> {
+  assert.ok(result.ok, result.ok ? "" : result.reason);
+  assert.equal(result.credential.type, "certificate");
+  return result.credential as Extract<Credential, { type: "certificate" }>;
+}
+
+const issuersOf = (...holders: SignerHolder[]) =>
+  new OrderedIssuers(holders.map((h) => new LocalCAIssuer(h)));
+
+describe("OrderedIssuers of local CAs", () => {
+  it("uses the first holder with a CA, falling back in order", async () => {
+    const kube = new SignerHolder("kube cluster signing CA");
+    const proxy = new SignerHolder("impersonation proxy signer CA");
+    proxy.set(proxyCA);
+    const issuers = issuersOf(kube, proxy);
+    assert.equal(issuers.active()?.name, "impersonation proxy signer CA");
+    const fromProxy = certificate(await issuers.issue(request));
+    assert.ok(new X509Certificate(fromProxy.certificatePEM).checkIssued(proxyCA.certificate));
+    kube.set(kubeCA);
+    assert.equal(issuers.active()?.name, "kube cluster signing CA");
+    const fromKube = certificate(await issuers.issue(request));
+    assert.ok(new X509Certificate(fromKube.certificatePEM).checkIssued(kubeCA.certificate));
+    assert.ok(fromKube.keyPEM);
+    assert.ok(fromKube.notAfter.getTime() - Date.now() <= 5 * 60_000);
+  });
+
+  it("falls back when a loaded signer fails", async () => {
+    const broken = new SignerHolder("broken");
+    // A stand-in whose signing throws, to reach the fallback without a real failing CA.
+    broken.set({ ...kubeCA, signingKey: () => undefined } as unknown as CertificateAuthority);
+    const proxy = new SignerHolder("proxy");
+    proxy.set(proxyCA);
+    const issued = certificate(await issuersOf(broken, proxy).issue(request));
+    assert.ok(new X509Certificate(issued.certificatePEM).checkIssued(proxyCA.certificate));
+  });
+
+  it("fails with every signer's reason when none can issue", async () => {
+    const kube = new SignerHolder("kube cluster signing CA");
+    const proxy = new SignerHolder("impersonation proxy signer CA");
+    const none =
+      "[kube cluster signing CA failed to issue client cert: no CA is loaded, " +
+      "impersonation proxy signer CA failed to issue client cert: no CA is loaded]";
+    assert.deepEqual(await issuersOf(kube, proxy).issue(request), { ok: false, reason: none });
+    assert.deepEqual(issuersOf(kube, proxy).health(), { ok: false, reason: none });
+    assert.deepEqual(await issuersOf(kube).issue(request), {
+      ok: false,
+      reason: "kube cluster signing CA failed to issue client cert: no CA is loaded",
+    });
+    assert.deepEqual(await issuersOf().issue(request), {
+      ok: false,
+      reason: "failed to issue cert: no signers configured",
+    });
+  });
+
+  it("says a local CA cannot sign a client's CSR, so a strategy that can is asked next", async () => {
+    const kube = new SignerHolder("kube cluster signing CA");
+    kube.set(kubeCA);
+    const result = await issuersOf(kube).issue({ ...request, certificateSigningRequestPEM: "PEM" });
+    assert.deepEqual(result, {
+      ok: false,
+      reason: "kube cluster signing CA cannot sign a client's certificate signing request",
+    });
+  });
+});
+
+describe("OrderedIssuers", () => {
+  const token: Issuer = {
+    name: "token minter",
+    health: () => ({ ok: true }),
+    issue: async () => ({
+      ok: true,
+      credential: { type: "token", token: "a.b.c", expiresAt: new Date(0) },
+    }),
+  };
+
+  it("turns an issuer that throws into its reason and asks the next", async () => {
+    const throwing: Issuer = {
+      name: "csr api",
+      health: () => ({ ok: true }),
+      issue: async () => {
+        throw new Error("watch closed");
+      },
+    };
+    const result = await new OrderedIssuers([throwing, token]).issue(request);
+    assert.deepEqual(result, {
+      ok: true,
+      credential: { type: "token", token: "a.b.c", expiresAt: new Date(0) },
+    });
+    assert.deepEqual(await new OrderedIssuers([throwing]).issue(request), {
+      ok: false,
+      reason: "csr api failed: watch closed",
+    });
+  });
+
+  it("skips an unhealthy issuer without asking it", async () => {
+    let asked = 0;
+    const down: Issuer = {
+      name: "secret CA",
+      health: () => ({ ok: false, reason: "secret CA: Secret kube-system/csr-signer not found" }),
+      issue: async () => {
+        asked++;
+        return { ok: false, reason: "asked" };
+      },
+    };
+    const issuers = new OrderedIssuers([down, token]);
+    assert.equal(issuers.active(), token);
+    assert.equal((await issuers.issue(request)).ok, true);
+    assert.equal(asked, 0);
+  });
+
+  it("stops trying once the client has gone", async () => {
+    const stop = new AbortController();
+    let asked = 0;
+    const aborting: Issuer = {
+      name: "csr api",
+      health: () => ({ ok: true }),
+      issue: async () => {
+        asked++;
+        stop.abort();
+        return { ok: false, reason: "csr api: aborted" };
+      },
+    };
+    const result = await new OrderedIssuers([aborting, aborting]).issue({ ...request, signal: stop.signal });
+    assert.deepEqual(result, { ok: false, reason: "csr api: aborted" });
+    assert.equal(asked, 1);
+  });
+});
