@@ -1,12 +1,8 @@
 // What every token authenticator offers the handlers, whatever checks the token.
 
-/** A Kubernetes user as an authenticator reports it (Kubernetes' `user.Info`). */
-export interface UserInfo {
-  username: string;
-  uid?: string;
-  groups: string[];
-  extra?: Record<string, string[]>;
-}
+import type { UserInfo } from "../kube/userinfo.ts";
+
+export type { UserInfo };
 
 export type AuthenticationResult =
   | { authenticated: true; user: UserInfo; audiences?: string[] }

@@ -3,8 +3,8 @@
 // authenticator); a request with neither is anonymous, whatever other credentials it carries.
 import { createHash, type X509Certificate } from "node:crypto";
 import { children, decodeObjectIdentifier, type Element, readElement } from "../certs/der.ts";
+import type { UserInfo } from "../kube/userinfo.ts";
 import type { RequestInfo } from "./requestinfo.ts";
-import type { UserInfo } from "./types.ts";
 
 export const anonymousUsername = "system:anonymous";
 export const unauthenticatedGroup = "system:unauthenticated";

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { apiStatusError, FakeRestClient } from "../controllers/runtime/testing.ts";
 import { FakeClock, settle } from "../kube/clock.ts";
+import type { UserInfo } from "../kube/userinfo.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type Attributes, type AuthorizerOptions, createAuthorizer, decisionMarker } from "./authz.ts";
-import type { UserInfo } from "./types.ts";
 
 const sarPath = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 

@@ -4,10 +4,11 @@
 // filter words them, with upstream's marker appended so it is clear who decided.
 import { createHash } from "node:crypto";
 import type { Clock } from "../kube/clock.ts";
+import { goQuote } from "../kube/goquote.ts";
 import type { RestClient } from "../kube/rest.ts";
+import type { UserInfo } from "../kube/userinfo.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { callWithDeadline } from "./authn.ts";
-import type { UserInfo } from "./types.ts";
 
 export const decisionMarker = "decision made by impersonation-proxy.concierge.pinniped.dev";
 
@@ -190,7 +191,7 @@ export function subjectAccessReview(user: UserInfo, attributes: Attributes): unk
     user: user.username,
     ...(user.uid ? { uid: user.uid } : {}),
     groups: [...user.groups],
-    ...(Object.keys(user.extra).length > 0 ? { extra: structuredClone(user.extra) } : {}),
+    ...(Object.keys(user.extra ?? {}).length > 0 ? { extra: structuredClone(user.extra) } : {}),
   };
   if (attributes.resourceRequest) {
     spec.resourceAttributes = {
@@ -238,19 +239,4 @@ export function forbiddenMessage(user: UserInfo, attributes: Attributes, reason:
   return name === ""
     ? `${qualified} is forbidden: ${err}`
     : `${qualified} ${goQuote(name)} is forbidden: ${err}`;
-}
-
-/** Go's %q for the printable strings names are; other characters escaped as Go would. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const cp = ch.codePointAt(0)!;
-    if (ch === '"' || ch === "\\") out += `\\${ch}`;
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\t") out += "\\t";
-    else if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, "0")}`;
-    else out += ch;
-  }
-  return `${out}"`;
 }

@@ -2,7 +2,9 @@
 // handler chain upstream builds on: request info, authentication, nested impersonation,
 // authorization; then how to forward it (upstream's getTransportForUser).
 import { type Clock, realClock } from "../kube/clock.ts";
+import { goQuote } from "../kube/goquote.ts";
 import { isApiError, type RestClient } from "../kube/rest.ts";
+import type { UserInfo } from "../kube/userinfo.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import {
@@ -13,7 +15,7 @@ import {
   userFromCertificate,
   withAuthenticatedGroup,
 } from "./authn.ts";
-import { type Attributes, createAuthorizer, forbiddenMessage, goQuote, sanitize } from "./authz.ts";
+import { type Attributes, createAuthorizer, forbiddenMessage, sanitize } from "./authz.ts";
 import {
   hasImpersonationHeaders,
   ImpersonationHeaderError,
@@ -25,7 +27,7 @@ import {
 } from "./impersonation.ts";
 import { parseRequestInfo, type RequestInfo, RequestInfoError } from "./requestinfo.ts";
 import { createTokenReviewer, defaultReviewTimeoutMs, defaultTokenReviewCacheTTLMs } from "./tokenreview.ts";
-import type { AuditInfo, Decision, Forward, Refusal, RequestDecider, UserInfo } from "./types.ts";
+import type { AuditInfo, Decision, Forward, Refusal, RequestDecider } from "./types.ts";
 
 export interface RequestDeciderOptions {
   /** The Concierge's own credentials: TokenReviews and SubjectAccessReviews are sent with them. */

@@ -1,9 +1,9 @@
 // Impersonation both ways: reading the client's own `Impersonate-*` headers (nested impersonation,
 // as Kubernetes' WithImpersonation filter reads them) and writing the headers the proxy sends
 // upstream for the identity a request runs as (as client-go's impersonating round tripper does).
+import type { UserInfo } from "../kube/userinfo.ts";
 import type { Attributes } from "./authz.ts";
 import { goJSON } from "./gojson.ts";
-import type { UserInfo } from "./types.ts";
 
 const userHeader = "impersonate-user";
 const groupHeader = "impersonate-group";
@@ -201,7 +201,7 @@ export class UnsupportedIdentityError extends Error {
  */
 export function impersonationHeaders(user: UserInfo, original?: UserInfo): Record<string, string | string[]> {
   if (user.username === "") throw new UnsupportedIdentityError("empty username");
-  for (const key of Object.keys(user.extra)) {
+  for (const key of Object.keys(user.extra ?? {})) {
     if (!extraKeyPattern.test(key)) throw new UnsupportedIdentityError(`disallowed extra key seen: ${key}`);
     if (key.endsWith(reservedSuffix)) {
       throw new UnsupportedIdentityError(`disallowed extra key with reserved prefix seen: ${key}`);
@@ -252,7 +252,8 @@ export function originalUserInfoJSON(user: UserInfo): string {
   if (user.username !== "") out.username = user.username;
   if (user.uid) out.uid = user.uid;
   if (user.groups.length > 0) out.groups = user.groups;
-  const keys = Object.keys(user.extra).sort();
-  if (keys.length > 0) out.extra = Object.fromEntries(keys.map((k) => [k, user.extra[k]]));
+  const extra = user.extra ?? {};
+  const keys = Object.keys(extra).sort();
+  if (keys.length > 0) out.extra = Object.fromEntries(keys.map((k) => [k, extra[k]]));
   return goJSON(out);
 }

@@ -5,9 +5,9 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../kube/clock.ts";
 import type { RestClient } from "../kube/rest.ts";
+import type { UserInfo } from "../kube/userinfo.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { callWithDeadline } from "./authn.ts";
-import type { UserInfo } from "./types.ts";
 
 export const defaultTokenReviewCacheTTLMs = 10_000;
 export const defaultTokenReviewCacheSize = 4096;

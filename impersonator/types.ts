@@ -4,14 +4,7 @@
 // kube-apiserver or a refusal. The impersonator-config reconciler runs the server through a
 // ProxyRunner and hands it TLS material through a ProxyTLSHolder.
 import type { X509Certificate } from "node:crypto";
-
-/** Kubernetes' user.Info, as TokenReview and SubjectAccessReview carry it. */
-export interface UserInfo {
-  username: string;
-  uid?: string;
-  groups: string[];
-  extra: Record<string, string[]>;
-}
+import type { UserInfo } from "../kube/userinfo.ts";
 
 /** What the server knows about one request when it asks the decider. */
 export interface IncomingRequest {

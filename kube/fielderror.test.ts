@@ -1,14 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  aggregateMessage,
-  duplicate,
-  forbidden,
-  formatFieldError,
-  goQuote,
-  invalid,
-  required,
-} from "./fielderror.ts";
+import { aggregateMessage, duplicate, forbidden, formatFieldError, invalid, required } from "./fielderror.ts";
+import { goQuote } from "./goquote.ts";
 
 describe("goQuote", () => {
   // Each expectation is what Go's fmt.Sprintf("%q", s) prints.

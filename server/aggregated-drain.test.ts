@@ -34,8 +34,10 @@ describe("aggregated API server: close(graceMs) drains", () => {
       host: "127.0.0.1",
       port: 0,
       authenticators: new AuthenticatorCache(),
-      issueClientCertificate: () => {
-        throw new Error("not used");
+      issuer: {
+        issue: () => {
+          throw new Error("not used");
+        },
       },
       log: memoryLogger("debug").log,
       extraRoutes: new Map([

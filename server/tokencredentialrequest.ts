@@ -8,6 +8,7 @@ import { tokenCredentialRequest as tcr } from "../apis/index.ts";
 import { type AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import type { AuthenticationResult, UserInfo } from "../authenticators/types.ts";
 import type { Credential, Issuer } from "../issuers/issuer.ts";
+import { isObject } from "../kube/isobject.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type APIResponse, badRequest, dryRunError, invalid } from "./status.ts";
@@ -80,9 +81,6 @@ interface Decoded {
   token: string;
   authenticator: Authenticator;
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 
 const cannotHandle = (why: string) =>
   badRequest(`${tcr.kind} in version "${tcr.version}" cannot be handled as a ${tcr.kind}: ${why}`);

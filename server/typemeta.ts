@@ -1,3 +1,4 @@
+import { isObject } from "../kube/isobject.ts";
 // The type check both create handlers make before decoding: is the body an object of our kind?
 // Its messages name what is wrong but never quote the body, which may be huge or deeply nested
 // (`JSON.stringify` of 5,000 nested arrays overflows the stack) and is the caller's data.
@@ -32,10 +33,10 @@ export function objectOfKind(
   k: Kind,
 ): { object: Record<string, unknown> } | { error: string } {
   const apiVersion = `${k.group}/${k.version}`;
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+  if (!isObject(body)) {
     return { error: `not a ${k.kind}: the body is ${jsonType(body)}, not a JSON object` };
   }
-  const object = body as Record<string, unknown>;
+  const object = body;
   if (object.apiVersion !== undefined && object.apiVersion !== apiVersion) {
     return { error: `not a ${k.kind}: apiVersion must be "${apiVersion}"` };
   }

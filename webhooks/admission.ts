@@ -2,6 +2,7 @@
 // only reads bodies, counts and logs.
 import { jwtAuthenticator, webhookAuthenticator } from "../apis/index.ts";
 import { aggregateMessage, type FieldError, formatFieldError } from "../kube/fielderror.ts";
+import { isObject } from "../kube/isobject.ts";
 import { validateJWTAuthenticator, validateWebhookAuthenticator } from "./validation.ts";
 
 export const admissionAPIVersion = "admission.k8s.io/v1";
@@ -149,8 +150,4 @@ function nameOf(request: Record<string, unknown>, object: unknown): string {
   if (typeof request.name === "string" && request.name !== "") return request.name;
   const metadata = isObject(object) ? object.metadata : undefined;
   return isObject(metadata) && typeof metadata.name === "string" ? metadata.name : "";
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -19,7 +19,9 @@ import { compileClaims } from "../authenticators/cel/claims.ts";
 import { refusedHost } from "../authenticators/outbound.ts";
 import { parsePEMCertificates } from "../authenticators/tls/cabundle.ts";
 import { decodeStdBase64 } from "../authenticators/tls/gobase64.ts";
-import { duplicate, type FieldError, forbidden, goQuote, invalid, required } from "../kube/fielderror.ts";
+import { duplicate, type FieldError, forbidden, invalid, required } from "../kube/fielderror.ts";
+import { goQuote } from "../kube/goquote.ts";
+import { isObject } from "../kube/isobject.ts";
 
 export type { FieldError } from "../kube/fielderror.ts";
 
@@ -55,7 +57,7 @@ export function validateWebhookAuthenticator(obj: unknown): FieldError[] {
 // something when the installed CRD and this code disagree. It is here so that every check below
 // can trust the shape of what it reads.
 function schemaCheck(check: ReturnType<typeof compileValidator>, obj: unknown): FieldError[] {
-  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
+  if (!isObject(obj)) {
     const type = obj === null ? "null" : Array.isArray(obj) ? "array" : typeof obj;
     return [invalid("<root>", type, "must be a JSON object")];
   }

@@ -7,6 +7,7 @@
 // no signature check and can never trigger a JWKS fetch. Only then the signature, then the claims.
 import { compactVerify, errors, type LocalJWKSet } from "jose";
 import { type Clock, realClock } from "../../kube/clock.ts";
+import { isObject } from "../../kube/isobject.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import type { CompiledClaims } from "../cel/claims.ts";
@@ -352,9 +353,7 @@ function fail(kind: FailureKind, reason: string): { ok: false; kind: FailureKind
 function decodeJSONObject(segment: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(Buffer.from(segment, "base64url").toString("utf8"));
-    return value !== null && typeof value === "object" && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
+    return isObject(value) ? value : undefined;
   } catch {
     return undefined;
   }

@@ -1,6 +1,8 @@
 // The TokenReview wire format of a token-authentication webhook (Kubernetes'
 // `authentication.k8s.io` v1 and v1beta1, whose request and status shapes are identical):
 // what we send, and how an answer is read.
+
+import { isObject } from "../../kube/isobject.ts";
 import type { UserInfo } from "../types.ts";
 
 export type TokenReviewVersion = "v1beta1" | "v1";
@@ -30,10 +32,6 @@ export class MalformedTokenReviewError extends Error {
   override readonly name = "MalformedTokenReviewError";
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function stringList(value: unknown, field: string): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
@@ -54,7 +52,7 @@ export function parseTokenReview(body: Buffer): TokenReviewAnswer {
   } catch {
     throw new MalformedTokenReviewError(`the answer is not JSON (${body.length} bytes)`);
   }
-  if (!isRecord(parsed)) throw new MalformedTokenReviewError("the answer is not a JSON object");
+  if (!isObject(parsed)) throw new MalformedTokenReviewError("the answer is not a JSON object");
   const { kind, apiVersion, status } = parsed;
   if (kind !== undefined && kind !== "TokenReview") {
     throw new MalformedTokenReviewError(`the answer has kind ${JSON.stringify(kind)}, not TokenReview`);
@@ -67,7 +65,7 @@ export function parseTokenReview(body: Buffer): TokenReviewAnswer {
       `the answer has unsupported apiVersion ${JSON.stringify(apiVersion)}`,
     );
   }
-  if (status !== undefined && !isRecord(status)) {
+  if (status !== undefined && !isObject(status)) {
     throw new MalformedTokenReviewError("status is not an object");
   }
   if (status?.authenticated !== true) {
@@ -75,7 +73,7 @@ export function parseTokenReview(body: Buffer): TokenReviewAnswer {
     return { authenticated: false, error, version };
   }
   const user = status.user ?? {};
-  if (!isRecord(user)) throw new MalformedTokenReviewError("status.user is not an object");
+  if (!isObject(user)) throw new MalformedTokenReviewError("status.user is not an object");
   const { username = "", uid, groups, extra } = user;
   if (typeof username !== "string")
     throw new MalformedTokenReviewError("status.user.username is not a string");
@@ -86,7 +84,7 @@ export function parseTokenReview(body: Buffer): TokenReviewAnswer {
   // Empty values are Go's zero values: upstream cannot tell them from absent ones either.
   if (uid) info.uid = uid;
   if (extra !== undefined && extra !== null) {
-    if (!isRecord(extra)) throw new MalformedTokenReviewError("status.user.extra is not an object");
+    if (!isObject(extra)) throw new MalformedTokenReviewError("status.user.extra is not an object");
     info.extra = Object.fromEntries(
       Object.entries(extra).map(([k, v]) => [k, stringList(v, `status.user.extra[${JSON.stringify(k)}]`)]),
     );

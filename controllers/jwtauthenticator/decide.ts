@@ -11,7 +11,9 @@ import {
 } from "../../apis/index.ts";
 import { refusedHost } from "../../authenticators/outbound.ts";
 import type { TLSResolution } from "../../authenticators/tls/cabundle.ts";
-import { aggregateMessage, type FieldError, goQuote } from "../../kube/fielderror.ts";
+import { aggregateMessage, type FieldError } from "../../kube/fielderror.ts";
+import { goQuote } from "../../kube/goquote.ts";
+import { isObject } from "../../kube/isobject.ts";
 import type { ConditionUpdate } from "../runtime/conditions.ts";
 import { decodedPath, discoveryURL, parseURL } from "./urls.ts";
 
@@ -157,10 +159,10 @@ export function readDiscoveryDocument(
   issuer: string,
   document: unknown,
 ): { ok: true; jwksURI: string } | { ok: false; error: string } {
-  if (typeof document !== "object" || document === null || Array.isArray(document)) {
+  if (!isObject(document)) {
     return { ok: false, error: "oidc: failed to decode provider discovery object: not a JSON object" };
   }
-  const fields = document as Record<string, unknown>;
+  const fields = document;
   for (const name of ["issuer", "jwks_uri"]) {
     const value = fields[name];
     if (value !== undefined && value !== null && typeof value !== "string") {

@@ -4,7 +4,7 @@
 import { STATUS_CODES } from "node:http";
 import { goTransportError } from "../../authenticators/goerrors.ts";
 import { httpsRequest } from "../../authenticators/https.ts";
-import { goQuote } from "../../kube/fielderror.ts";
+import { goQuote } from "../../kube/goquote.ts";
 import type { DiscoveryProbe } from "./decide.ts";
 
 /** A discovery document is small; anything bigger is not one. */

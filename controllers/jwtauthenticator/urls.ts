@@ -1,6 +1,6 @@
+import { goQuote } from "../../kube/goquote.ts";
 // URL checks with the outcomes of Go's net/url, which upstream's messages are made of: Go accepts
 // some URLs that WHATWG's URL rejects (a scheme-less jwks_uri) and words its refusals its own way.
-import { goQuote } from "../../kube/fielderror.ts";
 
 export type ParsedURL = { ok: true; scheme: string; url: URL | undefined } | { ok: false; error: string };
 

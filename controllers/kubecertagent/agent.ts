@@ -2,6 +2,7 @@
 // which kube-controller-manager pod to copy, where its signing files are, the agent Deployment
 // built from it, whether an existing Deployment must change, and reading the agent's `print`.
 import { isDeepStrictEqual } from "node:util";
+import { isObject } from "../../kube/isobject.ts";
 import type { KubeObject, ObjectMeta } from "../../kube/resource.ts";
 
 /** Where upstream assumes the kube-controller-manager pods live. */
@@ -362,9 +363,8 @@ export function deepDerivative(desired: unknown, existing: unknown): boolean {
   if (typeof desired === "object") {
     const entries = Object.entries(desired as Record<string, unknown>);
     if (entries.length === 0) return true;
-    if (typeof existing !== "object" || existing === null || Array.isArray(existing)) return false;
-    const e = existing as Record<string, unknown>;
-    return entries.every(([k, v]) => deepDerivative(v, e[k]));
+    if (!isObject(existing)) return false;
+    return entries.every(([k, v]) => deepDerivative(v, existing[k]));
   }
   if (existing === undefined || existing === null) return desired === 0 || desired === false;
   return desired === existing;
@@ -405,9 +405,9 @@ export function parsePrintOutput(stdout: string, podRef: string): SigningPair {
       `failed to decode signing cert/key JSON from agent pod ${podRef}: ${jsonErrorKind(error)}`,
     );
   }
-  const fields = output !== null && typeof output === "object" && !Array.isArray(output) ? output : undefined;
-  const cert = (fields as Record<string, unknown> | undefined)?.["tls.crt"] ?? "";
-  const key = (fields as Record<string, unknown> | undefined)?.["tls.key"] ?? "";
+  const fields = isObject(output) ? output : undefined;
+  const cert = fields?.["tls.crt"] ?? "";
+  const key = fields?.["tls.key"] ?? "";
   if (output !== null && (fields === undefined || typeof cert !== "string" || typeof key !== "string")) {
     throw new Error(
       `failed to decode signing cert/key JSON from agent pod ${podRef}: expected an object of two strings`,

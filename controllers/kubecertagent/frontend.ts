@@ -4,6 +4,7 @@
 import { parse } from "yaml";
 import { type CredentialIssuerFrontend, FrontendType, StrategyReason } from "../../apis/index.ts";
 import type { ConfigMapLike } from "../../authenticators/tls/cabundle.ts";
+import { isObject } from "../../kube/isobject.ts";
 
 export const clusterInfoNamespace = "kube-public";
 export const clusterInfoName = "cluster-info";
@@ -110,8 +111,4 @@ function canonicalBase64(value: string): string | undefined {
 /** Absent, empty (defaulted by the decoder) or exactly `expected`. */
 function optionalString(value: unknown, expected: string): boolean {
   return value === undefined || value === null || value === "" || value === expected;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

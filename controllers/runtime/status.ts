@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
+import { isObject } from "../../kube/isobject.ts";
 import { type KubeObject, objectPath, type ResourceRef } from "../../kube/resource.ts";
 import { isConflict, type RestClient } from "../../kube/rest.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
@@ -95,7 +96,7 @@ export function mergePatch(from: unknown, to: unknown): unknown {
 }
 
 function diff(from: unknown, to: unknown): unknown {
-  if (!isPlainObject(from) || !isPlainObject(to)) return to;
+  if (!isObject(from) || !isObject(to)) return to;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(to)) {
     if (!(key in from)) out[key] = value;
@@ -107,8 +108,4 @@ function diff(from: unknown, to: unknown): unknown {
 
 function normalise(value: unknown): unknown {
   return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

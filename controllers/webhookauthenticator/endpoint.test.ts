@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type EndpointValidation, goQuote, validateEndpoint } from "./endpoint.ts";
+import { goQuote } from "../../kube/goquote.ts";
+import { type EndpointValidation, validateEndpoint } from "./endpoint.ts";
 
 const ok = (host: string, port: number): EndpointValidation => ({ ok: true, hostPort: { host, port } });
 const invalid = (message: string): EndpointValidation => ({

@@ -4,6 +4,7 @@
 // takes spaces out), so the parts of Go's parser that decide validity are re-created here.
 import { isIP } from "node:net";
 import { refusedHost } from "../../authenticators/outbound.ts";
+import { goQuote } from "../../kube/goquote.ts";
 
 export interface HostPort {
   /** A hostname or an IP address, without brackets. */
@@ -14,25 +15,6 @@ export interface HostPort {
 export type EndpointValidation =
   | { ok: true; hostPort: HostPort }
   | { ok: false; reason: "InvalidEndpointURL" | "InvalidEndpointURLScheme"; message: string };
-
-/** Go's strconv.Quote for the strings that can occur here: ASCII controls escaped, the rest kept. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0) ?? 0;
-    if (ch === '"' || ch === "\\") out += `\\${ch}`;
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\t") out += "\\t";
-    else if (c === 7) out += "\\a";
-    else if (c === 8) out += "\\b";
-    else if (c === 12) out += "\\f";
-    else if (c === 11) out += "\\v";
-    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
-    else out += ch;
-  }
-  return `${out}"`;
-}
 
 const isHex = (c: string | undefined) => c !== undefined && /^[0-9a-fA-F]$/.test(c);
 
