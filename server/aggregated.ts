@@ -15,7 +15,14 @@ import {
 import type { AddressInfo, Socket } from "node:net";
 import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls";
 import { whoAmIRequest } from "../apis/index.ts";
+import { maxTokenBytes } from "../authenticators/jwt/authenticator.ts";
 import type { ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
+import {
+  defaultHandshakeTimeoutMs,
+  InFlightLimit,
+  tooManyRequestsBody,
+  tooManyRequestsHeaders,
+} from "../kube/inflight.ts";
 import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "../kube/requestbody.ts";
 import { discardLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -38,17 +45,27 @@ import {
 } from "./tokencredentialrequest.ts";
 import { createWhoAmIRequest } from "./whoamirequest.ts";
 
-/** Both request kinds are a few hundred bytes; this only bounds what a caller can make us buffer. */
-export const defaultMaxBodyBytes = 256 * 1024;
+/**
+ * The largest valid request: a TokenCredentialRequest with a token of the most any authenticator
+ * takes, plus room for its other fields.
+ */
+export const defaultMaxBodyBytes = maxTokenBytes + 16 * 1024;
+/** kube-apiserver's --max-requests-inflight default. */
+export const defaultMaxInFlight = 400;
+/** kube-apiserver sends a body at once; one that trickles in holds a slot for nothing. */
+export const defaultBodyTimeoutMs = 10_000;
 
 export interface AggregatedAPIOptions extends TokenCredentialRequestOptions {
   frontProxy: FrontProxyConfigHolder;
   maxBodyBytes?: number;
+  bodyTimeoutMs?: number;
 }
 
 /** What Node hands the handler for HTTP/1.1 and for HTTP/2 requests. */
 export type IncomingRequest = IncomingMessage | Http2ServerRequest;
 export type OutgoingResponse = ServerResponse | Http2ServerResponse;
+
+const healthPaths = new Set(["/healthz", "/readyz", "/livez"]);
 
 type Resource = "tokencredentialrequests" | "whoamirequests" | "discovery" | "openapi" | "health" | "other";
 type Verb = "create" | "list" | "get" | "other";
@@ -130,10 +147,19 @@ function negotiate(accept: string | undefined, tables: boolean): Negotiated | un
 const notAcceptable = () =>
   failure(406, "NotAcceptable", "only the following media types are accepted: application/json");
 
-async function readBody(req: IncomingRequest, limit: number): Promise<Buffer> {
+async function readBody(req: IncomingRequest, limit: number, timeoutMs: number): Promise<Buffer> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new HTTPError(failure(408, "Timeout", `the request body did not arrive within ${timeoutMs} ms`)),
+      );
+    }, timeoutMs);
+  });
   try {
-    return await readLimitedBody(req, limit);
+    return await Promise.race([readLimitedBody(req, limit), late]);
   } catch (err) {
+    if (err instanceof HTTPError) throw err;
     if (err instanceof BodyTooLargeError) {
       throw new HTTPError(
         failure(413, "RequestEntityTooLarge", `the request body is larger than ${limit} bytes`),
@@ -141,6 +167,8 @@ async function readBody(req: IncomingRequest, limit: number): Promise<Buffer> {
     }
     if (err instanceof BodyCutShortError) throw new HTTPError(badRequest("the request body was cut short"));
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -157,6 +185,7 @@ export function createAggregatedAPIHandler(
   const log = (options.log ?? discardLogger()).child({ component: "aggregated-api" });
   const metrics = options.metrics ?? new Metrics();
   const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? defaultBodyTimeoutMs;
   const createTCR = createTokenCredentialRequestHandler({ ...options, metrics });
   const requests = metrics.counter({
     name: "aggregated_api_requests_total",
@@ -183,7 +212,7 @@ export function createAggregatedAPIHandler(
         ),
       );
     }
-    const raw = await readBody(req, maxBodyBytes);
+    const raw = await readBody(req, maxBodyBytes, bodyTimeoutMs);
     try {
       return JSON.parse(raw.toString("utf8"));
     } catch {
@@ -270,7 +299,7 @@ export function createAggregatedAPIHandler(
       };
     }
     const path = url.pathname;
-    if (path === "/healthz" || path === "/readyz" || path === "/livez") {
+    if (healthPaths.has(path)) {
       return { resource: "health" as const, verb: "get" as const, text: "ok" };
     }
     const authn = options.frontProxy.authenticate(peerChain(tlsSocket(req)), pairHeaders(req.rawHeaders));
@@ -340,6 +369,9 @@ export interface AggregatedAPIServerOptions extends AggregatedAPIOptions {
    * they must not go through the aggregated API handler.
    */
   extraRoutes?: ReadonlyMap<string, (req: IncomingRequest, res: OutgoingResponse) => void>;
+  /** Requests served at once, extra routes included, health checks not; default 400. */
+  maxInFlight?: number;
+  handshakeTimeoutMs?: number;
 }
 
 export interface AggregatedAPIServer {
@@ -372,8 +404,20 @@ export async function startAggregatedAPIServer(
   let draining = false;
   // Requests in flight on each HTTP/1.1 connection, so that draining closes only idle ones.
   const http1InFlight = new Map<Socket, number>();
+  const inFlight = new InFlightLimit(options.maxInFlight ?? defaultMaxInFlight);
+  const metrics = options.metrics ?? new Metrics();
+  const throttled = metrics.counter({
+    name: "aggregated_api_throttled_requests_total",
+    help: "Requests answered 429 because the listener's in-flight limit was reached.",
+  });
   const server = createSecureServer(
-    { ...secureOptions(options.certs.get()), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
+    {
+      ...secureOptions(options.certs.get()),
+      allowHTTP1: true,
+      requestCert: true,
+      rejectUnauthorized: false,
+      handshakeTimeout: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs,
+    },
     (req, res) => {
       // allowHTTP1 hands HTTP/1.1 requests to this handler as node:http's objects.
       if (req.httpVersionMajor === 1) {
@@ -386,7 +430,17 @@ export async function startAggregatedAPIServer(
           if (draining && left === 0) socket.end();
         });
       }
-      (extraRoutes.get((req.url ?? "").split("?")[0] ?? "") ?? api)(req, res);
+      const path = (req.url ?? "").split("?")[0] ?? "";
+      const handler = extraRoutes.get(path) ?? api;
+      if (healthPaths.has(path)) return handler(req, res);
+      const release = inFlight.tryAcquire();
+      if (!release) {
+        throttled.inc();
+        (res as unknown as ServerResponse).writeHead(429, tooManyRequestsHeaders).end(tooManyRequestsBody);
+        return;
+      }
+      res.once("close", release);
+      handler(req, res);
     },
   );
   // Idle connections: longer than Go's 90 s idle timeout, so the aggregator closes them first.

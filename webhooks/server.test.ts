@@ -253,6 +253,35 @@ describe("webhook server", () => {
     }
   });
 
+  it("reads at most maxInFlight reviews at once and answers the rest with 429", async () => {
+    const narrow = await startWebhookServer({ certs: holder, host: "127.0.0.1", port: 0, maxInFlight: 1 });
+    const holding = request({
+      host: "127.0.0.1",
+      port: narrow.port,
+      servername: "localhost",
+      method: "POST",
+      path: validatePath,
+      headers: { "Content-Type": "application/json", "Content-Length": "100" },
+      ca: caPEM,
+      agent: false,
+    });
+    holding.on("error", () => {});
+    try {
+      // Half a body: the review holds its slot until the rest comes.
+      holding.write("{");
+      let reply: Reply | undefined;
+      for (let i = 0; i < 100 && reply?.status !== 429; i++) {
+        reply = await send({ body: review("https://issuer.example.com"), port: narrow.port });
+      }
+      assert.equal(reply?.status, 429);
+      assert.equal(reply?.headers["retry-after"], "1");
+      assert.equal(JSON.parse(reply?.body ?? "").reason, "TooManyRequests");
+    } finally {
+      holding.destroy();
+      await narrow.close();
+    }
+  });
+
   it("keeps serving after all of those", async () => {
     assert.equal((await send({ body: review("https://issuer.example.com") })).status, 200);
   });

@@ -6,6 +6,12 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import type { ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
+import {
+  defaultHandshakeTimeoutMs,
+  InFlightLimit,
+  tooManyRequestsBody,
+  tooManyRequestsHeaders,
+} from "../kube/inflight.ts";
 import { BodyCutShortError, BodyTooLargeError } from "../kube/requestbody.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -18,6 +24,11 @@ export const validatePath = "/validate-authentication-concierge-pinniped-dev-v1a
 /** An UPDATE review of the largest object etcd stores: the old and the new one both. */
 export const defaultMaxBodyBytes = defaultMaxReviewBytes;
 export const defaultRequestTimeoutMs = 30_000;
+/**
+ * kube-apiserver sends a review per write of our two kinds, which are rare; this bounds the memory
+ * a flood of large bodies can hold (each up to maxBodyBytes) on a listener anyone can reach.
+ */
+export const defaultMaxInFlight = 16;
 
 export interface WebhookHandlerOptions {
   logger?: Logger;
@@ -25,6 +36,8 @@ export interface WebhookHandlerOptions {
   maxBodyBytes?: number;
   /** Past maxBodyBytes, a review is read and dropped up to this, to answer it with a denial. */
   maxDrainBytes?: number;
+  /** Reviews read at once: each may buffer maxBodyBytes. */
+  maxInFlight?: number;
 }
 
 export interface WebhookServerOptions extends WebhookHandlerOptions {
@@ -42,7 +55,7 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-type Result = "allowed" | "denied" | "bad_request" | "error";
+type Result = "allowed" | "denied" | "bad_request" | "error" | "throttled";
 
 class HTTPError extends Error {
   readonly code: number;
@@ -67,7 +80,7 @@ export function createWebhookHandler(
   // `kind` is only ever one of our two kinds or "other": a label must not take values from requests.
   const requests = metrics.counter({
     name: "admission_webhook_requests_total",
-    help: "Admission requests by kind and result: allowed, denied, bad_request, error.",
+    help: "Admission requests by kind and result: allowed, denied, bad_request, error, throttled.",
     labelNames: ["kind", "result"] as const,
   });
   const duration = metrics.histogram({
@@ -83,8 +96,16 @@ export function createWebhookHandler(
     duration.observe({ kind: label }, (performance.now() - started) / 1000);
   };
 
+  const inFlight = new InFlightLimit(options.maxInFlight ?? defaultMaxInFlight);
   return (req, res) => {
     const started = performance.now();
+    const release = inFlight.tryAcquire();
+    if (!release) {
+      record(undefined, "throttled", started);
+      res.writeHead(429, tooManyRequestsHeaders).end(tooManyRequestsBody);
+      return;
+    }
+    res.once("close", release);
     serve(req, res, limits).then(
       (decision) => {
         const result = decision.allowed ? "allowed" : "denied";
@@ -212,7 +233,10 @@ function secureOptions(cert: ServingCert | undefined): SecureContextOptions {
  */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const log = (options.logger ?? discardLogger()).child({ component: "admission-webhook" });
-  const server = createServer(secureOptions(options.certs.get()), createWebhookHandler(options));
+  const server = createServer(
+    { ...secureOptions(options.certs.get()), handshakeTimeout: defaultHandshakeTimeoutMs },
+    createWebhookHandler(options),
+  );
   server.requestTimeout = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
   server.headersTimeout = Math.min(server.requestTimeout, 10_000);
   // Longer than the 90 s for which Go's HTTP client keeps an idle connection, so the client, not

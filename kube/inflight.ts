@@ -1,0 +1,51 @@
+// A cap on concurrent requests for an HTTPS listener, answered as kube-apiserver's max-in-flight
+// filter answers: 429 with Retry-After. Whatever a flood sends, no more than this many requests
+// hold buffers, authenticators or upstream connections at once.
+
+export class InFlightLimit {
+  readonly max: number;
+  #current = 0;
+
+  constructor(max: number) {
+    if (!(Number.isInteger(max) && max > 0))
+      throw new Error(`in-flight limit must be a positive integer, got ${max}`);
+    this.max = max;
+  }
+
+  get current(): number {
+    return this.#current;
+  }
+
+  /** A release function (idempotent) when there is room, else undefined. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.#current >= this.max) return undefined;
+    this.#current++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#current--;
+    };
+  }
+}
+
+/** kube-apiserver's answer when its max-in-flight limit is reached. */
+export const tooManyRequestsBody = JSON.stringify({
+  kind: "Status",
+  apiVersion: "v1",
+  metadata: {},
+  status: "Failure",
+  message: "Too many requests, please try again later.",
+  reason: "TooManyRequests",
+  details: { retryAfterSeconds: 1 },
+  code: 429,
+});
+
+export const tooManyRequestsHeaders = {
+  "content-type": "application/json",
+  "retry-after": "1",
+  "cache-control": "no-cache, private",
+} as const;
+
+/** Handshakes that have not finished by then are dropped (Node's default keeps them for 120 s). */
+export const defaultHandshakeTimeoutMs = 10_000;
