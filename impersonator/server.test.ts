@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { connect as h2Connect } from "node:http2";
 import { createServer, request as h1Request, type Server } from "node:https";
-import type { Socket } from "node:net";
+import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -564,6 +564,48 @@ describe("impersonation proxy server", () => {
       assert.equal(res.status, 504);
       assert.equal(JSON.parse(res.body).reason, "Timeout");
       await waitFor(() => upstream.hangsClosed.includes("/hang?timeout"));
+    } finally {
+      await p.server.close();
+    }
+  });
+
+  it("answers ordinary requests past maxInFlight with kube-apiserver's 429, but never refuses a watch", async () => {
+    const p = await proxy({ maxInFlight: 1 });
+    const session = h2(p.port);
+    try {
+      const held = session.request({ ":path": "/hang?held" });
+      held.on("error", () => {});
+      await waitFor(() => upstream.received.some((r) => r.url === "/hang?held"));
+      const refused = await h2Get(p.port, "/api/v1/namespaces");
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers["retry-after"], "1");
+      assert.deepEqual(JSON.parse(refused.body), {
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: "Too many requests, please try again later.",
+        reason: "TooManyRequests",
+        details: { retryAfterSeconds: 1 },
+        code: 429,
+      });
+      const watch = await h2Get(p.port, "/api/v1/pods?watch=true");
+      assert.notEqual(watch.status, 429);
+      held.close();
+      await waitFor(() => upstream.hangsClosed.includes("/hang?held"));
+      await waitFor(async () => (await h2Get(p.port, "/api/v1/namespaces")).status === 200);
+    } finally {
+      session.close();
+      await p.server.close();
+    }
+  });
+
+  it("drops connections that never finish the TLS handshake", async () => {
+    const p = await proxy({ handshakeTimeoutMs: 200 });
+    try {
+      const socket = netConnect({ host: "127.0.0.1", port: p.port });
+      await once(socket, "connect");
+      await once(socket, "close");
     } finally {
       await p.server.close();
     }

@@ -37,7 +37,7 @@
  */
 import type { X509Certificate } from "node:crypto";
 import type { EventEmitter } from "node:events";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   createSecureServer,
   type Http2SecureServer,
@@ -48,10 +48,17 @@ import { Agent } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { SecureContextOptions, TLSSocket } from "node:tls";
+import {
+  defaultHandshakeTimeoutMs,
+  InFlightLimit,
+  tooManyRequestsBody,
+  tooManyRequestsHeaders,
+} from "../kube/inflight.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type ClientRequest, forwardRequest, type Peer, type UpstreamTarget } from "./forward.ts";
-import { clientAddress } from "./headers.ts";
+import { clientAddress, isLongRunning, SECURITY_HEADERS } from "./headers.ts";
+import { parseRequestInfo } from "./requestinfo.ts";
 import { proxyMetrics } from "./servermetrics.ts";
 import type { ProxyRunner, ProxyTLS, ProxyTLSSource, RequestDecider } from "./types.ts";
 import { forwardUpgrade } from "./upgrade.ts";
@@ -81,6 +88,9 @@ export interface ImpersonationProxyOptions {
   tcpKeepAliveMs?: number;
   /** Limit for requests that are not long-running (watch, exec, logs, ...); default none. */
   requestTimeoutMs?: number;
+  /** Requests that are not long-running served at once; default 400, kube-apiserver's. */
+  maxInFlight?: number;
+  handshakeTimeoutMs?: number;
 }
 
 export interface ImpersonationProxyServer {
@@ -92,6 +102,21 @@ export interface ImpersonationProxyServer {
 
 export const defaultPingIntervalMs = 30_000;
 export const defaultTCPKeepAliveMs = 30_000;
+export const defaultMaxInFlight = 400;
+
+// Watches and streams are exempt, as from kube-apiserver's max-in-flight filter: they are
+// long-lived by design and carry no request body to buffer.
+function longRunningTarget(method: string, target: string): boolean {
+  try {
+    const info = parseRequestInfo(method, target);
+    return isLongRunning(
+      info.verb,
+      info.subresource ? `${info.resource}/${info.subresource}` : info.resource,
+    );
+  } catch {
+    return false;
+  }
+}
 
 // Upstream Pinniped's "Default" profile: TLS 1.2 with six ECDHE AEAD suites, and TLS 1.3.
 const CIPHERS = [
@@ -178,7 +203,9 @@ export async function startImpersonationProxy(
     allowHTTP1: true,
     requestCert: true,
     rejectUnauthorized: false,
+    handshakeTimeout: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs,
   });
+  const inFlight = new InFlightLimit(options.maxInFlight ?? defaultMaxInFlight);
   const forwardContext = {
     decide: options.decide,
     upstream,
@@ -197,7 +224,21 @@ export async function startImpersonationProxy(
     tcpKeepAliveMs,
     track,
   };
-  server.on("request", (req, res) => void forwardRequest(forwardContext, req, res, peerOf(tlsSocketOf(req))));
+  server.on("request", (req, res) => {
+    const method = req.method ?? "GET";
+    if (!longRunningTarget(method, req.url ?? "/")) {
+      const release = inFlight.tryAcquire();
+      if (!release) {
+        metrics.requests.inc({ method, code: "429" });
+        (res as unknown as ServerResponse)
+          .writeHead(429, { ...SECURITY_HEADERS, ...tooManyRequestsHeaders })
+          .end(tooManyRequestsBody);
+        return;
+      }
+      res.once("close", release);
+    }
+    void forwardRequest(forwardContext, req, res, peerOf(tlsSocketOf(req)));
+  });
   (server as unknown as EventEmitter).on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     void forwardUpgrade(upgradeContext, req, socket, head, peerOf(socket as TLSSocket));
   });
