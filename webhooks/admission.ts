@@ -1,7 +1,7 @@
 // admission.k8s.io/v1 AdmissionReview in, AdmissionReview out. Pure: the HTTP server around it
 // only reads bodies, counts and logs.
 import { jwtAuthenticator, webhookAuthenticator } from "../apis/index.ts";
-import { aggregateMessage, type FieldError, formatFieldError } from "../kube/fielderror.ts";
+import { type FieldError, formatFieldError } from "../kube/fielderror.ts";
 import { isObject } from "../kube/isobject.ts";
 import { validateJWTAuthenticator, validateWebhookAuthenticator } from "./validation.ts";
 
@@ -25,7 +25,7 @@ export interface AdmissionStatus {
 export interface AdmissionReviewResponse {
   apiVersion: typeof admissionAPIVersion;
   kind: "AdmissionReview";
-  response: { uid: string; allowed: boolean; status?: AdmissionStatus };
+  response: { uid: string; allowed: boolean; status?: AdmissionStatus; warnings?: string[] };
 }
 
 export interface AdmissionDecision {
@@ -40,6 +40,8 @@ export interface AdmissionDecision {
    * (an issuer URL, an expression) that are the object owner's business.
    */
   deniedFields: string[];
+  /** The fields the warnings of an admitted object name, for logs likewise. */
+  warnedFields: string[];
 }
 
 /** The body is not an AdmissionReview this webhook can answer at all: the server says 400. */
@@ -89,17 +91,23 @@ export function reviewAdmission(body: unknown): AdmissionDecision {
     kind: ValidatedKind | undefined,
     status?: AdmissionStatus,
     deniedFields: string[] = [],
+    warnings: FieldError[] = [],
   ): AdmissionDecision => ({
     review: {
       apiVersion: admissionAPIVersion,
       kind: "AdmissionReview",
-      response: status ? { uid, allowed: false, status } : { uid, allowed: true },
+      response: status
+        ? { uid, allowed: false, status }
+        : warnings.length > 0
+          ? { uid, allowed: true, warnings: warnings.map(formatFieldError) }
+          : { uid, allowed: true },
     },
     kind,
     operation,
     name,
     allowed: status === undefined,
     deniedFields,
+    warnedFields: status ? [] : fieldsOf(warnings),
   });
   const badRequest = (kind: ValidatedKind | undefined, message: string) =>
     decide(kind, { status: "Failure", code: 400, reason: "BadRequest", message });
@@ -123,21 +131,13 @@ export function reviewAdmission(body: unknown): AdmissionDecision {
   }
   if (!isObject(object)) return badRequest(kind, "request.object is missing");
 
-  let errors = validators[kind](object);
-  // Ratcheting, as kube-apiserver does for CRD schemas: an UPDATE is refused only for problems
-  // it introduces. An object stored before this webhook (or one of its rules) existed can still
-  // be labelled, annotated or have its finalizers removed.
-  if (operation === "UPDATE" && isObject(request.oldObject) && errors.length > 0) {
-    const before = new Set(validators[kind](request.oldObject).map(formatFieldError));
-    errors = errors.filter((e) => !before.has(formatFieldError(e)));
-  }
-  if (errors.length === 0) return decide(kind);
-  return decide(
-    kind,
-    { status: "Failure", code: 422, reason: "Invalid", message: aggregateMessage(errors) },
-    [...new Set(errors.map((e) => e.field))],
-  );
+  // Upstream's CRDs refuse none of these: it stores the object and reports the problem in its
+  // conditions, which our reconcilers do in upstream's words. So the object is admitted, and the
+  // problems come back as warnings, which kubectl prints at apply time.
+  return decide(kind, undefined, [], validators[kind](object));
 }
+
+const fieldsOf = (errors: readonly FieldError[]) => [...new Set(errors.map((e) => e.field))];
 
 function validatedKind(gvk: unknown): ValidatedKind | undefined {
   if (!isObject(gvk) || gvk.group !== jwtAuthenticator.group || gvk.version !== jwtAuthenticator.version) {

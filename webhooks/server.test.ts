@@ -141,13 +141,13 @@ describe("webhook server", () => {
     assert.equal(reply.fingerprint, fingerprintOf(first));
   });
 
-  it("denies a bad object in a 200 response", async () => {
+  it("admits a bad object with a warning in a 200 response", async () => {
     const reply = await send({ body: review(secretIssuer) });
     assert.equal(reply.status, 200);
     const { response } = JSON.parse(reply.body);
-    assert.equal(response.allowed, false);
-    assert.equal(response.status.code, 422);
-    assert.match(response.status.message, /^spec\.issuer: Invalid value: .*: cannot include query params$/);
+    assert.equal(response.allowed, true);
+    assert.equal(response.warnings.length, 1);
+    assert.match(response.warnings[0], /^spec\.issuer: Invalid value: .*: cannot include query params$/);
   });
 
   const refusals: [string, Parameters<typeof send>[0], number, string, RegExp][] = [
@@ -303,10 +303,6 @@ describe("webhook server", () => {
       text,
       /concierge_admission_webhook_requests_total\{kind="JWTAuthenticator",result="allowed"\} [3-9]/,
     );
-    assert.match(
-      text,
-      /concierge_admission_webhook_requests_total\{kind="JWTAuthenticator",result="denied"\} 1/,
-    );
     assert.match(text, /concierge_admission_webhook_requests_total\{kind="other",result="bad_request"\} 8/);
     assert.match(text, /concierge_admission_webhook_requests_total\{kind="other",result="denied"\} 1/);
     assert.match(
@@ -316,11 +312,11 @@ describe("webhook server", () => {
   });
 
   it("logs names and fields, never object contents", () => {
-    const denied = logs.lines.find((l) => l.msg === "denied");
-    assert.ok(denied);
-    assert.equal(denied.kind, "JWTAuthenticator");
-    assert.equal(denied.name, "corp");
-    assert.deepEqual(denied.fields, ["spec.issuer"]);
+    const warned = logs.lines.find((l) => l.msg === "admitted with warnings");
+    assert.ok(warned);
+    assert.equal(warned.kind, "JWTAuthenticator");
+    assert.equal(warned.name, "corp");
+    assert.deepEqual(warned.fields, ["spec.issuer"]);
     assert.ok(!JSON.stringify(logs.lines).includes("do-not-log-me"));
     assert.ok(logs.lines.some((l) => l.msg === "serving certificate changed"));
   });

@@ -117,8 +117,10 @@ export function createWebhookHandler(
           operation: decision.operation,
           durationMs: Math.round(performance.now() - started),
         };
-        if (decision.allowed) log.debug("admitted", fields);
-        else log.info("denied", { ...fields, fields: decision.deniedFields });
+        if (!decision.allowed) log.info("denied", { ...fields, fields: decision.deniedFields });
+        else if (decision.warnedFields.length > 0) {
+          log.info("admitted with warnings", { ...fields, fields: decision.warnedFields });
+        } else log.debug("admitted", fields);
       },
       (err: unknown) => {
         const known = err instanceof HTTPError;
@@ -162,7 +164,15 @@ async function serve(req: IncomingMessage, res: ServerResponse, limits: { body: 
     if (uid === undefined) throw new HTTPError(413, "RequestEntityTooLarge", message);
     const review = denyUnread(uid, message);
     res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(review));
-    return { review, kind: undefined, operation: "", name: "", allowed: false, deniedFields: [] };
+    return {
+      review,
+      kind: undefined,
+      operation: "",
+      name: "",
+      allowed: false,
+      deniedFields: [],
+      warnedFields: [],
+    };
   }
   let parsed: unknown;
   try {
