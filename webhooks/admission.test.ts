@@ -123,6 +123,41 @@ describe("reviewAdmission", () => {
     assert.deepEqual(decision.review.response.warnings, [queryError]);
   });
 
+  // Our addition's one rule, which used to be a CEL rule in the CRD: still refused, in the words
+  // kube-apiserver gave it.
+  const withAudiences = (audienceMatchPolicy?: string) => ({
+    ...jwt(good),
+    spec: {
+      issuer: good,
+      audience: "a",
+      audiences: ["cli"],
+      ...(audienceMatchPolicy ? { audienceMatchPolicy } : {}),
+    },
+  });
+  it("refuses audiences without audienceMatchPolicy", () => {
+    const decision = reviewAdmission(review({ object: withAudiences() }));
+    assert.deepEqual(decision.review.response, {
+      uid: "705ab4f5-6393-11e8-b7cc-42010a800002",
+      allowed: false,
+      status: {
+        status: "Failure",
+        code: 422,
+        reason: "Invalid",
+        message:
+          "spec.audienceMatchPolicy: Required value: audienceMatchPolicy must be MatchAny when audiences is set",
+      },
+    });
+    assert.deepEqual(decision.deniedFields, ["spec.audienceMatchPolicy"]);
+    assert.equal(reviewAdmission(review({ object: withAudiences("MatchAny") })).allowed, true);
+  });
+
+  it("refuses that only in an UPDATE that introduces it (ratcheting)", () => {
+    const update = (oldObject: unknown) =>
+      reviewAdmission(review({ operation: "UPDATE", object: withAudiences(), oldObject })).allowed;
+    assert.equal(update(withAudiences("MatchAny")), false);
+    assert.equal(update(withAudiences()), true);
+  });
+
   it("allows a DELETE, even of a bad object", () => {
     const decision = reviewAdmission(review({ operation: "DELETE", oldObject: jwt(query) }));
     assert.equal(decision.allowed, true);

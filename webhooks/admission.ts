@@ -1,17 +1,25 @@
 // admission.k8s.io/v1 AdmissionReview in, AdmissionReview out. Pure: the HTTP server around it
 // only reads bodies, counts and logs.
 import { jwtAuthenticator, webhookAuthenticator } from "../apis/index.ts";
-import { type FieldError, formatFieldError } from "../kube/fielderror.ts";
+import { aggregateMessage, type FieldError, formatFieldError } from "../kube/fielderror.ts";
 import { isObject } from "../kube/isobject.ts";
-import { validateJWTAuthenticator, validateWebhookAuthenticator } from "./validation.ts";
+import {
+  jwtAuthenticatorDenials,
+  validateJWTAuthenticator,
+  validateWebhookAuthenticator,
+} from "./validation.ts";
 
 export const admissionAPIVersion = "admission.k8s.io/v1";
 
 export type ValidatedKind = typeof jwtAuthenticator.kind | typeof webhookAuthenticator.kind;
 
-const validators: Record<ValidatedKind, (obj: unknown) => FieldError[]> = {
-  [jwtAuthenticator.kind]: validateJWTAuthenticator,
-  [webhookAuthenticator.kind]: validateWebhookAuthenticator,
+/** Per kind: what is refused, and what is only warned about. */
+const validators: Record<
+  ValidatedKind,
+  { deny: (obj: unknown) => FieldError[]; warn: (obj: unknown) => FieldError[] }
+> = {
+  [jwtAuthenticator.kind]: { deny: jwtAuthenticatorDenials, warn: validateJWTAuthenticator },
+  [webhookAuthenticator.kind]: { deny: () => [], warn: validateWebhookAuthenticator },
 };
 
 /** metav1.Status, as AdmissionResponse.status carries it. */
@@ -131,10 +139,24 @@ export function reviewAdmission(body: unknown): AdmissionDecision {
   }
   if (!isObject(object)) return badRequest(kind, "request.object is missing");
 
+  let denials = validators[kind].deny(object);
+  // Ratcheting, as kube-apiserver does for CRD rules: an UPDATE is refused only for problems it
+  // introduces, so an object stored before a rule existed can still be labelled or finalized.
+  if (operation === "UPDATE" && isObject(request.oldObject) && denials.length > 0) {
+    const before = new Set(validators[kind].deny(request.oldObject).map(formatFieldError));
+    denials = denials.filter((e) => !before.has(formatFieldError(e)));
+  }
+  if (denials.length > 0) {
+    return decide(
+      kind,
+      { status: "Failure", code: 422, reason: "Invalid", message: aggregateMessage(denials) },
+      fieldsOf(denials),
+    );
+  }
   // Upstream's CRDs refuse none of these: it stores the object and reports the problem in its
   // conditions, which our reconcilers do in upstream's words. So the object is admitted, and the
   // problems come back as warnings, which kubectl prints at apply time.
-  return decide(kind, undefined, [], validators[kind](object));
+  return decide(kind, undefined, [], validators[kind].warn(object));
 }
 
 const fieldsOf = (errors: readonly FieldError[]) => [...new Set(errors.map((e) => e.field))];

@@ -46,6 +46,23 @@ export function validateJWTAuthenticator(obj: unknown): FieldError[] {
   ];
 }
 
+/**
+ * What the webhook refuses outright: the one rule of our additions to the spec that lived in the
+ * CRD as a CEL rule, worded as kube-apiserver worded it (see apis/.../jwtauthenticator.ts for why
+ * it moved). Objects that do not use our additions never meet it.
+ */
+export function jwtAuthenticatorDenials(obj: unknown): FieldError[] {
+  const spec = (obj as { spec?: Partial<JWTAuthenticatorSpec> } | undefined)?.spec;
+  if (
+    !Array.isArray(spec?.audiences) ||
+    spec.audiences.length === 0 ||
+    spec.audienceMatchPolicy !== undefined
+  ) {
+    return [];
+  }
+  return [required("spec.audienceMatchPolicy", "audienceMatchPolicy must be MatchAny when audiences is set")];
+}
+
 export function validateWebhookAuthenticator(obj: unknown): FieldError[] {
   const schemaErrors = schemaCheck(checkWebhookSchema, obj);
   if (schemaErrors.length > 0) return schemaErrors;

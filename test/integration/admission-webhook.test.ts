@@ -161,6 +161,15 @@ describe("admission webhook", () => {
       );
     });
 
+    it("refuses audiences without audienceMatchPolicy, as the CRD's CEL rule did", async () => {
+      const res = await apply(jwt(c.uniqueName("jwt"), { audiences: ["cli"] }));
+      assert.notEqual(res.code, 0, res.stdout);
+      assert.match(
+        res.stderr,
+        /admission webhook "jwtauthenticators\.authentication\.concierge\.pinniped\.dev" denied the request: spec\.audienceMatchPolicy: Required value: audienceMatchPolicy must be MatchAny when audiences is set/,
+      );
+    });
+
     it("warns about spec.audience repeated in spec.audiences", async () => {
       assert.deepEqual(
         await warned(
