@@ -56,13 +56,15 @@ describe("aggregated API server: close(graceMs) drains", () => {
     return { server, release: () => release(), arrived: waiting };
   }
 
-  it("HTTP/2: the session gets GOAWAY, its request in flight is answered, then close settles", async () => {
+  it("HTTP/2: GOAWAY first as a notice, then with the last stream; the request in flight is answered", async () => {
     const { server, release, arrived } = await start();
     const session = connect(`https://127.0.0.1:${server.port}`, {
       ca: pki.servingCAPEM,
       cert: pki.proxyClient.certPEM,
       key: pki.proxyClient.keyPEM,
     });
+    const lastStreamIDs: number[] = [];
+    session.on("goaway", (_code, lastStreamID) => lastStreamIDs.push(lastStreamID));
     const goaway = new Promise<void>((resolve) => session.once("goaway", () => resolve()));
     const stream = session.request({ ":path": "/slow" });
     stream.setEncoding("utf8");
@@ -86,6 +88,8 @@ describe("aggregated API server: close(graceMs) drains", () => {
     await ended;
     assert.equal(body, "done");
     await closing;
+    // The notice lets streams already sent complete; the final GOAWAY names the one it served.
+    assert.deepEqual([lastStreamIDs[0], lastStreamIDs.at(-1)], [2 ** 31 - 1, 1]);
     session.destroy();
   });
 

@@ -10,6 +10,7 @@ import {
   type Http2SecureServer,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  constants as http2constants,
   type ServerHttp2Session,
 } from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
@@ -374,6 +375,9 @@ export interface AggregatedAPIServerOptions extends AggregatedAPIOptions {
   handshakeTimeoutMs?: number;
 }
 
+/** Between the shutdown notice and the final GOAWAY: golang.org/x/net/http2's goAwayTimeout. */
+const goawayNoticeMs = 1000;
+
 export interface AggregatedAPIServer {
   readonly port: number;
   readonly server: Http2SecureServer;
@@ -479,12 +483,11 @@ export async function startAggregatedAPIServer(
       new Promise<void>((resolve) => {
         unsubscribe();
         draining = true;
-        // Settles once every connection has ended.
-        server.close(() => {
-          clearTimeout(deadline);
-          resolve();
-        });
-        for (const session of sessions) session.close();
+        // Go's two-step GOAWAY: first "no new streams" with the largest stream ID, then the real
+        // last stream a moment later. A single GOAWAY would refuse streams already on the wire,
+        // and the aggregator cannot retry a request whose body it has sent. Node's server.close()
+        // sends the final GOAWAY itself, so it waits for the notice to arrive.
+        for (const session of sessions) session.goaway(http2constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
         for (const socket of sockets) {
           if (socket.alpnProtocol !== "h2" && (http1InFlight.get(socket) ?? 0) === 0) socket.end();
         }
@@ -493,6 +496,17 @@ export async function startAggregatedAPIServer(
             log.info("drain deadline passed; closing connections", { open: sockets.size });
           for (const socket of sockets) socket.destroy();
         }, graceMs);
+        setTimeout(
+          () => {
+            // Settles once every connection has ended.
+            server.close(() => {
+              clearTimeout(deadline);
+              resolve();
+            });
+            for (const session of sessions) session.close();
+          },
+          Math.min(goawayNoticeMs, graceMs),
+        );
       }),
   };
 }
