@@ -3,6 +3,7 @@
 import { jwtAuthenticator, webhookAuthenticator } from "../apis/index.ts";
 import { aggregateMessage, type FieldError, formatFieldError } from "../kube/fielderror.ts";
 import { isObject } from "../kube/isobject.ts";
+import { shownValue } from "../kube/shown.ts";
 import {
   jwtAuthenticatorDenials,
   validateJWTAuthenticator,
@@ -68,14 +69,7 @@ export function denyUnread(uid: string, message: string): AdmissionReviewRespons
   };
 }
 
-// Quotes a short string; anything else is only named, since `JSON.stringify` of a deeply nested
-// value overflows the stack and a long one would be echoed back whole.
-function shown(value: unknown): string {
-  if (value === undefined) return "undefined";
-  if (typeof value === "string" && value.length <= 253) return JSON.stringify(value);
-  if (typeof value === "string") return `a string of ${value.length} characters`;
-  return Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`;
-}
+const shown = (value: unknown) => shownValue(value);
 
 const part = (value: unknown) =>
   typeof value === "string" && value.length <= 253 ? value : value === undefined ? "undefined" : "?";

@@ -3,6 +3,7 @@
 // what we send, and how an answer is read.
 
 import { isObject } from "../../kube/isobject.ts";
+import { shownValue } from "../../kube/shown.ts";
 import type { UserInfo } from "../types.ts";
 
 export type TokenReviewVersion = "v1beta1" | "v1";
@@ -55,17 +56,18 @@ export function parseTokenReview(body: Buffer): TokenReviewAnswer {
   if (!isObject(parsed)) throw new MalformedTokenReviewError("the answer is not a JSON object");
   const { kind, apiVersion, status } = parsed;
   if (kind !== undefined && kind !== "TokenReview") {
-    throw new MalformedTokenReviewError(`the answer has kind ${JSON.stringify(kind)}, not TokenReview`);
+    throw new MalformedTokenReviewError(`the answer has kind ${shownValue(kind, 64)}, not TokenReview`);
   }
   let version: TokenReviewVersion | undefined;
   if (apiVersion === `${tokenReviewGroup}/v1`) version = "v1";
   else if (apiVersion === `${tokenReviewGroup}/v1beta1`) version = "v1beta1";
   else if (apiVersion !== undefined) {
     throw new MalformedTokenReviewError(
-      `the answer has unsupported apiVersion ${JSON.stringify(apiVersion)}`,
+      `the answer has unsupported apiVersion ${shownValue(apiVersion, 64)}`,
     );
   }
-  if (status !== undefined && !isObject(status)) {
+  // null is Go's zero value, as for an absent status.
+  if (status !== undefined && status !== null && !isObject(status)) {
     throw new MalformedTokenReviewError("status is not an object");
   }
   if (status?.authenticated !== true) {
