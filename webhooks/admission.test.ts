@@ -68,7 +68,7 @@ describe("reviewAdmission", () => {
     const { review: r } = reviewAdmission(review({ object }));
     assert.deepEqual(r.response.warnings, [
       queryError,
-      "spec.claims.usernameExpression: Forbidden: may not be specified together with spec.claims.username",
+      `spec.claims.username: Invalid value: "": claim and expression can't both be set`,
     ]);
   });
 

@@ -1,21 +1,15 @@
 // The checks a CRD schema cannot express, for the validating admission webhook: URLs that the
-// reconcilers would refuse, CA bundles that do not parse, CEL that does not compile, and the
-// one-of rules between fields. Pure: the same object always gives the same errors.
+// reconcilers would refuse, CA bundles that do not parse, and the claims, rules and CEL that the
+// JWTAuthenticator reconciler checks (authenticators/jwt/validation.ts, shared with it). Pure: the same object always gives the same errors.
 //
 // Runtime problems (an unreachable issuer, a missing CA Secret) are not checked here; the
 // reconcilers report those as conditions.
 
-import type {
-  ClaimValidationRule,
-  JWTAuthenticatorSpec,
-  JWTTokenClaims,
-  TLSSpec,
-  UserValidationRule,
-  WebhookAuthenticatorSpec,
-} from "../apis/index.ts";
+import type { JWTAuthenticatorSpec, TLSSpec, WebhookAuthenticatorSpec } from "../apis/index.ts";
 import { jwtAuthenticator, webhookAuthenticator } from "../apis/index.ts";
 import { compileValidator } from "../apis/validation.ts";
 import { compileClaims } from "../authenticators/cel/claims.ts";
+import { specErrors } from "../authenticators/jwt/validation.ts";
 import { refusedHost } from "../authenticators/outbound.ts";
 import { parsePEMCertificates } from "../authenticators/tls/cabundle.ts";
 import { decodeStdBase64 } from "../authenticators/tls/gobase64.ts";
@@ -32,16 +26,11 @@ export function validateJWTAuthenticator(obj: unknown): FieldError[] {
   const schemaErrors = schemaCheck(checkJWTSchema, obj);
   if (schemaErrors.length > 0) return schemaErrors;
   const spec = (obj as { spec: JWTAuthenticatorSpec }).spec;
-  const structural = [
-    ...validateClaims(spec.claims),
-    ...validateClaimValidationRules(spec.claimValidationRules ?? []),
-    ...validateUserValidationRules(spec.userValidationRules ?? []),
-  ];
   return [
     ...validateIssuer(spec.issuer),
     ...validateAudiences(spec),
-    ...structural,
-    ...validateExpressions(spec, structural),
+    // The reconciler's own check, so a spec this webhook admits never fails it with another message.
+    ...specErrors(spec, compileClaims(spec).errors, "spec."),
     ...validateTLS(spec.tls),
   ];
 }
@@ -253,152 +242,4 @@ function validateTLS(tls: TLSSpec | undefined): FieldError[] {
     );
   }
   return errors;
-}
-
-// ---- claims ----
-
-function validateClaims(claims: JWTTokenClaims | undefined): FieldError[] {
-  if (!claims) return [];
-  const errors: FieldError[] = [];
-  if (claims.username && claims.usernameExpression) {
-    errors.push(
-      forbidden("spec.claims.usernameExpression", "may not be specified together with spec.claims.username"),
-    );
-  }
-  if (claims.groups && claims.groupsExpression) {
-    errors.push(
-      forbidden("spec.claims.groupsExpression", "may not be specified together with spec.claims.groups"),
-    );
-  }
-  const seen = new Set<string>();
-  (claims.extra ?? []).forEach((mapping, i) => {
-    const field = `spec.claims.extra[${i}]`;
-    errors.push(...validateExtraKey(`${field}.key`, mapping.key));
-    if (seen.has(mapping.key)) {
-      errors.push(duplicate(`${field}.key`, mapping.key));
-      return;
-    }
-    seen.add(mapping.key);
-    if (mapping.valueExpression === "") errors.push(required(`${field}.valueExpression`));
-  });
-  return errors;
-}
-
-const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const httpPath = /^[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/;
-
-// Kubernetes' rules for claimMappings.extra keys (IsDomainPrefixedPath, lowercase, not reserved),
-// plus Pinniped's: no `=`, because extras travel as `key=value` in certificate OUs.
-function validateExtraKey(field: string, key: string): FieldError[] {
-  if (key === "") return [required(field)];
-  const errors: FieldError[] = [];
-  const slash = key.indexOf("/");
-  const host = slash < 0 ? "" : key.slice(0, slash);
-  const path = slash < 0 ? "" : key.slice(slash + 1);
-  if (host === "" || path === "") {
-    errors.push(invalid(field, key, 'must be a domain-prefixed path (such as "acme.io/foo")'));
-  } else {
-    if (host.length > 253) errors.push(invalid(field, host, "must be no more than 253 characters"));
-    if (!dns1123Subdomain.test(host)) {
-      errors.push(
-        invalid(
-          field,
-          host,
-          "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-        ),
-      );
-    }
-    if (!httpPath.test(path)) {
-      errors.push(
-        invalid(
-          field,
-          path,
-          "Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')",
-        ),
-      );
-    }
-  }
-  if (key !== key.toLowerCase()) errors.push(invalid(field, key, "must be lowercase"));
-  if (key.includes("=")) errors.push(invalid(field, key, 'must not contain an equals sign ("=")'));
-  if (/^(?:[^/]*\.)?(?:kubernetes\.io|k8s\.io)\//.test(key)) {
-    errors.push(
-      invalid(field, key, "k8s.io, kubernetes.io and their subdomains are reserved for Kubernetes use"),
-    );
-  }
-  return errors;
-}
-
-// Kubernetes' ClaimValidationRule rules: a rule is either a claim (with an optional required
-// value) or an expression (with an optional message), and no rule appears twice.
-function validateClaimValidationRules(rules: readonly ClaimValidationRule[]): FieldError[] {
-  const errors: FieldError[] = [];
-  const seenClaims = new Set<string>();
-  const seenExpressions = new Set<string>();
-  rules.forEach((rule, i) => {
-    const field = `spec.claimValidationRules[${i}]`;
-    const claim = rule.claim ?? "";
-    const expression = rule.expression ?? "";
-    if (claim !== "" && expression !== "") {
-      errors.push(invalid(field, claim, "claim and expression can't both be set"));
-    } else if (claim === "" && expression === "") {
-      errors.push(required(field, "claim or expression is required"));
-    } else if (claim !== "") {
-      if (rule.message)
-        errors.push(invalid(`${field}.message`, rule.message, "may not be specified when claim is set"));
-      if (seenClaims.has(claim)) errors.push(duplicate(`${field}.claim`, claim));
-      seenClaims.add(claim);
-    } else {
-      if (rule.requiredValue) {
-        errors.push(
-          invalid(
-            `${field}.requiredValue`,
-            rule.requiredValue,
-            "may not be specified when expression is set",
-          ),
-        );
-      }
-      if (seenExpressions.has(expression)) errors.push(duplicate(`${field}.expression`, expression));
-      seenExpressions.add(expression);
-    }
-  });
-  return errors;
-}
-
-function validateUserValidationRules(rules: readonly UserValidationRule[]): FieldError[] {
-  const errors: FieldError[] = [];
-  const seen = new Set<string>();
-  rules.forEach((rule, i) => {
-    const field = `spec.userValidationRules[${i}].expression`;
-    if (rule.expression === "") errors.push(required(field));
-    else if (seen.has(rule.expression)) errors.push(duplicate(field, rule.expression));
-    seen.add(rule.expression);
-  });
-  return errors;
-}
-
-// Every CEL expression must parse, type-check and produce the right type, as the reconciler will
-// compile them the same way. A field that already failed a rule above (empty, duplicate, or next
-// to a field it excludes) is not reported again, as Kubernetes does not compile those either.
-function validateExpressions(spec: JWTAuthenticatorSpec, structural: readonly FieldError[]): FieldError[] {
-  const failed = new Set(structural.map((e) => e.field));
-  const sources = expressionSources(spec);
-  return compileClaims(spec)
-    .errors.filter((e) => !failed.has(e.field) && !failed.has(e.field.replace(/\.expression$/, "")))
-    .map((e) => invalid(e.field, sources.get(e.field) ?? "", e.message));
-}
-
-function expressionSources(spec: JWTAuthenticatorSpec): Map<string, string | undefined> {
-  return new Map<string, string | undefined>([
-    ["spec.claims.usernameExpression", spec.claims?.usernameExpression],
-    ["spec.claims.groupsExpression", spec.claims?.groupsExpression],
-    ...(spec.claims?.extra ?? []).map(
-      (e, i) => [`spec.claims.extra[${i}].valueExpression`, e.valueExpression] as const,
-    ),
-    ...(spec.claimValidationRules ?? []).map(
-      (r, i) => [`spec.claimValidationRules[${i}].expression`, r.expression] as const,
-    ),
-    ...(spec.userValidationRules ?? []).map(
-      (r, i) => [`spec.userValidationRules[${i}].expression`, r.expression] as const,
-    ),
-  ]);
 }

@@ -8,6 +8,7 @@ import {
   authenticationGroup,
 } from "../../authenticators/cache.ts";
 import { type CompiledClaims, compileClaims } from "../../authenticators/cel/claims.ts";
+import { specErrors } from "../../authenticators/jwt/validation.ts";
 import {
   type CABundleLookups,
   type ConfigMapLike,
@@ -28,7 +29,6 @@ import type { Manager } from "../runtime/manager.ts";
 import type { StatusWriter } from "../runtime/status.ts";
 import { decide, fingerprint, type KeysProbe, type Observation, type Outcome } from "./decide.ts";
 import { discover } from "./discovery.ts";
-import { specErrors } from "./validation.ts";
 
 export type JWTAuthenticatorObject = KubeObject & {
   spec: JWTAuthenticatorSpec;

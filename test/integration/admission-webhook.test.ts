@@ -193,20 +193,20 @@ describe("admission webhook", () => {
       assert.equal(warnings.length, 4, warnings.join("\n"));
       assert.equal(
         warnings[0],
-        "spec.claims.usernameExpression: Forbidden: may not be specified together with spec.claims.username",
+        `spec.claimValidationRules[0]: Invalid value: "hd": claim and expression can't both be set`,
+      );
+      assert.equal(
+        warnings[1],
+        `spec.claims.username: Invalid value: "": claim and expression can't both be set`,
       );
       assert.ok(
-        warnings[1]!.startsWith(
+        warnings[2]!.startsWith(
           'spec.claims.extra[0].key: Invalid value: "Example.com": a lowercase RFC 1123 subdomain',
         ),
       );
       assert.equal(
-        warnings[2],
-        'spec.claims.extra[0].key: Invalid value: "Example.com/tenant": must be lowercase',
-      );
-      assert.equal(
         warnings[3],
-        `spec.claimValidationRules[0]: Invalid value: "hd": claim and expression can't both be set`,
+        'spec.claims.extra[0].key: Invalid value: "Example.com/tenant": must be lowercase',
       );
     });
 

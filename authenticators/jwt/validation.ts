@@ -1,9 +1,11 @@
-// What upstream checks before building an authenticator: Kubernetes' ValidateAuthenticationConfiguration
-// for one JWT authenticator (claim mappings, claim and user validation rules, CEL), then Pinniped's own
-// rule against "=" in extra keys. Field paths use the CRD's names, as upstream rewrites them.
+// The one check of a JWTAuthenticator spec's claims and rules, for both the reconciler (its
+// AuthenticatorValid condition) and the admission webhook: Kubernetes' validateJWTAuthenticator
+// (k8s.io/apiserver v0.34 pkg/apis/apiserver/validation: claim validation rules, claim mappings,
+// user validation rules, CEL, in that order and with its wording), then Pinniped's own rule
+// against "=" in extra keys. Field paths use the CRD's names, as upstream rewrites them.
 import type { JWTAuthenticatorSpec } from "../../apis/index.ts";
-import type { CompileError } from "../../authenticators/cel/claims.ts";
 import { duplicate, type FieldError, invalid, required } from "../../kube/fielderror.ts";
+import type { CompileError } from "../cel/claims.ts";
 
 const dns1123SubdomainFmt = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const dns1123Subdomain = new RegExp(`^${dns1123SubdomainFmt}$`);
@@ -31,12 +33,24 @@ function domainPrefixedPathErrors(field: string, path: string): FieldError[] {
   return errors;
 }
 
+/** Kubernetes' isKubernetesDomainPrefix: k8s.io, kubernetes.io and their subdomains. */
+function kubernetesDomainPrefix(key: string): boolean {
+  const slash = key.indexOf("/");
+  const domain = slash < 0 ? "" : key.slice(0, slash);
+  return [/^(?:.+\.)?kubernetes\.io$/, /^(?:.+\.)?k8s\.io$/].some((pattern) => pattern.test(domain));
+}
+
 /**
  * The spec's errors in upstream's order. `compileErrors` come from `compileClaims(spec)`; an
  * expression's error is reported only where Kubernetes would have compiled it (not, for example,
- * when a rule sets both claim and expression, which is its own error).
+ * when a rule sets both claim and expression, which is its own error). `prefix` goes before every
+ * field path: none in conditions (as upstream's), `spec.` in the admission webhook's answer.
  */
-export function specErrors(spec: JWTAuthenticatorSpec, compileErrors: readonly CompileError[]): FieldError[] {
+export function specErrors(
+  spec: JWTAuthenticatorSpec,
+  compileErrors: readonly CompileError[],
+  prefix = "",
+): FieldError[] {
   const errors: FieldError[] = [];
   const compiled = (field: string, source: string) => {
     for (const e of compileErrors)
@@ -55,18 +69,14 @@ export function specErrors(spec: JWTAuthenticatorSpec, compileErrors: readonly C
       errors.push(required(path, "claim or expression is required"));
     } else if (claim) {
       if (rule.message) {
-        errors.push(invalid(`${path}.message`, rule.message, "message can't be set when claim is set"));
+        errors.push(invalid(`${path}.message`, rule.message, "may not be specified when claim is set"));
       }
       if (seenClaims.has(claim)) errors.push(duplicate(`${path}.claim`, claim));
       seenClaims.add(claim);
     } else {
       if (rule.requiredValue) {
         errors.push(
-          invalid(
-            `${path}.requiredValue`,
-            rule.requiredValue,
-            "requiredValue can't be set when expression is set",
-          ),
+          invalid(`${path}.requiredValue`, rule.requiredValue, "may not be specified when expression is set"),
         );
       }
       if (seenClaimExpressions.has(expression)) {
@@ -95,7 +105,16 @@ export function specErrors(spec: JWTAuthenticatorSpec, compileErrors: readonly C
     const path = `claims.extra[${i}]`;
     errors.push(...domainPrefixedPathErrors(`${path}.key`, mapping.key));
     if (mapping.key !== mapping.key.toLowerCase()) {
-      errors.push(invalid(`${path}.key`, mapping.key, "key must be lowercase"));
+      errors.push(invalid(`${path}.key`, mapping.key, "must be lowercase"));
+    }
+    if (kubernetesDomainPrefix(mapping.key)) {
+      errors.push(
+        invalid(
+          `${path}.key`,
+          mapping.key,
+          "k8s.io, kubernetes.io and their subdomains are reserved for Kubernetes use",
+        ),
+      );
     }
     if (seenExtraKeys.has(mapping.key)) {
       errors.push(duplicate(`${path}.key`, mapping.key));
@@ -103,7 +122,7 @@ export function specErrors(spec: JWTAuthenticatorSpec, compileErrors: readonly C
     }
     seenExtraKeys.add(mapping.key);
     if (!mapping.valueExpression) {
-      errors.push(required(`${path}.valueExpression`, "valueExpression is required"));
+      errors.push(required(`${path}.valueExpression`));
       return;
     }
     compiled(`${path}.valueExpression`, mapping.valueExpression);
@@ -113,7 +132,7 @@ export function specErrors(spec: JWTAuthenticatorSpec, compileErrors: readonly C
   (spec.userValidationRules ?? []).forEach((rule, i) => {
     const path = `userValidationRules[${i}].expression`;
     if (!rule.expression) {
-      errors.push(required(path, "expression is required"));
+      errors.push(required(path));
       return;
     }
     if (seenUserExpressions.has(rule.expression)) {
@@ -136,5 +155,5 @@ export function specErrors(spec: JWTAuthenticatorSpec, compileErrors: readonly C
       );
     }
   });
-  return errors;
+  return prefix === "" ? errors : errors.map((e) => ({ ...e, field: `${prefix}${e.field}` }));
 }

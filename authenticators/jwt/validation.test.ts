@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { JWTAuthenticatorSpec } from "../../apis/index.ts";
-import { compileClaims } from "../../authenticators/cel/claims.ts";
 import { aggregateMessage } from "../../kube/fielderror.ts";
+import { compileClaims } from "../cel/claims.ts";
 import { specErrors } from "./validation.ts";
 
 const base: JWTAuthenticatorSpec = { issuer: "https://issuer.example.com", audience: "aud" };
@@ -97,7 +97,7 @@ describe("specErrors", () => {
       ],
       [
         { claimValidationRules: [{ claim: "a", message: "m" }] },
-        `claimValidationRules[0].message: Invalid value: "m": message can't be set when claim is set`,
+        `claimValidationRules[0].message: Invalid value: "m": may not be specified when claim is set`,
       ],
       [
         { claimValidationRules: [{ claim: "a" }, { claim: "a" }] },
@@ -105,7 +105,7 @@ describe("specErrors", () => {
       ],
       [
         { claimValidationRules: [{ expression: "true", requiredValue: "x" }] },
-        `claimValidationRules[0].requiredValue: Invalid value: "x": requiredValue can't be set when expression is set`,
+        `claimValidationRules[0].requiredValue: Invalid value: "x": may not be specified when expression is set`,
       ],
       [
         { claimValidationRules: [{ expression: "true" }, { expression: "true" }] },
@@ -113,7 +113,7 @@ describe("specErrors", () => {
       ],
       [
         { claims: { extra: [{ key: "example.com/A", valueExpression: '"v"' }] } },
-        `claims.extra[0].key: Invalid value: "example.com/A": key must be lowercase`,
+        `claims.extra[0].key: Invalid value: "example.com/A": must be lowercase`,
       ],
       [
         {
@@ -128,20 +128,21 @@ describe("specErrors", () => {
       ],
       [
         { claims: { extra: [{ key: "example.com/a", valueExpression: "" }] } },
-        "claims.extra[0].valueExpression: Required value: valueExpression is required",
+        "claims.extra[0].valueExpression: Required value",
       ],
       [{ claims: { extra: [{ key: "", valueExpression: '"v"' }] } }, "claims.extra[0].key: Required value"],
       [
         { claims: { extra: [{ key: "Example_.com/a", valueExpression: '"v"' }] } },
-        `[claims.extra[0].key: Invalid value: "Example_.com": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*'), claims.extra[0].key: Invalid value: "Example_.com/a": key must be lowercase]`,
+        `[claims.extra[0].key: Invalid value: "Example_.com": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*'), claims.extra[0].key: Invalid value: "Example_.com/a": must be lowercase]`,
       ],
       [
         { claims: { extra: [{ key: "example.com/a b", valueExpression: '"v"' }] } },
         `claims.extra[0].key: Invalid value: "a b": Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')`,
       ],
+      [{ userValidationRules: [{ expression: "" }] }, "userValidationRules[0].expression: Required value"],
       [
-        { userValidationRules: [{ expression: "" }] },
-        "userValidationRules[0].expression: Required value: expression is required",
+        { claims: { extra: [{ key: "sub.k8s.io/a", valueExpression: '"v"' }] } },
+        `claims.extra[0].key: Invalid value: "sub.k8s.io/a": k8s.io, kubernetes.io and their subdomains are reserved for Kubernetes use`,
       ],
       [
         { userValidationRules: [{ expression: "true" }, { expression: "true" }] },
