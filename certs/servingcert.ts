@@ -2,6 +2,7 @@
 // (the serving-cert reconciler; a test). Listeners subscribe and apply each new pair to new
 // connections, so a rotation never needs a restart.
 import { createSecureContext } from "node:tls";
+import { Holder } from "../kube/holder.ts";
 
 export interface ServingCert {
   /** The leaf first, then any intermediates. */
@@ -9,27 +10,27 @@ export interface ServingCert {
   keyPEM: string;
 }
 
-export class ServingCertHolder {
-  #current: ServingCert | undefined;
-  readonly #listeners = new Set<(cert: ServingCert) => void>();
-
-  get(): ServingCert | undefined {
-    return this.#current;
+export class ServingCertHolder extends Holder<ServingCert | undefined> {
+  constructor() {
+    super(undefined, {
+      // Every pair set is applied: listeners rebuild their context even for the same PEM.
+      equal: () => false,
+      // A bad pair must not reach a listener and take it down: set throws and keeps the pair it had.
+      validate: (cert) => {
+        if (cert) createSecureContext({ cert: cert.certPEM, key: cert.keyPEM });
+      },
+      copy: (cert) => cert && { certPEM: cert.certPEM, keyPEM: cert.keyPEM },
+    });
   }
 
-  /**
-   * Throws, keeping the pair it had, when the key does not match the certificate or either does
-   * not parse: a bad pair must not reach a listener and take it down.
-   */
-  set(cert: ServingCert): void {
-    createSecureContext({ cert: cert.certPEM, key: cert.keyPEM });
-    this.#current = { certPEM: cert.certPEM, keyPEM: cert.keyPEM };
-    for (const listener of this.#listeners) listener(this.#current);
+  override set(cert: ServingCert): void {
+    super.set(cert);
   }
 
   /** Calls `listener` with every pair set from now on; returns the unsubscribe function. */
-  onChange(listener: (cert: ServingCert) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+  override onChange(listener: (cert: ServingCert) => void): () => void {
+    return super.onChange((cert) => {
+      if (cert) listener(cert);
+    });
   }
 }

@@ -2,6 +2,7 @@
 // whose client certificates are accepted. Someone else composes it with the cluster's client CA
 // into the proxy's ProxyTLS.
 import { isDeepStrictEqual } from "node:util";
+import { Holder } from "../../kube/holder.ts";
 
 export interface ProxyCredentialsState {
   /** Leaf first, then intermediates (the cross-signed CA during a rotation). Undefined when stopped. */
@@ -10,29 +11,21 @@ export interface ProxyCredentialsState {
   signerCAPEMs: string[];
 }
 
-export class ProxyCredentials {
-  #state: ProxyCredentialsState = { serving: undefined, signerCAPEMs: [] };
-  readonly #listeners = new Set<(state: ProxyCredentialsState) => void>();
-
-  get(): ProxyCredentialsState {
-    return this.#state;
-  }
-
-  /** Replaces the state; listeners hear only of real changes (the reconciler sets it every sync). */
-  set(state: ProxyCredentialsState): void {
-    if (isDeepStrictEqual(this.#state, state)) return;
-    this.#state = Object.freeze({ serving: state.serving, signerCAPEMs: [...state.signerCAPEMs] });
-    for (const listener of this.#listeners) listener(this.#state);
-  }
-
-  /** Calls `listener` after each change; returns the unsubscribe function. */
-  onChange(listener: (state: ProxyCredentialsState) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+/** Listeners hear only of real changes (the reconciler sets it every sync). */
+export class ProxyCredentials extends Holder<ProxyCredentialsState> {
+  constructor() {
+    super(
+      { serving: undefined, signerCAPEMs: [] },
+      {
+        equal: isDeepStrictEqual,
+        copy: (state) => Object.freeze({ serving: state.serving, signerCAPEMs: [...state.signerCAPEMs] }),
+      },
+    );
   }
 
   /** Keys never reach logs or JSON. */
   toJSON(): { serving: boolean; signerCAs: number } {
-    return { serving: this.#state.serving !== undefined, signerCAs: this.#state.signerCAPEMs.length };
+    const state = this.get();
+    return { serving: state.serving !== undefined, signerCAs: state.signerCAPEMs.length };
   }
 }
