@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startHTTPSServer, type TestHTTPSServer } from "../test/harness/tls.ts";
-import { httpsGetJSON, httpsRequest } from "./https.ts";
+import { agentFor, httpsGetJSON, httpsRequest, idleAgentMs } from "./https.ts";
 
 describe("httpsRequest", () => {
   let server: TestHTTPSServer;
@@ -47,5 +47,20 @@ describe("httpsRequest", () => {
       /^Error: refusing to connect to https:\/\/169.254.169.254\/latest\/meta-data\/: 169.254.169.254 is a link-local or cloud metadata address/,
     );
     await assert.rejects(httpsRequest("https://[::ffff:a9fe:a9fe]/", {}), /::ffff:a9fe:a9fe is a link-local/);
+  });
+});
+
+describe("agentFor", () => {
+  it("keeps one agent per CA bundle and drops those left idle", () => {
+    const start = 1_000_000;
+    const a = agentFor("bundle A", start);
+    assert.equal(agentFor("bundle A", start + 1), a);
+    const b = agentFor("bundle B", start + 1);
+    assert.notEqual(b, a);
+    // A is idle past the limit when another bundle is asked for: it is closed and forgotten.
+    agentFor("bundle B", start + idleAgentMs + 2);
+    assert.notEqual(agentFor("bundle A", start + idleAgentMs + 3), a);
+    // B was used at idleAgentMs + 2, so it is still there.
+    assert.equal(agentFor("bundle B", start + idleAgentMs + 4), b);
   });
 });

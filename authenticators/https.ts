@@ -26,26 +26,46 @@ export interface HTTPSResponse {
 export const defaultTimeoutMs = 30_000;
 export const defaultMaxBytes = 4 * 1024 * 1024;
 
-const agents = new Map<string, Agent>();
+/** An agent whose bundle no request has used for this long is closed and forgotten. */
+export const idleAgentMs = 10 * 60_000;
+
+const agents = new Map<string, { agent: Agent; lastUsedMs: number }>();
 
 /**
  * One keep-alive agent per CA bundle (system roots included), so repeated JWKS fetches
  * and TokenReviews reuse TLS connections. TLS 1.2 is the floor, as upstream's Default profile.
+ * Bundles come and go with authenticators (and a rotated CA is a new bundle), so agents left
+ * idle are dropped on the next call instead of piling up with their sockets.
  */
-export function agentFor(caPEM: string | undefined): Agent {
+export function agentFor(caPEM: string | undefined, nowMs = Date.now()): Agent {
   const key = caPEM ?? "";
-  let agent = agents.get(key);
-  if (!agent) {
-    agent = new Agent({
+  for (const [other, entry] of agents) {
+    if (other !== key && nowMs - entry.lastUsedMs > idleAgentMs && !busy(entry.agent)) {
+      entry.agent.destroy();
+      agents.delete(other);
+    }
+  }
+  let entry = agents.get(key);
+  if (!entry) {
+    const agent = new Agent({
       keepAlive: true,
       maxSockets: 64,
       minVersion: "TLSv1.2",
       ca: caPEM ?? [...rootCertificates],
       lookup: guardedLookup,
     });
-    agents.set(key, agent);
+    entry = { agent, lastUsedMs: nowMs };
+    agents.set(key, entry);
   }
-  return agent;
+  entry.lastUsedMs = nowMs;
+  return entry.agent;
+}
+
+/** Requests in flight or waiting for a socket; only free keep-alive sockets may be closed. */
+function busy(agent: Agent): boolean {
+  const count = (lists: NodeJS.ReadOnlyDict<unknown[]>) =>
+    Object.values(lists).reduce((n, list) => n + (list?.length ?? 0), 0);
+  return count(agent.sockets) + count(agent.requests) > 0;
 }
 
 export class HTTPSError extends Error {
