@@ -1,5 +1,6 @@
-// The `pinniped` command (bin/pinniped runs this with the repo's Node). Scope: static-token login
-// through the Concierge, `whoami`, and `get kubeconfig` for static tokens.
+// The `pinniped` command (bin/pinniped runs this with the repo's Node): `get kubeconfig` for
+// JWT and webhook authenticators, `login oidc` and `login static` as kubectl exec plugins
+// (through the Concierge's TokenCredentialRequest API or the impersonation proxy), and `whoami`.
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./flags.ts";
