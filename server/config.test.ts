@@ -121,6 +121,17 @@ describe("config file", () => {
     assert.deepEqual(c.outbound, { allowLinkLocalAddresses: true });
   });
 
+  it("takes upstream's discovery.url and the agent's user and group", () => {
+    const c = parseConfig(
+      "discovery: {url: https://api.example.com:6443}\nkubeCertAgent: {runAsUser: 1001, runAsGroup: 1002}",
+      env,
+    );
+    assert.deepEqual(c.discovery, { url: "https://api.example.com:6443" });
+    assert.equal(c.kubeCertAgent.runAsUser, 1001);
+    assert.equal(c.kubeCertAgent.runAsGroup, 1002);
+    assert.equal(parseConfig("discovery: {url: null}", env).discovery, undefined);
+  });
+
   it("maps upstream's log levels, including the deprecated top-level logLevel", () => {
     const level = (text: string) => parseConfig(text, env).logLevel;
     assert.equal(level('log: {level: ""}'), "warn");
@@ -145,7 +156,13 @@ describe("config file", () => {
 
   describe("refuses", () => {
     const cases: [string, string, string][] = [
-      ["an unknown top-level key", "discovery: {url: x}", "unknown key discovery"],
+      ["an unknown top-level key", "discover: {url: x}", "unknown key discover"],
+      [
+        "a discovery URL that is not https",
+        "discovery: {url: http://x}",
+        "validate discovery: url must be an https URL",
+      ],
+      ["a negative agent user", "kubeCertAgent: {runAsUser: -1}", "kubeCertAgent.runAsUser: must be >= 0"],
       [
         "an unknown nested key",
         "api: {servingCertificate: {duration: 1}}",

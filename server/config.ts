@@ -57,7 +57,12 @@ export interface ConciergeConfig {
     image: string;
     imagePullSecrets: string[];
     priorityClassName: string;
+    /** The agent pod's user and group; upstream's pod runs as root (0) unless these say otherwise. */
+    runAsUser?: number;
+    runAsGroup?: number;
   };
+  /** Upstream's `discovery.url`: the server that the TokenCredentialRequest frontend advertises instead of cluster-info's. */
+  discovery?: { url: string };
   audit: { logUsernamesAndGroups: boolean };
   logLevel: Level;
   /** Ours: more SANs on the serving certificate, for a Concierge run as a local process. */
@@ -129,7 +134,10 @@ const schema = strict({
     image: str,
     imagePullSecrets: { type: "array", items: str },
     priorityClassName: str,
+    runAsUser: { type: "integer", minimum: 0 },
+    runAsGroup: { type: "integer", minimum: 0 },
   }),
+  discovery: strict({ url: { type: ["string", "null"] } }),
   audit: strict({ logUsernamesAndGroups: str }),
   logLevel: str,
   log: strict({ level: str, format: str }),
@@ -154,6 +162,7 @@ interface RawConfig {
   metricsPort?: number;
   tokenCredentialRequest?: { clientCertificateTTLSeconds?: number };
   kubeCertAgent?: Partial<ConciergeConfig["kubeCertAgent"]>;
+  discovery?: { url?: string | null };
   audit?: { logUsernamesAndGroups?: string };
   logLevel?: string;
   log?: { level?: string; format?: string };
@@ -296,6 +305,11 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
   const priorityError = priorityClassName === "" ? undefined : dns1123SubdomainError(priorityClassName);
   if (priorityError) errors.push(`validate kubeCertAgent: invalid priorityClassName: ${priorityError}`);
 
+  const discoveryURL = c.discovery?.url ?? undefined;
+  if (discoveryURL !== undefined && !/^https:\/\/[^/?#]+/.test(discoveryURL)) {
+    errors.push("validate discovery: url must be an https URL with a host");
+  }
+
   const auditSetting = c.audit?.logUsernamesAndGroups ?? "";
   if (!["", "enabled", "disabled"].includes(auditSetting)) {
     errors.push(
@@ -363,7 +377,10 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
       image: c.kubeCertAgent?.image ?? defaults.kubeCertAgent.image,
       imagePullSecrets: [...(c.kubeCertAgent?.imagePullSecrets ?? [])],
       priorityClassName,
+      ...(c.kubeCertAgent?.runAsUser !== undefined ? { runAsUser: c.kubeCertAgent.runAsUser } : {}),
+      ...(c.kubeCertAgent?.runAsGroup !== undefined ? { runAsGroup: c.kubeCertAgent.runAsGroup } : {}),
     },
+    ...(discoveryURL !== undefined ? { discovery: { url: discoveryURL } } : {}),
     audit: { logUsernamesAndGroups: auditSetting === "enabled" },
     logLevel,
     extraServingSANs: [...(c.extraServingSANs ?? [])],

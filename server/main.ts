@@ -202,6 +202,9 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     ...(config.kubeCertAgent.priorityClassName
       ? { priorityClassName: config.kubeCertAgent.priorityClassName }
       : {}),
+    ...(config.kubeCertAgent.runAsUser !== undefined ? { runAsUser: config.kubeCertAgent.runAsUser } : {}),
+    ...(config.kubeCertAgent.runAsGroup !== undefined ? { runAsGroup: config.kubeCertAgent.runAsGroup } : {}),
+    ...(config.discovery ? { discoveryURLOverride: config.discovery.url } : {}),
     strategyHolder: holders.strategies,
     signerHolder: holders.kubeSigner,
     executor: websocketPodCommandExecutor(options.kubeConfig),
