@@ -22,7 +22,7 @@ import { register as registerLegacyPodCleaner } from "../controllers/kubecertage
 import { register as registerKubeCertAgent } from "../controllers/kubecertagent/reconciler.ts";
 import type { LeaderElectorOptions } from "../controllers/runtime/leaderelection.ts";
 import { type Manager, managerFromKubeConfig } from "../controllers/runtime/manager.ts";
-import { register as registerWebhookAuthenticators } from "../controllers/webhookauthenticator/controller.ts";
+import { register as registerWebhookAuthenticators } from "../controllers/webhookauthenticator/reconciler.ts";
 import { LocalCAIssuer } from "../issuers/localca.ts";
 import { OrderedIssuers } from "../issuers/ordered.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";

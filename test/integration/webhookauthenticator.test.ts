@@ -11,7 +11,7 @@ import { AuthenticatorCache, authenticationGroup } from "../../authenticators/ca
 import type { WebhookTokenAuthenticator } from "../../authenticators/webhook/authenticator.ts";
 import type { Condition } from "../../controllers/runtime/conditions.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
-import { register } from "../../controllers/webhookauthenticator/controller.ts";
+import { register } from "../../controllers/webhookauthenticator/reconciler.ts";
 import { newCA } from "../../hack/pki.ts";
 import { isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";

@@ -12,9 +12,9 @@ import type { Condition } from "../runtime/conditions.ts";
 import { isTerminal, type SyncContext } from "../runtime/controller.ts";
 import { StatusWriter } from "../runtime/status.ts";
 import { apiStatusError, FakeInformer, FakeRestClient } from "../runtime/testing.ts";
-import { fingerprint, newSyncer, referencedBy, type WebhookAuthenticatorObject } from "./controller.ts";
 import type { DialOptions } from "./dial.ts";
 import type { HostPort } from "./endpoint.ts";
+import { fingerprint, newSyncer, referencedBy, type WebhookAuthenticatorObject } from "./reconciler.ts";
 
 const caPEM = readFileSync(new URL("../../authenticators/tls/testdata/ca.pem", import.meta.url), "utf8");
 const caBase64 = Buffer.from(caPEM).toString("base64");
