@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -53,7 +53,7 @@ describe("CredentialCache", () => {
 
   it("reuses a stored credential until the margin before expiry, then exchanges again", async () => {
     let now = t0;
-    const cache = new CredentialCache(fresh(), () => new Date(now));
+    const cache = new CredentialCache(fresh(), { now: () => new Date(now) });
     const create = exchanger(5 * 60_000);
     assert.deepEqual(await cache.getOrCreate("k", create), cred(5 * 60_000));
     assert.deepEqual(await cache.getOrCreate("k", create), cred(5 * 60_000));
@@ -70,7 +70,7 @@ describe("CredentialCache", () => {
 
   it("writes upstream's file format, 0600 in a 0700 directory, with no lock or temp file left", async () => {
     const path = fresh();
-    await new CredentialCache(path, () => new Date(t0)).getOrCreate("k", exchanger(60_000));
+    await new CredentialCache(path, { now: () => new Date(t0) }).getOrCreate("k", exchanger(60_000));
     assert.equal((await stat(path)).mode & 0o777, 0o600);
     assert.equal((await stat(join(path, ".."))).mode & 0o777, 0o700);
     const doc = parse(await readFile(path, "utf8"));
@@ -85,7 +85,7 @@ describe("CredentialCache", () => {
   it("prunes expired entries and ones older than an hour", async () => {
     let now = t0;
     const path = fresh();
-    const cache = new CredentialCache(path, () => new Date(now));
+    const cache = new CredentialCache(path, { now: () => new Date(now) });
     await cache.getOrCreate("short", exchanger(60_000));
     await cache.getOrCreate("long", exchanger(2 * maxAgeMs));
     now = t0 + 2 * 60_000;
@@ -107,7 +107,7 @@ describe("CredentialCache", () => {
       const path = fresh();
       await mkdir(join(path, ".."), { recursive: true });
       await writeFile(path, junk);
-      const cache = new CredentialCache(path, () => new Date(t0));
+      const cache = new CredentialCache(path, { now: () => new Date(t0) });
       const create = exchanger(60_000);
       await cache.getOrCreate("k", create);
       await cache.getOrCreate("k", create);
@@ -118,7 +118,7 @@ describe("CredentialCache", () => {
 
   it("exchanges once for a concurrent burst, and keeps every entry when writers race", async () => {
     const path = fresh();
-    const caches = Array.from({ length: 20 }, () => new CredentialCache(path, () => new Date(t0)));
+    const caches = Array.from({ length: 20 }, () => new CredentialCache(path, { now: () => new Date(t0) }));
     const slow = exchanger(60_000, 20);
     await Promise.all(caches.map((c) => c.getOrCreate("same", slow)));
     assert.equal(slow.calls, 1);
@@ -128,7 +128,7 @@ describe("CredentialCache", () => {
 
   it("releases the lock and stores nothing when the exchange fails", async () => {
     const path = fresh();
-    const cache = new CredentialCache(path, () => new Date(t0));
+    const cache = new CredentialCache(path, { now: () => new Date(t0) });
     await assert.rejects(
       cache.getOrCreate("k", async () => {
         throw new Error("authentication failed");
@@ -142,13 +142,97 @@ describe("CredentialCache", () => {
 
   it("takes over a stale lock file left by a dead process", async () => {
     const path = fresh();
-    const cache = new CredentialCache(path, () => new Date(t0));
+    const cache = new CredentialCache(path, { now: () => new Date(t0) });
     const create = exchanger(60_000);
-    await cache.getOrCreate("k", create);
+    await mkdir(join(path, ".."), { recursive: true });
     await writeFile(`${path}.lock`, "");
     const old = new Date(Date.now() - 120_000);
     await utimes(`${path}.lock`, old, old);
     await cache.getOrCreate("k", create);
     assert.equal(create.calls, 1);
+    await assert.rejects(stat(`${path}.lock`), /ENOENT/);
+  });
+
+  it("serves a hit without the lock and without writing", async () => {
+    const path = fresh();
+    const cache = new CredentialCache(path, { now: () => new Date(t0) });
+    await cache.getOrCreate("k", exchanger(60 * 60_000));
+    const before = await stat(path);
+    await writeFile(`${path}.lock`, "");
+    const create = exchanger(60_000);
+    assert.deepEqual(await cache.getOrCreate("k", create), cred(60 * 60_000));
+    assert.equal(create.calls, 0);
+    assert.equal((await stat(path)).mtimeMs, before.mtimeMs);
+    await rm(`${path}.lock`);
+  });
+
+  it("reads a YAML file written by upstream's CLI", async () => {
+    const path = fresh();
+    await mkdir(join(path, ".."), { recursive: true });
+    const expires = new Date(t0 + 60 * 60_000).toISOString();
+    await writeFile(
+      path,
+      [
+        "apiVersion: config.supervisor.pinniped.dev/v1alpha1",
+        "kind: CredentialCache",
+        "credentials:",
+        "- key: k",
+        `  creationTimestamp: "${new Date(t0).toISOString()}"`,
+        `  lastUsedTimestamp: "${new Date(t0).toISOString()}"`,
+        "  credential:",
+        `    expirationTimestamp: "${expires}"`,
+        "    clientCertificateData: upstream-cert",
+        "    clientKeyData: upstream-key",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    const create = exchanger(60_000);
+    const got = await new CredentialCache(path, { now: () => new Date(t0) }).getOrCreate("k", create);
+    assert.equal(got.clientCertificateData, "upstream-cert");
+    assert.equal(create.calls, 0);
+  });
+
+  it("never uses a file other users can read: says so in one line and replaces it with a 0600 one", async () => {
+    const path = fresh();
+    await new CredentialCache(path, { now: () => new Date(t0) }).getOrCreate("k", exchanger(60 * 60_000));
+    await chmod(path, 0o644);
+    const warnings: string[] = [];
+    const create = exchanger(60 * 60_000);
+    await new CredentialCache(path, { now: () => new Date(t0), warn: (l) => warnings.push(l) }).getOrCreate(
+      "k",
+      create,
+    );
+    assert.equal(create.calls, 1, "the exposed credential was used");
+    assert.deepEqual(warnings, [
+      `ignoring CredentialCache file ${path}: its mode 0644 lets other users read it; it will be replaced with a 0600 one`,
+    ]);
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+  });
+
+  it("says in one line that a file that does not parse is replaced", async () => {
+    const path = fresh();
+    await mkdir(join(path, ".."), { recursive: true });
+    await writeFile(path, "credentials: [unclosed", { mode: 0o600 });
+    const warnings: string[] = [];
+    await new CredentialCache(path, { now: () => new Date(t0), warn: (l) => warnings.push(l) }).getOrCreate(
+      "k",
+      exchanger(60_000),
+    );
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0]!,
+      /^ignoring CredentialCache file .*: it does not parse \(.+\); it will be replaced$/,
+    );
+    assert.deepEqual(await keysIn(path), ["k"]);
+  });
+
+  it("fails with a clear error when the file cannot be read", async () => {
+    const path = fresh();
+    await mkdir(path, { recursive: true });
+    await assert.rejects(
+      new CredentialCache(path).getOrCreate("k", exchanger(60_000)),
+      new RegExp(`^Error: could not read CredentialCache file ${path}: EISDIR$`),
+    );
   });
 });

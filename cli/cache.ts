@@ -1,13 +1,17 @@
 // The on-disk ExecCredential cache (upstream's internal/execcredcache): a burst of kubectl
 // calls, each running the exec plugin, should cost one TokenCredentialRequest, not one each.
-// kubectl processes run concurrently, so the file is locked and replaced atomically (lockedfile.ts).
+//
+// A hit is the hot path of every kubectl command: it reads the file without the lock (writers
+// replace it with an atomic rename, so a reader sees a whole file) and writes nothing. Upstream
+// rewrites the file on every hit to record lastUsedTimestamp, which nothing here reads: entries
+// are pruned by expiry and creation time. A miss takes the lock, looks again (another process
+// may have just exchanged), exchanges, and writes.
 import { createHash } from "node:crypto";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { parse, stringify } from "yaml";
-import { lockFile, writeFileAtomically } from "./lockedfile.ts";
+import { readCacheList, writeCacheList } from "./cachefile.ts";
+import { lockFile } from "./lockedfile.ts";
 
-export const cacheAPIVersion = "config.supervisor.pinniped.dev/v1alpha1";
 export const cacheKind = "CredentialCache";
 /**
  * A cached credential is handed out only while it has at least this long left: kubectl uses it
@@ -47,67 +51,77 @@ export function cacheKey(parts: {
     .digest("hex");
 }
 
+export interface CredentialCacheOptions {
+  now?: () => Date;
+  /** Hears one line about a cache file that is ignored (bad mode, bad content). */
+  warn?: (line: string) => void;
+  /** How long a miss waits for another process's exchange before exchanging itself. */
+  lockTimeoutMs?: number;
+}
+
 export class CredentialCache {
   readonly path: string;
   readonly #now: () => Date;
+  readonly #warn: (line: string) => void;
+  readonly #lockTimeoutMs: number | undefined;
 
-  constructor(path: string, now: () => Date = () => new Date()) {
+  constructor(path: string, options: CredentialCacheOptions = {}) {
     this.path = path;
-    this.#now = now;
+    this.#now = options.now ?? (() => new Date());
+    this.#warn = options.warn ?? (() => {});
+    this.#lockTimeoutMs = options.lockTimeoutMs;
   }
 
   /**
-   * The credential stored under `key` if it has more than the margin left (marking it used);
-   * otherwise `create()`'s, stored. The lock is held across `create()`, so a burst of kubectl
-   * processes does one exchange: the others wait, then find it. One that waits longer than the
-   * lock timeout exchanges for itself rather than fail the kubectl command.
+   * The credential stored under `key` if it has more than the margin left; otherwise
+   * `create()`'s, stored. The lock is held across `create()`, so a burst of kubectl processes
+   * does one exchange: the others wait, then find it. One that waits longer than the lock
+   * timeout exchanges for itself rather than fail the kubectl command.
    */
   async getOrCreate(key: string, create: () => Promise<ExecCredentialStatus>): Promise<ExecCredentialStatus> {
+    let warned = false;
+    const warnOnce = (line: string) => {
+      if (!warned) this.#warn(line);
+      warned = true;
+    };
+    const hit = this.#usable(await this.#read(warnOnce), key);
+    if (hit) return hit.credential;
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    const release = await lockFile(this.path);
+    const release = await lockFile(this.path, this.#lockTimeoutMs);
     if (!release) return create();
     try {
-      const entries = this.#prune(await this.#read());
-      const now = this.#now();
-      const hit = entries.find((e) => e.key === key);
-      const expiry = Date.parse(hit?.credential.expirationTimestamp ?? "");
-      let credential: ExecCredentialStatus;
-      if (hit && expiry - now.getTime() > expiryMarginMs) {
-        hit.lastUsedTimestamp = now.toISOString();
-        credential = hit.credential;
-      } else {
-        credential = await create();
-        const at = this.#now().toISOString();
-        const rest = entries.filter((e) => e.key !== key);
-        entries.length = 0;
-        entries.push(...rest, { key, creationTimestamp: at, lastUsedTimestamp: at, credential });
-      }
-      await this.#write(this.#prune(entries));
+      const entries = this.#prune(await this.#read(warnOnce));
+      const found = this.#usable(entries, key);
+      if (found) return found.credential;
+      const credential = await create();
+      const at = this.#now().toISOString();
+      const kept = entries.filter((e) => e.key !== key);
+      kept.push({ key, creationTimestamp: at, lastUsedTimestamp: at, credential });
+      await writeCacheList(this.path, cacheKind, "credentials", this.#prune(kept));
       return credential;
     } finally {
       await release();
     }
   }
 
-  async #read(): Promise<Entry[]> {
-    let text: string;
-    try {
-      text = await readFile(this.path, "utf8");
-    } catch {
-      return [];
-    }
-    try {
-      const doc = parse(text) as { apiVersion?: unknown; kind?: unknown; credentials?: unknown } | null;
-      // Unreadable or another version: start over, as upstream does; it is only a cache.
-      if (doc?.apiVersion !== cacheAPIVersion || doc.kind !== cacheKind || !Array.isArray(doc.credentials)) {
-        return [];
-      }
-      return (doc.credentials as Entry[]).filter(
-        (e) => typeof e?.key === "string" && typeof e.creationTimestamp === "string" && e.credential,
-      );
-    } catch {
-      return [];
-    }
+  #usable(entries: Entry[], key: string): Entry | undefined {
+    const now = this.#now().getTime();
+    const hit = entries.find((e) => e.key === key);
+    const expiry = Date.parse(hit?.credential.expirationTimestamp ?? "");
+    return hit && expiry - now > expiryMarginMs && now - Date.parse(hit.creationTimestamp) < maxAgeMs
+      ? hit
+      : undefined;
+  }
+
+  async #read(warn: (line: string) => void): Promise<Entry[]> {
+    const list = await readCacheList(this.path, cacheKind, "credentials", warn);
+    return (list as Entry[]).filter(
+      (e) =>
+        typeof e?.key === "string" &&
+        typeof e.creationTimestamp === "string" &&
+        typeof e.credential === "object" &&
+        e.credential !== null,
+    );
   }
 
   /** Drops entries with no expiry, expired ones and ones older than maxAgeMs; oldest first. */
@@ -119,12 +133,5 @@ export class CredentialCache {
       return expiry > now && now - created < maxAgeMs;
     });
     return kept.sort((a, b) => Date.parse(a.creationTimestamp) - Date.parse(b.creationTimestamp));
-  }
-
-  async #write(entries: Entry[]): Promise<void> {
-    await writeFileAtomically(
-      this.path,
-      stringify({ apiVersion: cacheAPIVersion, kind: cacheKind, credentials: entries }),
-    );
   }
 }

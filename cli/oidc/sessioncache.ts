@@ -2,13 +2,12 @@
 // keyed by issuer, client, scopes and redirect URI, so that the next kubectl command can reuse
 // or refresh them instead of opening a browser. Same locking and atomic rename as the
 // credential cache: concurrent kubectl processes must never see half a file.
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { parse, stringify } from "yaml";
-import { lockFile, writeFileAtomically } from "../lockedfile.ts";
+import { CacheFileError, readCacheList, writeCacheList } from "../cachefile.ts";
+import { lockFile } from "../lockedfile.ts";
 
-const apiVersion = "config.supervisor.pinniped.dev/v1alpha1";
 const kind = "SessionCache";
 /** Sessions nobody used for this long are dropped, as upstream does. */
 export const maxUnusedMs = 90 * 24 * 60 * 60_000;
@@ -37,11 +36,20 @@ interface Entry {
 export class SessionCache {
   readonly path: string;
   readonly #report: (message: string) => void;
+  readonly #warn: (line: string) => void;
 
-  /** `report` hears about cache trouble; the cache never fails a login. */
-  constructor(path: string, report: (message: string) => void = () => {}) {
+  /**
+   * `report` hears about lock and write trouble, which never fails a login; `warn` hears about
+   * a file that is ignored (bad mode or content). A file that cannot be read fails the login.
+   */
+  constructor(
+    path: string,
+    report: (message: string) => void = () => {},
+    warn: (line: string) => void = () => {},
+  ) {
     this.path = path;
     this.#report = report;
+    this.#warn = warn;
   }
 
   async get(key: SessionKey): Promise<SessionTokens | undefined> {
@@ -90,8 +98,9 @@ export class SessionCache {
       const kept = change(await this.#read()).filter(
         (e) => now - Date.parse(e.lastUsedTimestamp) < maxUnusedMs,
       );
-      await this.#write(kept);
+      await writeCacheList(this.path, kind, "sessions", kept);
     } catch (err) {
+      if (err instanceof CacheFileError) throw err;
       this.#report(`could not write session cache: ${(err as Error).message}`);
     } finally {
       await release();
@@ -99,30 +108,7 @@ export class SessionCache {
   }
 
   async #read(): Promise<Entry[]> {
-    let text: string;
-    try {
-      text = await readFile(this.path, "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-        this.#report(`failed to read cache, resetting: ${(err as Error).message}`);
-      return [];
-    }
-    try {
-      const doc = parse(text) as { apiVersion?: unknown; kind?: unknown; sessions?: unknown } | null;
-      if (doc?.apiVersion !== apiVersion || doc.kind !== kind || !Array.isArray(doc.sessions)) {
-        this.#report("failed to read cache, resetting: invalid session file");
-        return [];
-      }
-      return (doc.sessions as Entry[]).filter(
-        (e) => e?.key && typeof e.lastUsedTimestamp === "string" && e.tokens,
-      );
-    } catch (err) {
-      this.#report(`failed to read cache, resetting: invalid session file: ${(err as Error).message}`);
-      return [];
-    }
-  }
-
-  async #write(entries: Entry[]): Promise<void> {
-    await writeFileAtomically(this.path, stringify({ apiVersion, kind, sessions: entries }));
+    const list = await readCacheList(this.path, kind, "sessions", this.#warn);
+    return (list as Entry[]).filter((e) => e?.key && typeof e.lastUsedTimestamp === "string" && e.tokens);
   }
 }
