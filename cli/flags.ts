@@ -6,31 +6,72 @@ export class UsageError extends Error {}
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
+/**
+ * Parses `args` for `command` ("login static"), with pflag's wording for mistakes, which kubectl
+ * plugins share: `unknown flag: --bogus`, `flag needs an argument: --kubeconfig`.
+ */
 export function parseFlags<O extends Options>(command: string, args: string[], options: O) {
+  const all = { ...options, help: { type: "boolean", short: "h" } } as const;
   try {
-    return parseArgs({
-      args: joinValues(args, options),
-      options: { ...options, help: { type: "boolean", short: "h" } },
-      strict: true,
-    });
+    return parseArgs({ args: pflagArgs(args, all), options: all, strict: true });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message}\nRun 'pinniped ${command} --help' for usage.`);
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(pflagMessage(err as NodeJS.ErrnoException, all, command));
   }
 }
 
+function pflagMessage(err: NodeJS.ErrnoException, options: Options, command: string): string {
+  const flag = /'(-{1,2}[^' ]+)/.exec(err.message)?.[1] ?? "";
+  switch (err.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return flag.startsWith("--")
+        ? `unknown flag: ${flag}`
+        : `unknown shorthand flag: '${flag.slice(1)}' in ${flag}`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE": {
+      // parseArgs names a flag with a short form as '-o, --output <value>'.
+      const long =
+        /'(?:-\w, )?(--[\w-]+)/.exec(err.message)?.[1] ?? `--${shortToLong(options, flag.slice(1))}`;
+      return `flag needs an argument: ${long}`;
+    }
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL": {
+      const arg = /'([^']*)'/.exec(err.message)?.[1] ?? "";
+      return `unknown command "${arg}" for "pinniped ${command}"`;
+    }
+    default:
+      return err.message;
+  }
+}
+
+function shortToLong(options: Options, short: string): string {
+  return Object.entries(options).find(([, o]) => o.short === short)?.[0] ?? short;
+}
+
 /**
- * Like upstream's pflag, a flag that takes a value takes the next argument whatever it looks
- * like: a token may well start with "-", which parseArgs alone refuses as ambiguous.
+ * pflag's syntax on top of parseArgs: a flag that takes a value takes the next argument whatever
+ * it looks like (a token may well start with "-", which parseArgs alone refuses as ambiguous),
+ * and a boolean flag may be written `--flag=true` or `--flag=false`.
  */
-function joinValues(args: string[], options: Options): string[] {
+function pflagArgs(args: string[], options: Options): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    const name = arg.startsWith("--") ? arg.slice(2) : undefined;
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
+    const spec = m ? options[m[1]!] : undefined;
     const next = args[i + 1];
-    if (name !== undefined && options[name]?.type === "string" && next?.startsWith("-")) {
+    if (spec?.type === "string" && m?.[2] === undefined && next !== undefined) {
       out.push(`${arg}=${next}`);
       i++;
+    } else if (spec?.type === "boolean" && m?.[2] !== undefined) {
+      const value = m[2].toLowerCase();
+      if (!["true", "false", "1", "0", "t", "f"].includes(value))
+        throw new UsageError(
+          `invalid argument "${m[2]}" for "--${m[1]}" flag: strconv.ParseBool: parsing "${m[2]}": invalid syntax`,
+        );
+      if (["true", "1", "t"].includes(value)) out.push(`--${m[1]}`);
     } else {
       out.push(arg);
     }

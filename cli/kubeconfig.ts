@@ -5,8 +5,7 @@ import { readFileSync } from "node:fs";
 import { chmod, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { stringify } from "yaml";
-import { KubeRestClient, type RestClient } from "../kube/rest.ts";
+import type { RestClient } from "../kube/rest.ts";
 import {
   authenticatorKind,
   defaultAPIGroupSuffix,
@@ -14,7 +13,6 @@ import {
   UsageError,
   validateAPIGroupSuffix,
 } from "./flags.ts";
-import { loadKubeConfig } from "./kube.ts";
 import {
   type ConciergeMode,
   type CredentialIssuer,
@@ -70,7 +68,7 @@ Flags:
       --oidc-session-cache string                Path to OpenID Connect session cache file
       --oidc-skip-browser                        During OpenID Connect login, skip opening the browser (just print the URL)
   -o, --output string                            Output file path (default: stdout)
-      --pinniped-cli-path string                 Full path or executable name for the Pinniped CLI binary to be embedded in the resulting kubeconfig output (e.g. 'pinniped') (default: this CLI's bin/pinniped)
+      --pinniped-cli-path string                 Full path or executable name for the Pinniped CLI binary to be embedded in the resulting kubeconfig output (default "pinniped", found on PATH, so the kubeconfig works on any machine with the CLI installed)
       --skip-validation                          Skip final validation of the kubeconfig (default: false)
       --static-token string                      Instead of doing an OIDC-based login, specify a static token
       --static-token-env string                  Instead of doing an OIDC-based login, read a static token from the environment
@@ -158,43 +156,48 @@ function parsePort(value: string | undefined): number | undefined {
 
 const nonEmpty = (v: string | undefined) => (v === "" ? undefined : v);
 
-export function parseGetKubeconfig(args: string[], defaultCLIPath: string): GetKubeconfigOptions | "help" {
-  const { values } = parseFlags("get kubeconfig", args, {
-    kubeconfig: { type: "string" },
-    "kubeconfig-context": { type: "string" },
-    "no-concierge": { type: "boolean", default: false },
-    "concierge-namespace": { type: "string" },
-    "concierge-credential-issuer": { type: "string" },
-    "concierge-authenticator-type": { type: "string" },
-    "concierge-authenticator-name": { type: "string" },
-    "concierge-api-group-suffix": { type: "string", default: defaultAPIGroupSuffix },
-    "concierge-endpoint": { type: "string" },
-    "concierge-ca-bundle": { type: "string", multiple: true },
-    "concierge-mode": { type: "string" },
-    "concierge-skip-wait": { type: "boolean", default: false },
-    "static-token": { type: "string" },
-    "static-token-env": { type: "string" },
-    "oidc-issuer": { type: "string" },
-    "oidc-client-id": { type: "string", default: "pinniped-cli" },
-    "oidc-scopes": { type: "string", multiple: true },
-    "oidc-listen-port": { type: "string" },
-    "oidc-skip-browser": { type: "boolean", default: false },
-    "oidc-skip-listen": { type: "boolean", default: false },
-    "oidc-ca-bundle": { type: "string", multiple: true },
-    "oidc-session-cache": { type: "string" },
-    "oidc-debug-session-cache": { type: "boolean", default: false },
-    "oidc-request-audience": { type: "string" },
-    "upstream-identity-provider-name": { type: "string" },
-    "upstream-identity-provider-type": { type: "string" },
-    "upstream-identity-provider-flow": { type: "string" },
-    "credential-cache": { type: "string" },
-    "generated-name-suffix": { type: "string", default: "-pinniped" },
-    "install-hint": { type: "string", default: defaultInstallHint },
-    "pinniped-cli-path": { type: "string", default: defaultCLIPath },
-    "skip-validation": { type: "boolean", default: false },
-    timeout: { type: "string", default: "10m" },
-    output: { type: "string", short: "o" },
-  });
+/** What generated kubeconfigs run: the CLI on the user's PATH, never a path on this machine. */
+export const defaultCLIPath = "pinniped";
+
+export const getKubeconfigFlags = {
+  kubeconfig: { type: "string" },
+  "kubeconfig-context": { type: "string" },
+  "no-concierge": { type: "boolean", default: false },
+  "concierge-namespace": { type: "string" },
+  "concierge-credential-issuer": { type: "string" },
+  "concierge-authenticator-type": { type: "string" },
+  "concierge-authenticator-name": { type: "string" },
+  "concierge-api-group-suffix": { type: "string", default: defaultAPIGroupSuffix },
+  "concierge-endpoint": { type: "string" },
+  "concierge-ca-bundle": { type: "string", multiple: true },
+  "concierge-mode": { type: "string" },
+  "concierge-skip-wait": { type: "boolean", default: false },
+  "static-token": { type: "string" },
+  "static-token-env": { type: "string" },
+  "oidc-issuer": { type: "string" },
+  "oidc-client-id": { type: "string", default: "pinniped-cli" },
+  "oidc-scopes": { type: "string", multiple: true },
+  "oidc-listen-port": { type: "string" },
+  "oidc-skip-browser": { type: "boolean", default: false },
+  "oidc-skip-listen": { type: "boolean", default: false },
+  "oidc-ca-bundle": { type: "string", multiple: true },
+  "oidc-session-cache": { type: "string" },
+  "oidc-debug-session-cache": { type: "boolean", default: false },
+  "oidc-request-audience": { type: "string" },
+  "upstream-identity-provider-name": { type: "string" },
+  "upstream-identity-provider-type": { type: "string" },
+  "upstream-identity-provider-flow": { type: "string" },
+  "credential-cache": { type: "string" },
+  "generated-name-suffix": { type: "string", default: "-pinniped" },
+  "install-hint": { type: "string", default: defaultInstallHint },
+  "pinniped-cli-path": { type: "string", default: defaultCLIPath },
+  "skip-validation": { type: "boolean", default: false },
+  timeout: { type: "string", default: "10m" },
+  output: { type: "string", short: "o" },
+} as const;
+
+export function parseGetKubeconfig(args: string[]): GetKubeconfigOptions | "help" {
+  const { values } = parseFlags("get kubeconfig", args, getKubeconfigFlags);
   if (values.help) return "help";
   // Upstream treats an empty value as unset for these.
   const token = nonEmpty(values["static-token"]);
@@ -635,6 +638,12 @@ export async function getKubeconfig(
   options: GetKubeconfigOptions,
   log: (line: string) => void,
 ): Promise<string | undefined> {
+  // The Kubernetes client and the YAML writer are loaded by the commands that use them only.
+  const [{ KubeRestClient }, { loadKubeConfig }, { stringify }] = await Promise.all([
+    import("../kube/rest.ts"),
+    import("./kube.ts"),
+    import("yaml"),
+  ]);
   const kc = loadKubeConfig(options.kubeconfig, options.context);
   const client = new KubeRestClient(kc, { userAgent: "pinniped-cli", timeoutMs: 30_000 });
   let yaml: string;

@@ -16,9 +16,8 @@ import {
   exchangeToken,
   execInfo,
 } from "./login-static.ts";
-import { openURL } from "./oidc/browser.ts";
-import { type LoginIO, type LoginOptions, login } from "./oidc/client.ts";
-import { SessionCache } from "./oidc/sessioncache.ts";
+import type { LoginIO, LoginOptions } from "./oidc/client.ts";
+import { defaultLoginTimeoutMs } from "./oidc/timeouts.ts";
 
 export const defaultScopes = ["offline_access", "openid", "pinniped:request-audience", "username", "groups"];
 
@@ -77,32 +76,33 @@ export function defaultSessionCachePath(env: NodeJS.ProcessEnv): string {
 const slice = (values: string[] | undefined) =>
   (values ?? []).flatMap((v) => v.split(",")).filter((v) => v !== "");
 
+export const loginOIDCFlags = {
+  issuer: { type: "string" },
+  "client-id": { type: "string" },
+  scopes: { type: "string", multiple: true },
+  "listen-port": { type: "string" },
+  "skip-browser": { type: "boolean" },
+  "skip-listen": { type: "boolean" },
+  "session-cache": { type: "string" },
+  "debug-session-cache": { type: "boolean" },
+  "ca-bundle": { type: "string", multiple: true },
+  "ca-bundle-data": { type: "string", multiple: true },
+  "request-audience": { type: "string" },
+  "upstream-identity-provider-name": { type: "string" },
+  "upstream-identity-provider-type": { type: "string" },
+  "upstream-identity-provider-flow": { type: "string" },
+  "concierge-namespace": { type: "string" },
+  ...conciergeFlags,
+} as const;
+
 export async function parseLoginOIDC(
   args: string[],
   env: NodeJS.ProcessEnv,
 ): Promise<LoginOIDCOptions | "help"> {
-  const { values } = parseFlags("login oidc", args, {
-    issuer: { type: "string" },
-    "client-id": { type: "string" },
-    scopes: { type: "string", multiple: true },
-    "listen-port": { type: "string" },
-    "skip-browser": { type: "boolean" },
-    "skip-listen": { type: "boolean" },
-    "session-cache": { type: "string" },
-    "debug-session-cache": { type: "boolean" },
-    "ca-bundle": { type: "string", multiple: true },
-    "ca-bundle-data": { type: "string", multiple: true },
-    "request-audience": { type: "string" },
-    "upstream-identity-provider-name": { type: "string" },
-    "upstream-identity-provider-type": { type: "string" },
-    "upstream-identity-provider-flow": { type: "string" },
-    "concierge-namespace": { type: "string" },
-    ...conciergeFlags,
-  });
+  const { values } = parseFlags("login oidc", args, loginOIDCFlags);
   if (values.help) return "help";
   const issuer = values.issuer;
-  if (!issuer)
-    throw new UsageError(`required flag(s) "issuer" not set\nRun 'pinniped login oidc --help' for usage.`);
+  if (!issuer) throw new UsageError(`required flag(s) "issuer" not set`);
   const portText = values["listen-port"] ?? "0";
   const listenPort = Number(portText);
   if (!/^\d+$/.test(portText) || listenPort > 65535)
@@ -182,21 +182,31 @@ export async function loginOIDC(options: LoginOIDCOptions, deps: LoginOIDCDeps):
   };
   const info = execInfo(deps.env);
   const obtain = async (): Promise<ExecCredentialStatus> => {
+    // The OIDC client and the browser are loaded only when the cached credential will not do.
+    const [{ openURL }, { login }, { SessionCache }] = await Promise.all([
+      import("./oidc/browser.ts"),
+      import("./oidc/client.ts"),
+      import("./oidc/sessioncache.ts"),
+    ]);
     debug(`Performing OIDC login issuer=${options.login.issuer} client id=${options.login.clientID}`);
     const sessionCache =
       options.sessionCachePath === ""
         ? undefined
-        : new SessionCache(options.sessionCachePath, (m) => {
-            if (options.debugSessionCache || debugOn)
-              deps.stderr(`error during session cache operation: ${m}\n`);
-          });
+        : new SessionCache(
+            options.sessionCachePath,
+            (m) => {
+              if (options.debugSessionCache || debugOn)
+                deps.stderr(`error during session cache operation: ${m}\n`);
+            },
+            (line) => deps.stderr(`warning: ${line}\n`),
+          );
     const io: LoginIO = {
       stderr: deps.stderr,
       debug,
       openURL: (url) => openURL(url, deps.env),
       stdinIsTTY: process.stdin.isTTY === true,
     };
-    let idToken: Awaited<ReturnType<typeof login>>;
+    let idToken: { token: string; expiry: Date };
     try {
       idToken = await login({ ...options.login, sessionCache }, io);
     } catch (err) {
@@ -219,6 +229,11 @@ export async function loginOIDC(options: LoginOIDCOptions, deps: LoginOIDCDeps):
   const status =
     options.credentialCache === ""
       ? await obtain()
-      : await new CredentialCache(options.credentialCache).getOrCreate(key, obtain);
+      : await new CredentialCache(options.credentialCache, {
+          warn: (line) => deps.stderr(`warning: ${line}\n`),
+          // A second kubectl during a browser login waits for it and uses its credential,
+          // rather than start a second login after upstream's 10 s.
+          lockTimeoutMs: (options.login.loginTimeoutMs ?? defaultLoginTimeoutMs) + 60_000,
+        }).getOrCreate(key, obtain);
   return { apiVersion: info.apiVersion, kind: "ExecCredential", spec: info.spec, status };
 }

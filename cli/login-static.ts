@@ -2,7 +2,6 @@
 // client certificate through the Concierge's TokenCredentialRequest API and prints an
 // ExecCredential. The request is anonymous: the token is the only credential it carries.
 import { X509Certificate } from "node:crypto";
-import { request } from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { CredentialCache, cacheKey, type ExecCredentialStatus } from "./cache.ts";
@@ -66,12 +65,14 @@ export const conciergeFlags = {
   "credential-cache": { type: "string" },
 } as const;
 
+export const loginStaticFlags = {
+  token: { type: "string" },
+  "token-env": { type: "string" },
+  ...conciergeFlags,
+} as const;
+
 export function parseLoginStatic(args: string[], env: NodeJS.ProcessEnv): LoginStaticOptions | "help" {
-  const { values } = parseFlags("login static", args, {
-    token: { type: "string" },
-    "token-env": { type: "string" },
-    ...conciergeFlags,
-  });
+  const { values } = parseFlags("login static", args, loginStaticFlags);
   if (values.help) return "help";
   let token = values.token;
   const tokenEnv = values["token-env"];
@@ -178,6 +179,8 @@ export async function exchangeToken(params: ConciergeParams, token: string): Pro
     },
   });
   const fail = (why: string) => new LoginError(`could not complete Concierge credential exchange: ${why}`);
+  // Loaded here, not at the top: a cached credential must not pay for TLS and HTTP.
+  const { request } = await import("node:https");
   const { code, text } = await new Promise<{ code: number; text: string }>((resolve, reject) => {
     const req = request(
       url,
@@ -227,6 +230,8 @@ export async function exchangeToken(params: ConciergeParams, token: string): Pro
 
 export interface LoginDeps {
   env: NodeJS.ProcessEnv;
+  /** Hears one-line warnings, e.g. about a cache file that is ignored. */
+  stderr?: (text: string) => void;
   exchange?: typeof exchangeToken;
   now?: () => Date;
 }
@@ -243,7 +248,12 @@ export async function loginStatic(options: LoginStaticOptions, deps: LoginDeps):
   if (!options.concierge) return wrap({ token: options.token });
   const params = options.concierge;
   const cache =
-    options.credentialCache === "" ? undefined : new CredentialCache(options.credentialCache, deps.now);
+    options.credentialCache === ""
+      ? undefined
+      : new CredentialCache(options.credentialCache, {
+          ...(deps.now ? { now: deps.now } : {}),
+          warn: (line) => deps.stderr?.(`warning: ${line}\n`),
+        });
   const key = cacheKey({ ...params, token: options.token });
   const exchange = () => (deps.exchange ?? exchangeToken)(params, options.token);
   return wrap(cache ? await cache.getOrCreate(key, exchange) : await exchange());

@@ -1,13 +1,7 @@
-// The `pinniped` command (bin/pinniped runs this with the repo's Node): `get kubeconfig` for
-// JWT and webhook authenticators, `login oidc` and `login static` as kubectl exec plugins
-// (through the Concierge's TokenCredentialRequest API or the impersonation proxy), and `whoami`.
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+// The `pinniped` command. kubectl runs `pinniped login …` as an exec plugin before every command,
+// so this file loads nothing but the flag parser: each command's module is imported when that
+// command runs, and the login commands load their network and OIDC code only on a cache miss.
 import { UsageError } from "./flags.ts";
-import { getKubeconfig, getKubeconfigHelp, parseGetKubeconfig } from "./kubeconfig.ts";
-import { loginOIDC, loginOIDCHelp, parseLoginOIDC } from "./login-oidc.ts";
-import { loginStatic, loginStaticHelp, parseLoginStatic } from "./login-static.ts";
-import { parseWhoAmI, whoami, whoamiHelp } from "./whoami.ts";
 
 const rootHelp = `The Pinniped CLI is the client-side binary for use with Pinniped-enabled Kubernetes clusters
 
@@ -15,10 +9,15 @@ Usage:
   pinniped [command]
 
 Available Commands:
+  completion       Generate the autocompletion script for the specified shell
   get kubeconfig   Generate a Pinniped-based kubeconfig for a cluster
   login oidc       Login using an OpenID Connect provider
   login static     Login using a static token
+  version          Print the version of this Pinniped CLI
   whoami           Print information about the current user
+
+Flags:
+  -h, --help   help for pinniped
 
 Use "pinniped [command] --help" for more information about a command.
 `;
@@ -30,11 +29,19 @@ Usage:
 Available Commands:
   oidc        Login using an OpenID Connect provider
   static      Login using a static token
-`;
-const getHelp = `Generate a Pinniped-based kubeconfig\n\nUsage:\n  pinniped get kubeconfig [flags]\n`;
 
-/** bin/pinniped, the default exec command of generated kubeconfigs. */
-export const defaultCLIPath = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "pinniped");
+Use "pinniped login [command] --help" for more information about a command.
+`;
+const getHelp = `Gets one of [kubeconfig]
+
+Usage:
+  pinniped get [command]
+
+Available Commands:
+  kubeconfig  Generate a Pinniped-based kubeconfig for a cluster
+
+Use "pinniped get [command] --help" for more information about a command.
+`;
 
 export interface IO {
   stdout: (text: string) => void;
@@ -42,64 +49,83 @@ export interface IO {
   env: NodeJS.ProcessEnv;
 }
 
-const isHelp = (a: string | undefined) => a === undefined || a === "--help" || a === "-h" || a === "help";
+const isHelp = (a: string | undefined) => a === "--help" || a === "-h" || a === "help";
 
 /** Runs one command; returns the exit code. Errors go to stderr, never with a token in them. */
 export async function run(argv: string[], io: IO): Promise<number> {
   const [command, sub, ...rest] = argv;
+  const print = (text: string) => {
+    io.stdout(text);
+    return 0;
+  };
+  /** A command group run without its subcommand: its help, on stderr, and a failure. */
+  const incomplete = (help: string) => {
+    io.stderr(help);
+    return 1;
+  };
   try {
-    if (command === "login") {
-      if (isHelp(sub)) return help(io, loginHelp);
-      if (sub === "oidc") {
-        const options = await parseLoginOIDC(rest, io.env);
-        if (options === "help") return help(io, loginOIDCHelp);
-        const credential = await loginOIDC(options, { env: io.env, stderr: io.stderr });
-        io.stdout(`${JSON.stringify(credential)}\n`);
+    switch (command) {
+      case "login": {
+        if (isHelp(sub)) return print(loginHelp);
+        if (sub === undefined) return incomplete(loginHelp);
+        if (sub === "static") {
+          const m = await import("./login-static.ts");
+          const options = m.parseLoginStatic(rest, io.env);
+          if (options === "help") return print(m.loginStaticHelp);
+          const credential = await m.loginStatic(options, { env: io.env, stderr: io.stderr });
+          return print(`${JSON.stringify(credential)}\n`);
+        }
+        if (sub === "oidc") {
+          const m = await import("./login-oidc.ts");
+          const options = await m.parseLoginOIDC(rest, io.env);
+          if (options === "help") return print(m.loginOIDCHelp);
+          const credential = await m.loginOIDC(options, { env: io.env, stderr: io.stderr });
+          return print(`${JSON.stringify(credential)}\n`);
+        }
+        throw unknownCommand(sub, "pinniped login");
+      }
+      case "get": {
+        if (isHelp(sub)) return print(getHelp);
+        if (sub === undefined) return incomplete(getHelp);
+        if (sub !== "kubeconfig") throw unknownCommand(sub, "pinniped get");
+        const m = await import("./kubeconfig.ts");
+        const options = m.parseGetKubeconfig(rest);
+        if (options === "help") return print(m.getKubeconfigHelp);
+        const yaml = await m.getKubeconfig(options, (line) => io.stderr(`${line}\n`));
+        if (yaml !== undefined) io.stdout(yaml);
         return 0;
       }
-      if (sub !== "static")
-        throw new UsageError(
-          `unknown command "login ${sub}" (only "login oidc" and "login static" are supported)`,
-        );
-      const options = parseLoginStatic(rest, io.env);
-      if (options === "help") return help(io, loginStaticHelp);
-      const credential = await loginStatic(options, { env: io.env });
-      io.stdout(`${JSON.stringify(credential)}\n`);
-      return 0;
+      case "whoami": {
+        const m = await import("./whoami.ts");
+        const options = m.parseWhoAmI(argv.slice(1));
+        if (options === "help") return print(m.whoamiHelp);
+        return print(await m.whoami(options));
+      }
+      case "version": {
+        const m = await import("./version.ts");
+        const out = await m.version(argv.slice(1));
+        return print(out === "help" ? m.versionHelp : out);
+      }
+      case "completion": {
+        const m = await import("./completion.ts");
+        if (isHelp(sub)) return print(m.completionHelp);
+        if (rest.length > 0) throw new UsageError(`accepts 1 arg(s), received ${1 + rest.length}`);
+        return print(await m.completion(sub));
+      }
+      case undefined:
+        return print(rootHelp);
+      default:
+        if (isHelp(command)) return print(rootHelp);
+        throw command.startsWith("-")
+          ? new UsageError(`unknown flag: ${command}`)
+          : unknownCommand(command, "pinniped");
     }
-    if (command === "whoami") {
-      const options = parseWhoAmI(argv.slice(1));
-      if (options === "help") return help(io, whoamiHelp);
-      io.stdout(await whoami(options));
-      return 0;
-    }
-    if (command === "get") {
-      if (isHelp(sub)) return help(io, getHelp);
-      if (sub !== "kubeconfig")
-        throw new UsageError(`unknown command "get ${sub}" (only "get kubeconfig" is supported)`);
-      const options = parseGetKubeconfig(rest, defaultCLIPath);
-      if (options === "help") return help(io, getKubeconfigHelp);
-      const yaml = await getKubeconfig(options, (line) => io.stderr(`${line}\n`));
-      if (yaml !== undefined) io.stdout(yaml);
-      return 0;
-    }
-    if (isHelp(command)) return help(io, rootHelp);
-    throw new UsageError(`unknown command "${command}" for "pinniped"\nRun 'pinniped --help' for usage.`);
   } catch (err) {
     io.stderr(`Error: ${(err as Error).message}\n`);
     return 1;
   }
 }
 
-function help(io: IO, text: string): number {
-  io.stdout(text);
-  return 0;
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  process.exitCode = await run(process.argv.slice(2), {
-    stdout: (t) => process.stdout.write(t),
-    stderr: (t) => process.stderr.write(t),
-    env: process.env,
-  });
+function unknownCommand(name: string, parent: string): UsageError {
+  return new UsageError(`unknown command "${name}" for "${parent}"\nRun '${parent} --help' for usage.`);
 }

@@ -1,9 +1,7 @@
 // `pinniped whoami`: who the cluster thinks the current kubeconfig's user is, from a
 // WhoAmIRequest (what kube-apiserver forwarded to the Concierge through aggregation).
-import { stringify } from "yaml";
-import { isApiError, KubeRestClient } from "../kube/rest.ts";
 import { defaultAPIGroupSuffix, parseFlags, UsageError, validateAPIGroupSuffix } from "./flags.ts";
-import { loadKubeConfig } from "./kube.ts";
+import { parseGoDuration } from "./kubeconfig-duration.ts";
 
 export const whoamiHelp = `Print information about the current user
 
@@ -16,7 +14,7 @@ Flags:
       --kubeconfig string           Path to kubeconfig file (default $KUBECONFIG, else ~/.kube/config)
       --kubeconfig-context string   Kubeconfig context name (default: current active context)
   -o, --output string               Output format (e.g., 'yaml', 'json', 'text') (default "text")
-      --timeout duration            Timeout for the WhoAmI API request, in seconds (default: none)
+      --timeout duration            Timeout for the WhoAmI API request, a Go duration such as 30s or 1m (default: none)
 `;
 
 export interface WhoAmIOptions {
@@ -27,14 +25,16 @@ export interface WhoAmIOptions {
   timeoutMs: number | undefined;
 }
 
+export const whoamiFlags = {
+  output: { type: "string", short: "o", default: "text" },
+  kubeconfig: { type: "string" },
+  "kubeconfig-context": { type: "string" },
+  "api-group-suffix": { type: "string", default: defaultAPIGroupSuffix },
+  timeout: { type: "string" },
+} as const;
+
 export function parseWhoAmI(args: string[]): WhoAmIOptions | "help" {
-  const { values } = parseFlags("whoami", args, {
-    output: { type: "string", short: "o", default: "text" },
-    kubeconfig: { type: "string" },
-    "kubeconfig-context": { type: "string" },
-    "api-group-suffix": { type: "string", default: defaultAPIGroupSuffix },
-    timeout: { type: "string" },
-  });
+  const { values } = parseFlags("whoami", args, whoamiFlags);
   if (values.help) return "help";
   const output = values.output;
   if (output !== "text" && output !== "json" && output !== "yaml") {
@@ -43,9 +43,15 @@ export function parseWhoAmI(args: string[]): WhoAmIOptions | "help" {
   validateAPIGroupSuffix(values["api-group-suffix"]);
   let timeoutMs: number | undefined;
   if (values.timeout !== undefined) {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(values.timeout);
-    if (!m) throw new UsageError(`invalid --timeout "${values.timeout}" (e.g. 30s, 500ms, 1m)`);
-    timeoutMs = Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 }[m[2] ?? "s"] ?? 1000);
+    try {
+      timeoutMs = parseGoDuration(values.timeout);
+    } catch (err) {
+      throw new UsageError(
+        `invalid argument "${values.timeout}" for "--timeout" flag: ${(err as Error).message}`,
+      );
+    }
+    // Go's client treats a zero timeout as none.
+    if (timeoutMs <= 0) timeoutMs = undefined;
   }
   return {
     output,
@@ -61,6 +67,11 @@ interface WhoAmIRequest {
 }
 
 export async function whoami(options: WhoAmIOptions): Promise<string> {
+  // The Kubernetes client and the YAML writer are loaded by the one command that uses them.
+  const [{ isApiError, KubeRestClient }, { loadKubeConfig }] = await Promise.all([
+    import("../kube/rest.ts"),
+    import("./kube.ts"),
+  ]);
   const kc = loadKubeConfig(options.kubeconfig, options.context);
   const client = new KubeRestClient(kc, { userAgent: "pinniped-cli" });
   const group = `identity.concierge.${options.apiGroupSuffix}`;
@@ -78,7 +89,7 @@ export async function whoami(options: WhoAmIOptions): Promise<string> {
   }
   const full = { apiVersion: `${group}/v1alpha1`, kind: "WhoAmIRequest", ...result };
   if (options.output === "json") return `${JSON.stringify(full, null, 2)}\n`;
-  if (options.output === "yaml") return stringify(full);
+  if (options.output === "yaml") return (await import("yaml")).stringify(full);
   const cluster = kc.getCurrentCluster();
   const user = result.status?.kubernetesUserInfo?.user;
   return [

@@ -4,7 +4,7 @@
 // exits non-zero if a step that should succeed does not (test/integration/demo.test.ts runs it).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
 import { discardLogger } from "../observability/logger.ts";
@@ -21,6 +21,8 @@ import { type LocalConcierge, runLocal } from "./run-local.ts";
 
 const began = performance.now();
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+// The user has the pinniped CLI on PATH, as generated kubeconfigs expect; here it is the clone's.
+process.env.PATH = `${join(repoRoot, "bin")}${delimiter}${process.env.PATH ?? ""}`;
 const user = { username: "pinny", groups: ["sea-lions"] };
 const dir = await mkdtemp(join(tmpdir(), "concierge-demo-"));
 const userKubeconfig = join(dir, "pinny.kubeconfig");
@@ -80,8 +82,8 @@ async function kubectlAsUser(args: string[], kubeconfig = userKubeconfig): Promi
 }
 
 async function pinniped(args: string[]): Promise<KubectlResult> {
-  out(redact(`$ bin/pinniped ${args.join(" ")}\n`));
-  const res = await runCommand(join(repoRoot, "bin", "pinniped"), args);
+  out(redact(`$ pinniped ${args.join(" ")}\n`));
+  const res = await runCommand("pinniped", args);
   out(redact(res.stdout + res.stderr));
   return res;
 }

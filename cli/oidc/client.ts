@@ -7,14 +7,13 @@ import { listenForCallback } from "./callback.ts";
 import { discover, type ProviderMetadata } from "./discovery.ts";
 import { newPKCE, randomValue } from "./pkce.ts";
 import type { SessionCache, SessionKey, SessionTokens } from "./sessioncache.ts";
+import { defaultLoginTimeoutMs } from "./timeouts.ts";
 import { exchangeForAudience, redeemCode, refresh, type TokenSet, verifyIDToken } from "./tokens.ts";
 
 /** A cached ID token is used only with more than this left (upstream's minIDTokenValidity). */
 export const minIDTokenValidityMs = 10 * 60_000;
 /** Likewise for the access token when it is about to be exchanged. */
 const minAccessTokenValidityMs = 10_000;
-/** How long a browser login may take before the CLI gives up. */
-export const defaultLoginTimeoutMs = 5 * 60_000;
 
 export interface LoginOptions {
   issuer: string;

@@ -159,6 +159,9 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
     const res = await runCommand(pinnipedBin, [
       "get",
       "kubeconfig",
+      // Kubeconfigs name `pinniped` on PATH by default; this suite runs the clone's.
+      "--pinniped-cli-path",
+      pinnipedBin,
       "--kubeconfig",
       cp.kubeconfigPath,
       "--oidc-skip-browser",

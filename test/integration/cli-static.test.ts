@@ -129,6 +129,9 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
     const res = await runCommand(pinnipedBin, [
       "get",
       "kubeconfig",
+      // Kubeconfigs name `pinniped` on PATH by default; this suite runs the clone's.
+      "--pinniped-cli-path",
+      pinnipedBin,
       "--kubeconfig",
       cp.kubeconfigPath,
       "--static-token",

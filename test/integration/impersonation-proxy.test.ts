@@ -329,6 +329,9 @@ describe("impersonation proxy, end to end with kubectl, on a cluster without a b
       [
         "get",
         "kubeconfig",
+        // Kubeconfigs name `pinniped` on PATH by default; this suite runs the clone's.
+        "--pinniped-cli-path",
+        pinnipedBin,
         "--kubeconfig",
         cp.kubeconfigPath,
         "--static-token",
