@@ -690,8 +690,8 @@ describe("get kubeconfig end to end (fake API server, local HTTPS issuer and clu
       res.end();
     };
     await assert.rejects(
-      generateKubeconfig(options(["--no-concierge", "--static-token=tok", "--timeout=200ms"]), deps),
-      /could not validate connection to the cluster at https:\/\/127\.0\.0\.1:\d+ within --timeout=200ms: unexpected status code 503/,
+      generateKubeconfig(options(["--no-concierge", "--static-token=tok", "--timeout=3s"]), deps),
+      /could not validate connection to the cluster at https:\/\/127\.0\.0\.1:\d+ within --timeout=3s: unexpected status code 503/,
     );
   });
 
