@@ -175,6 +175,13 @@ export interface LoginOIDCDeps {
   exchange?: typeof exchangeToken;
 }
 
+/** The credential cache key of a `login oidc` command line: any flag change is a new credential. */
+export function oidcCredentialKey(args: string[], spec: Record<string, unknown>): string {
+  return createHash("sha256")
+    .update(JSON.stringify({ args, cluster: spec.cluster ?? null }))
+    .digest("hex");
+}
+
 export async function loginOIDC(options: LoginOIDCOptions, deps: LoginOIDCDeps): Promise<ExecCredential> {
   const debugOn = deps.env.PINNIPED_DEBUG === "true";
   const debug = (message: string) => {
@@ -223,9 +230,7 @@ export async function loginOIDC(options: LoginOIDCOptions, deps: LoginOIDCDeps):
     debug("Successfully exchanged token for cluster credential.");
     return credential;
   };
-  const key = createHash("sha256")
-    .update(JSON.stringify({ args: options.args, cluster: info.spec.cluster ?? null }))
-    .digest("hex");
+  const key = oidcCredentialKey(options.args, info.spec);
   const status =
     options.credentialCache === ""
       ? await obtain()

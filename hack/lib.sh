@@ -26,6 +26,9 @@ ensure_debian_packages() {
   command -v conntrack >/dev/null || missing+=(conntrack)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v nsenter >/dev/null || missing+=(util-linux)
+  # bench:cli reads peak RSS from /usr/bin/time; upstream's CLI for interop tests is xz-packed.
+  [[ -x /usr/bin/time ]] || missing+=(time)
+  command -v xz >/dev/null || missing+=(xz-utils)
   if ((${#missing[@]} > 0)); then
     echo "installing Debian packages: ${missing[*]}"
     local sudo=()
