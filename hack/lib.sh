@@ -29,6 +29,9 @@ ensure_debian_packages() {
   # bench:cli reads peak RSS from /usr/bin/time; upstream's CLI for interop tests is xz-packed.
   [[ -x /usr/bin/time ]] || missing+=(time)
   command -v xz >/dev/null || missing+=(xz-utils)
+  # The linux-arm64 pinniped executable is tested under emulation, with Debian's arm64 C libraries.
+  command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+  [[ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ]] || missing+=(libc6-arm64-cross libstdc++6-arm64-cross)
   if ((${#missing[@]} > 0)); then
     echo "installing Debian packages: ${missing[*]}"
     local sudo=()

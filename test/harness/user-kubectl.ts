@@ -24,6 +24,10 @@ export interface UserKubectlOptions {
   /** Called with the login URL before the browser opens it. */
   onLoginURL?: (url: string) => void;
   timeoutMs?: number;
+  /** How long the person takes before the browser opens the link (0 unless given). */
+  loginDelayMs?: number;
+  /** Added to this process's environment, e.g. a PATH that picks the `pinniped` kubectl runs. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export function userKubectl(args: string[], options: UserKubectlOptions): Promise<UserKubectlResult> {
@@ -31,7 +35,11 @@ export function userKubectl(args: string[], options: UserKubectlOptions): Promis
     const child = spawn(
       join(options.binDir, "kubectl"),
       ["--kubeconfig", options.kubeconfig, "--cache-dir", options.cacheDir, ...args],
-      { stdio: ["ignore", "pipe", "pipe"], timeout: options.timeoutMs ?? 120_000 },
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        timeout: options.timeoutMs ?? 120_000,
+        env: { ...process.env, ...options.env },
+      },
     );
     let stdout = "";
     let stderr = "";
@@ -47,7 +55,8 @@ export function userKubectl(args: string[], options: UserKubectlOptions): Promis
         browserLogins++;
         options.onLoginURL?.(url);
         // A failed browser login is reported after kubectl exits, with kubectl's own output.
-        browsing = loginWithBrowser(url, options.login);
+        const delay = new Promise((r) => setTimeout(r, options.loginDelayMs ?? 0));
+        browsing = delay.then(() => loginWithBrowser(url, options.login));
       }
     });
     child.on("error", reject);

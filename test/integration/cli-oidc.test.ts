@@ -22,6 +22,7 @@ import { closeBrowser } from "../harness/browser.ts";
 import { runKubectl, startTestControlPlane } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
+import { installUpstreamCLI, pathWith } from "../harness/pinniped-cli.ts";
 import { type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { runCommand } from "../harness/process.ts";
 import { loginPrompt, userKubectl } from "../harness/user-kubectl.ts";
@@ -274,5 +275,67 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
     assert.ok(tokens.length > 0, "no tokens found in the session cache to look for");
     const res = await kubectlAsUser(["auth", "whoami"]);
     for (const t of tokens) assert.ok(!res.stderr.includes(t) && !res.stdout.includes(t));
+  });
+
+  it("two kubectl started together with no cached login: one browser login, the second waits for it (longer than upstream's 10 s lock timeout) and uses its credential", async () => {
+    await rm(credentialCache, { force: true });
+    await rm(sessionCache, { force: true });
+    const before = { exchanges: await exchanges(), ...provider.stats() };
+    const first = userKubectl(["auth", "whoami", "-o", "json"], {
+      binDir: cp.binDir,
+      kubeconfig: generated,
+      cacheDir: join(dir, "cache"),
+      login: { username: user.username, password: "any" },
+      loginDelayMs: 12_000,
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const second = kubectlAsUser(["get", "namespace", "default", "-o", "name"]);
+    const [a, b] = await Promise.all([first, second]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(a.browserLogins + b.browserLogins, 1, `${a.stderr}\n---\n${b.stderr}`);
+    assert.equal(provider.stats().interactiveLogins, before.interactiveLogins + 1);
+    assert.equal(await exchanges(), before.exchanges + 1);
+  });
+
+  it("upstream's Go CLI: its get kubeconfig against our Concierge, its login oidc as the exec plugin with the real browser", async () => {
+    const upstreamBin = await installUpstreamCLI(join(dir, "upstream"));
+    const env = { PATH: pathWith(upstreamBin) };
+    const out = join(dir, "upstream.kubeconfig");
+    const res = await runCommand(
+      "pinniped",
+      [
+        "get",
+        "kubeconfig",
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--oidc-skip-browser",
+        "--credential-cache",
+        join(dir, "upstream-credentials.yaml"),
+        "--oidc-session-cache",
+        join(dir, "upstream-sessions.yaml"),
+        "-o",
+        out,
+      ],
+      { env, timeoutMs: 90_000 },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    const as = (args: string[]) =>
+      userKubectl(args, {
+        binDir: cp.binDir,
+        kubeconfig: out,
+        cacheDir: join(dir, "cache"),
+        login: { username: user.username, password: "any" },
+        env,
+      });
+    const first = await as(["auth", "whoami", "-o", "json"]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.browserLogins, 1);
+    assert.equal(JSON.parse(first.stdout).status.userInfo.username, user.username);
+    const again = await as(["get", "namespace", "default", "-o", "name"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.browserLogins, 0);
+    const denied = await as(["get", "secrets", "-n", "kube-system"]);
+    assert.match(denied.stderr, /Forbidden.*User "pinny" cannot list resource "secrets"/);
   });
 });

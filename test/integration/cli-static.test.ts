@@ -19,11 +19,19 @@ import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { runKubectl, startTestControlPlane } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
+import {
+  buildCLI,
+  installExecutable,
+  installNpmPackage,
+  installUpstreamCLI,
+  pathWith,
+} from "../harness/pinniped-cli.ts";
 import { type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { runCommand } from "../harness/process.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
-const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const pinnipedBin = join(repoRoot, "bin", "pinniped");
 const namespace = "pinniped-concierge";
 const token = "cli-static-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
@@ -223,5 +231,106 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
       "Error: could not complete Concierge credential exchange: login failed: authentication failed\n",
     );
     assert.equal(res.stdout, "");
+  });
+
+  /** kubectl as a user whose PATH starts with `bin`: the `pinniped` there is the exec plugin. */
+  const userKubectl = (bin: string, kubeconfig: string, args: string[]) =>
+    runCommand(
+      join(cp.binDir, "kubectl"),
+      ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), ...args],
+      {
+        env: { PATH: pathWith(bin) },
+        timeoutMs: 90_000,
+      },
+    );
+  /** `pinniped get kubeconfig` by the `pinniped` on PATH in `bin`, with its defaults. */
+  const getKubeconfig = async (bin: string, out: string, cache: string) => {
+    const res = await runCommand(
+      "pinniped",
+      [
+        "get",
+        "kubeconfig",
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--static-token",
+        token,
+        "--credential-cache",
+        cache,
+        "-o",
+        out,
+      ],
+      { env: { PATH: pathWith(bin) }, timeoutMs: 90_000 },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    return readFile(out, "utf8");
+  };
+  const whoamiUser = async (bin: string, kubeconfig: string) => {
+    const res = await userKubectl(bin, kubeconfig, ["auth", "whoami", "-o", "json"]);
+    assert.equal(res.code, 0, res.stderr);
+    return (JSON.parse(res.stdout) as { status: { userInfo: { username: string; groups: string[] } } }).status
+      .userInfo;
+  };
+
+  it("the npm package, installed with npm install -g into a temporary prefix, writes kubeconfigs that run `pinniped` from PATH, and kubectl auth whoami works through it", async () => {
+    const { npmPackage } = await buildCLI();
+    const bin = await installNpmPackage(npmPackage, join(dir, "npm-prefix"));
+    const out = join(dir, "npm.kubeconfig");
+    const text = await getKubeconfig(bin, out, join(dir, "npm-credentials.yaml"));
+    assert.equal(parse(text).users[0].user.exec.command, "pinniped");
+    assert.ok(!text.includes(repoRoot), "the kubeconfig names a path inside the clone");
+    const who = await whoamiUser(bin, out);
+    assert.equal(who.username, user.username);
+    const version = await runCommand("pinniped", ["version", "-o", "json"], { env: { PATH: pathWith(bin) } });
+    assert.equal(JSON.parse(version.stdout).nodeVersion, process.version);
+  });
+
+  it("the single executable, copied onto PATH as `pinniped`, runs get kubeconfig, kubectl auth whoami and whoami", async () => {
+    const { executable } = await buildCLI();
+    const bin = await installExecutable(executable, join(dir, "exe"));
+    const out = join(dir, "exe.kubeconfig");
+    const text = await getKubeconfig(bin, out, join(dir, "exe-credentials.yaml"));
+    assert.ok(!text.includes(repoRoot));
+    assert.equal((await whoamiUser(bin, out)).username, user.username);
+    const who = await runCommand("pinniped", ["whoami", "--kubeconfig", out], {
+      env: { PATH: pathWith(bin) },
+    });
+    assert.equal(who.code, 0, who.stderr);
+    assert.match(who.stdout, /Username: pinny\n/);
+  });
+
+  describe("interop with upstream's Go CLI", () => {
+    let upstreamBin: string;
+    before(async () => {
+      upstreamBin = await installUpstreamCLI(join(dir, "upstream"));
+    });
+
+    it("upstream's get kubeconfig against our Concierge, its login static as kubectl's exec plugin: auth whoami, RBAC allow and deny, whoami", async () => {
+      const out = join(dir, "upstream.kubeconfig");
+      await getKubeconfig(upstreamBin, out, join(dir, "upstream-credentials.yaml"));
+      const who = await whoamiUser(upstreamBin, out);
+      assert.equal(who.username, user.username);
+      assert.deepEqual(who.groups, [...user.groups, "system:authenticated"]);
+      const allowed = await userKubectl(upstreamBin, out, ["get", "namespace", "default", "-o", "name"]);
+      assert.equal(allowed.code, 0, allowed.stderr);
+      const denied = await userKubectl(upstreamBin, out, ["get", "secrets", "-n", "kube-system"]);
+      assert.notEqual(denied.code, 0);
+      assert.match(denied.stderr, /Forbidden.*User "pinny" cannot list resource "secrets"/);
+      const whoami = await runCommand("pinniped", ["whoami", "--kubeconfig", out], {
+        env: { PATH: pathWith(upstreamBin) },
+      });
+      assert.equal(whoami.code, 0, whoami.stderr);
+      assert.match(whoami.stdout, /Username: pinny\nGroups: seals, walruses, system:authenticated\n/);
+    });
+
+    it("our kubeconfig run by upstream's CLI, sharing one credential cache file with ours in both directions", async () => {
+      const out = join(dir, "ours-for-upstream.kubeconfig");
+      const cache = join(dir, "shared-credentials.yaml");
+      await getKubeconfig(join(repoRoot, "bin"), out, cache);
+      // Ours writes the cache first; upstream reads it and adds its own entry; ours reads that.
+      assert.equal((await whoamiUser(join(repoRoot, "bin"), out)).username, user.username);
+      assert.equal((await whoamiUser(upstreamBin, out)).username, user.username);
+      assert.equal((await whoamiUser(join(repoRoot, "bin"), out)).username, user.username);
+      assert.equal((await stat(cache)).mode & 0o777, 0o600);
+    });
   });
 });
