@@ -1,7 +1,7 @@
 // The pinniped CLI as kubectl runs it: whole processes, wall time and peak RSS, medians of many
 // runs, against upstream's Go CLI in the same run. Printed, never asserted (the machine is shared).
 //
-//   npm run bench:cli     (builds dist/cli first: npm run build:cli -- --only=npm,x64)
+//   npm run bench:cli     (builds .build/cli first: npm run build:cli -- --only=npm,x64)
 //
 // The cached path: `login static` with a certificate in its credential cache, which is what
 // every kubectl command but the first costs. A local HTTPS server plays the Concierge's
@@ -18,7 +18,7 @@ import { startHTTPSServer } from "../test/harness/tls.ts";
 import { percentile } from "./lib.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
-const dist = join(repoRoot, "dist", "cli");
+const dist = join(repoRoot, ".build", "cli");
 const runs = Number(process.env.BENCH_CLI_RUNS ?? 15);
 
 function upstreamCLI(): string {

