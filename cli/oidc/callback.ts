@@ -1,5 +1,5 @@
 // The localhost listener the provider redirects the browser to. It checks the state, hands the
-// code to `redeem` and answers the browser with the outcome, so the user sees in the tab what
+// callback's parameters to `redeem` and answers the browser with the outcome, so the user sees in the tab what
 // the CLI will report. The first callback with the right state ends the login either way.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 
@@ -39,7 +39,8 @@ async function params(req: IncomingMessage): Promise<URLSearchParams> {
 export async function listenForCallback<T>(options: {
   port: number;
   state: string;
-  redeem: (code: string) => Promise<T>;
+  /** Gets every parameter of the callback (code, state, iss…), for openid-client's checks. */
+  redeem: (callback: URLSearchParams) => Promise<T>;
 }): Promise<CallbackListener<T>> {
   let settle: { resolve: (v: T) => void; reject: (e: Error) => void } | undefined;
   const result = new Promise<T>((resolve, reject) => {
@@ -71,7 +72,7 @@ export async function listenForCallback<T>(options: {
         return settle?.reject(new Error(`error handling callback: ${message}`));
       }
       try {
-        const value = await options.redeem(p.get("code") ?? "");
+        const value = await options.redeem(p);
         page(res, 200, "you have been logged in and may now close this tab");
         settle?.resolve(value);
       } catch (err) {

@@ -8,7 +8,7 @@ import { discover, type ProviderMetadata } from "./discovery.ts";
 import { newPKCE, randomValue } from "./pkce.ts";
 import type { SessionCache, SessionKey, SessionTokens } from "./sessioncache.ts";
 import { defaultLoginTimeoutMs } from "./timeouts.ts";
-import { exchangeForAudience, redeemCode, refresh, type TokenSet, verifyIDToken } from "./tokens.ts";
+import { exchangeForAudience, redeemCode, refresh, type TokenSet, verifyExchangedToken } from "./tokens.ts";
 
 /** A cached ID token is used only with more than this left (upstream's minIDTokenValidity). */
 export const minIDTokenValidityMs = 10 * 60_000;
@@ -66,15 +66,12 @@ export async function login(options: LoginOptions, io: LoginIO): Promise<IDToken
     return finish(options, io, cached, undefined);
   }
   io.debug(`Pinniped: Performing OIDC discovery issuer=${options.issuer}`);
-  const metadata = await discover(options.issuer, options.ca);
+  const metadata = await discover(options.issuer, options.clientID, options.ca);
   if (cached?.refresh?.token) {
     io.debug("Pinniped: Refreshing cached tokens.");
     try {
-      const fresh = await refresh(metadata, options.ca, {
-        clientID: options.clientID,
-        refreshToken: cached.refresh.token,
-      });
-      const tokens = await validated(metadata, options, fresh, undefined, cached.refresh.token);
+      const fresh = await refresh(metadata, cached.refresh.token);
+      const tokens = validated(fresh, cached.refresh.token);
       await options.sessionCache?.put(key, tokens);
       return finish(options, io, tokens, metadata);
     } catch (err) {
@@ -107,21 +104,12 @@ function validForNearFuture(tokens: SessionTokens, willExchange: boolean): boole
   return !!tokens.id?.token && left(tokens.id.expiryTimestamp) > minIDTokenValidityMs;
 }
 
-/** Verifies the ID token (nonce only on fresh logins) and shapes the tokens for the cache. */
-async function validated(
-  metadata: ProviderMetadata,
-  options: LoginOptions,
-  set: TokenSet,
-  nonce: string | undefined,
-  previousRefreshToken?: string,
-): Promise<SessionTokens> {
-  if (!set.idToken) throw new LoginFailure("the OIDC provider did not return an ID token");
-  const verified = await verifyIDToken(metadata, options.ca, set.idToken, {
-    audience: options.clientID,
-    ...(nonce !== undefined ? { nonce } : {}),
-  });
+/** Shapes checked tokens (openid-client verified the ID token) for the cache. */
+function validated(set: TokenSet, previousRefreshToken?: string): SessionTokens {
+  if (!set.idToken || !set.idTokenExpiry)
+    throw new LoginFailure("the OIDC provider did not return an ID token");
   const tokens: SessionTokens = {
-    id: { token: set.idToken, expiryTimestamp: verified.expiry.toISOString() },
+    id: { token: set.idToken, expiryTimestamp: set.idTokenExpiry.toISOString() },
   };
   if (set.accessToken)
     tokens.access = {
@@ -147,15 +135,10 @@ async function finish(
   }
   io.debug(`Pinniped: Performing RFC8693 token exchange requestedAudience=${audience}`);
   try {
-    const md = metadata ?? (await discover(options.issuer, options.ca));
+    const md = metadata ?? (await discover(options.issuer, options.clientID, options.ca));
     if (!tokens.access?.token) throw new Error("there is no access token to exchange");
-    const jwt = await exchangeForAudience(md, options.ca, {
-      clientID: options.clientID,
-      accessToken: tokens.access.token,
-      audience,
-    });
-    const verified = await verifyIDToken(md, options.ca, jwt, { audience });
-    return { token: jwt, expiry: verified.expiry };
+    const jwt = await exchangeForAudience(md, { accessToken: tokens.access.token, audience });
+    return { token: jwt, expiry: await verifyExchangedToken(md, jwt, audience) };
   } catch (err) {
     throw new LoginFailure(`failed to exchange token: ${(err as Error).message}`);
   }
@@ -169,21 +152,11 @@ async function browserLogin(
   const flow = await upstreamParams(metadata, options);
   const state = randomValue();
   const nonce = randomValue();
-  const pkce = newPKCE();
+  const pkce = await newPKCE();
   // The code is redeemed with the redirect URI it was issued for, known once the listener is up.
   let redirectURI = "http://127.0.0.1:0/callback";
-  const redeem = async (code: string): Promise<SessionTokens> =>
-    validated(
-      metadata,
-      options,
-      await redeemCode(metadata, options.ca, {
-        clientID: options.clientID,
-        code,
-        verifier: pkce.verifier,
-        redirectURI,
-      }),
-      nonce,
-    );
+  const redeem = async (callback: URLSearchParams): Promise<SessionTokens> =>
+    validated(await redeemCode(metadata, { callback, redirectURI, state, nonce, verifier: pkce.verifier }));
   const listener = options.skipListen
     ? undefined
     : await listenForCallback({ port: options.listenPort, state, redeem });
@@ -228,7 +201,15 @@ async function browserLogin(
       timeoutMs,
     );
   });
-  const prompt = listener ? undefined : pasteCode(io, redeem);
+  // A pasted code comes without the callback's other parameters: state (ours) and, from a
+  // provider that sends it (RFC 9207), its issuer.
+  const redeemPasted = (code: string) => {
+    const p = new URLSearchParams({ code, state });
+    if (metadata.config.serverMetadata().authorization_response_iss_parameter_supported)
+      p.set("iss", metadata.issuer);
+    return redeem(p);
+  };
+  const prompt = listener ? undefined : pasteCode(io, redeemPasted);
   try {
     return await Promise.race([listener?.result ?? prompt!.result, timeout]);
   } finally {

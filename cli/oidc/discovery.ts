@@ -1,14 +1,18 @@
-// OIDC discovery: the issuer's /.well-known/openid-configuration, checked the way upstream's
-// go-oidc does (the document must name the same issuer) and requiring https endpoints.
-import { httpsRequest } from "./http.ts";
+// OIDC discovery through openid-client: the issuer's /.well-known/openid-configuration, which
+// must name the same issuer, with https endpoints only. ID token signatures are checked against
+// the issuer's JWKS (openid-client's non-repudiation checks), as upstream's go-oidc does.
+import * as oidc from "openid-client";
+import { fetchTrusting } from "./http.ts";
 
 export interface ProviderMetadata {
   issuer: string;
   authorizationEndpoint: string;
-  tokenEndpoint: string | undefined;
   jwksURI: string;
   /** Set when the issuer is a Pinniped Supervisor that lists its identity providers. */
   pinnipedIDPsEndpoint: string | undefined;
+  /** openid-client's view of the provider and this client, for the grants. */
+  config: oidc.Configuration;
+  ca: string[] | undefined;
 }
 
 export class DiscoveryError extends Error {}
@@ -26,39 +30,45 @@ export function requireHTTPS(uri: string, what: string): void {
     );
 }
 
-export async function discover(issuer: string, ca: string[] | undefined): Promise<ProviderMetadata> {
+export async function discover(
+  issuer: string,
+  clientID: string,
+  ca: string[] | undefined,
+): Promise<ProviderMetadata> {
   requireHTTPS(issuer, "issuer");
-  const fail = (why: string) =>
-    new DiscoveryError(`could not perform OIDC discovery for "${issuer}": ${why}`);
-  const url = `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
-  let doc: Record<string, unknown>;
+  let config: oidc.Configuration;
   try {
-    const res = await httpsRequest(url, { ca });
-    if (res.status !== 200) throw new Error(`HTTP ${res.status} from ${url}`);
-    doc = JSON.parse(res.text) as Record<string, unknown>;
+    config = await oidc.discovery(new URL(issuer), clientID, undefined, oidc.None(), {
+      [oidc.customFetch]: fetchTrusting(ca),
+      execute: [oidc.enableNonRepudiationChecks],
+    });
   } catch (err) {
-    throw fail((err as Error).message);
+    throw new DiscoveryError(`could not perform OIDC discovery for "${issuer}": ${describe(err)}`);
   }
-  if (doc.issuer !== issuer)
-    throw fail(
-      `oidc: issuer did not match the issuer returned by provider, expected "${issuer}" got "${String(doc.issuer)}"`,
+  const md = config.serverMetadata();
+  if (!md.authorization_endpoint || !md.jwks_uri)
+    throw new DiscoveryError(
+      `could not perform OIDC discovery for "${issuer}": the discovery document lacks authorization_endpoint or jwks_uri`,
     );
-  const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
-  const authorizationEndpoint = str(doc.authorization_endpoint);
-  const jwksURI = str(doc.jwks_uri);
-  if (!authorizationEndpoint || !jwksURI)
-    throw fail("the discovery document lacks authorization_endpoint or jwks_uri");
-  const tokenEndpoint = str(doc.token_endpoint);
-  requireHTTPS(authorizationEndpoint, "discovered authorize URL from issuer");
-  if (tokenEndpoint) requireHTTPS(tokenEndpoint, "discovered token URL from issuer");
-  const supervisor = doc["discovery.supervisor.pinniped.dev/v1alpha1"] as
+  const supervisor = md["discovery.supervisor.pinniped.dev/v1alpha1"] as
     | { pinniped_identity_providers_endpoint?: unknown }
     | undefined;
+  const idps = supervisor?.pinniped_identity_providers_endpoint;
   return {
     issuer,
-    authorizationEndpoint,
-    tokenEndpoint,
-    jwksURI,
-    pinnipedIDPsEndpoint: str(supervisor?.pinniped_identity_providers_endpoint),
+    authorizationEndpoint: md.authorization_endpoint,
+    jwksURI: md.jwks_uri,
+    pinnipedIDPsEndpoint: typeof idps === "string" && idps !== "" ? idps : undefined,
+    config,
+    ca,
   };
+}
+
+/** openid-client's message, with the provider's OAuth error code and description when it sent one. */
+export function describe(err: unknown): string {
+  const e = err as { message?: string; error?: string; error_description?: string; cause?: unknown };
+  if (typeof e.error === "string")
+    return `oauth2: "${e.error}"${e.error_description ? ` "${e.error_description}"` : ""}`;
+  const cause = e.cause instanceof Error ? `: ${e.cause.message}` : "";
+  return `${e.message ?? String(err)}${cause}`;
 }

@@ -1,10 +1,6 @@
-// PKCE (RFC 7636, S256 only) and the random state and nonce of an authorization request.
-import { createHash, randomBytes } from "node:crypto";
-
-/** 32 random bytes, base64url: unguessable, and valid as a PKCE verifier, state or nonce. */
-export function randomValue(): string {
-  return randomBytes(32).toString("base64url");
-}
+// PKCE (RFC 7636, S256) and the random state and nonce of an authorization request, from
+// openid-client.
+import * as oidc from "openid-client";
 
 export interface PKCE {
   verifier: string;
@@ -12,7 +8,9 @@ export interface PKCE {
   method: "S256";
 }
 
-export function newPKCE(): PKCE {
-  const verifier = randomValue();
-  return { verifier, challenge: createHash("sha256").update(verifier).digest("base64url"), method: "S256" };
+export const randomValue = (): string => oidc.randomState();
+
+export async function newPKCE(): Promise<PKCE> {
+  const verifier = oidc.randomPKCECodeVerifier();
+  return { verifier, challenge: await oidc.calculatePKCECodeChallenge(verifier), method: "S256" };
 }
