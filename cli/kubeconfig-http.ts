@@ -95,14 +95,16 @@ export async function validateConnection(
     });
     if (res.status >= 500) throw new Error(`unexpected status code ${res.status}`);
   };
-  let lastError: Error;
+  let lastError: Error | undefined;
   for (let attempts = 0; ; attempts++) {
     try {
       await ping();
       opts.log("validated connection to the cluster");
       return;
     } catch (err) {
-      lastError = err as Error;
+      // The deadline aborting a ping in flight says nothing about the cluster: keep the reason
+      // the pings before it failed, which is what the user needs to see.
+      if (!(opts.signal.aborted && lastError)) lastError = err as Error;
     }
     if (attempts === 0) {
       opts.log(
@@ -110,14 +112,14 @@ export async function validateConnection(
       );
     } else {
       opts.log(
-        `could not connect to cluster, retrying... (attempts: ${attempts}, error: ${lastError.message})`,
+        `could not connect to cluster, retrying... (attempts: ${attempts}, error: ${lastError!.message})`,
       );
     }
     try {
       await sleep(opts.pollMs, opts.signal);
     } catch {
       throw new Error(
-        `could not validate connection to the cluster at ${server} within --timeout=${opts.timeoutText}: ${lastError.message} ` +
+        `could not validate connection to the cluster at ${server} within --timeout=${opts.timeoutText}: ${lastError!.message} ` +
           "(pass --skip-validation to write the kubeconfig anyway)",
       );
     }
