@@ -42,7 +42,6 @@ describe("config file", () => {
       impersonationProxy: { pingIntervalSeconds: 30, upgradeIdleTimeoutSeconds: 0 },
       kubeCertAgent: {
         namePrefix: "pinniped-concierge-kube-cert-agent-",
-        image: "debian:latest",
         imagePullSecrets: [],
         priorityClassName: "",
       },

@@ -54,7 +54,8 @@ export interface ConciergeConfig {
   };
   kubeCertAgent: {
     namePrefix: string;
-    image: string;
+    /** Unset: the Concierge's own image (server/ownimage.ts), which carries the agent command. */
+    image?: string;
     imagePullSecrets: string[];
     priorityClassName: string;
     /** The agent pod's user and group; upstream's pod runs as root (0) unless these say otherwise. */
@@ -98,7 +99,7 @@ export const defaults = {
   impersonationProxyServerPort: 8444,
   pingIntervalSeconds: 30,
   healthPort: 8080,
-  kubeCertAgent: { namePrefix: `${app}-kube-cert-agent-`, image: "debian:latest" },
+  kubeCertAgent: { namePrefix: `${app}-kube-cert-agent-` },
 } as const;
 
 // Upstream's name for a Secret its legacy cleanup controller deletes: accepted so that an upstream
@@ -374,7 +375,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     impersonationProxy: { pingIntervalSeconds, upgradeIdleTimeoutSeconds },
     kubeCertAgent: {
       namePrefix: c.kubeCertAgent?.namePrefix ?? defaults.kubeCertAgent.namePrefix,
-      image: c.kubeCertAgent?.image ?? defaults.kubeCertAgent.image,
+      ...(c.kubeCertAgent?.image ? { image: c.kubeCertAgent.image } : {}),
       imagePullSecrets: [...(c.kubeCertAgent?.imagePullSecrets ?? [])],
       priorityClassName,
       ...(c.kubeCertAgent?.runAsUser !== undefined ? { runAsUser: c.kubeCertAgent.runAsUser } : {}),

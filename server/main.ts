@@ -25,6 +25,7 @@ import { type Manager, managerFromKubeConfig } from "../controllers/runtime/mana
 import { register as registerWebhookAuthenticators } from "../controllers/webhookauthenticator/reconciler.ts";
 import { LocalCAIssuer } from "../issuers/localca.ts";
 import { OrderedIssuers } from "../issuers/ordered.ts";
+import { KubeRestClient } from "../kube/rest.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { createWebhookHandler, validatePath } from "../webhooks/server.ts";
@@ -36,6 +37,7 @@ import {
   watchFrontProxyConfig,
 } from "./frontproxy.ts";
 import { setUpImpersonationProxy } from "./impersonation.ts";
+import { fallbackAgentImage, ownImage } from "./ownimage.ts";
 
 /** The APIServices whose caBundle the serving CA fills (upstream's install names them so). */
 export const apiServiceNames = [
@@ -57,6 +59,9 @@ export const defaultCredentialIssuerSpec: CredentialIssuerSpec = {
     },
   },
 };
+
+/** The Deployment's container (config/07-deployment.yaml), whose image the agent defaults to. */
+const conciergeContainerName = "pinniped-concierge";
 
 export interface StartOptions {
   config: ConciergeConfig;
@@ -195,7 +200,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   registerKubeCertAgent(manager, {
     namespace,
     agentName: config.kubeCertAgent.namePrefix,
-    agentImage: config.kubeCertAgent.image,
+    agentImage: config.kubeCertAgent.image ?? fallbackAgentImage,
     serviceAccountName: config.names.agentServiceAccount,
     labels: config.labels,
     imagePullSecrets: config.kubeCertAgent.imagePullSecrets,
@@ -347,7 +352,7 @@ async function main(argv: string[]): Promise<void> {
       `--shutdown-drain-seconds must be a number of seconds, not ${values["shutdown-drain-seconds"]}`,
     );
   }
-  const config = loadConfig(values.config);
+  let config = loadConfig(values.config);
   const log = createLogger({ level: config.logLevel });
   const kubeConfig = new KubeConfig();
   if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
@@ -358,6 +363,29 @@ async function main(argv: string[]): Promise<void> {
     namespace: config.namespace,
   });
 
+  const podName = process.env.POD_NAME;
+  if (config.kubeCertAgent.image === undefined && podName) {
+    const client = new KubeRestClient(kubeConfig);
+    const own = await ownImage(
+      client,
+      { namespace: config.namespace, name: podName, containerName: conciergeContainerName },
+      log,
+    );
+    client.close?.();
+    if (own) {
+      log.info("kube-cert-agent runs the Concierge's own image", { image: own.image });
+      config = {
+        ...config,
+        kubeCertAgent: {
+          ...config.kubeCertAgent,
+          image: own.image,
+          imagePullSecrets: config.kubeCertAgent.imagePullSecrets.length
+            ? config.kubeCertAgent.imagePullSecrets
+            : own.imagePullSecrets,
+        },
+      };
+    }
+  }
   const concierge = await startConcierge({ config, kubeConfig, log });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
