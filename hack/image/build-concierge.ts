@@ -223,7 +223,7 @@ interface SBOMInputs {
 /** npm's CycloneDX SBOM of the production dependencies, with what npm does not know added. */
 function imageSBOM(root: string, inputs: SBOMInputs): Record<string, unknown> {
   const sbom = JSON.parse(
-    run("npm", ["sbom", "--omit=dev", "--sbom-format=cyclonedx", "--sbom-type=container"], root),
+    run("npm", ["sbom", "--omit=dev", "--sbom-format=cyclonedx", "--sbom-type=application"], root),
   ) as { metadata: Record<string, unknown>; components: Record<string, unknown>[] } & Record<string, unknown>;
   // Derived from the image, so that the same image always has the same SBOM.
   const hash = createHash("sha256").update(inputs.digest).digest("hex");
