@@ -9,9 +9,10 @@ import type { CredentialIssuerSpec } from "../../apis/index.ts";
 import { StrategyType } from "../../apis/index.ts";
 import type { SignerHolder } from "../../certs/signer.ts";
 import type { ProxyRunner } from "../../impersonator/types.ts";
+import { type ResourceClient, resourceClient } from "../../kube/client.ts";
 import type { Clock } from "../../kube/clock.ts";
-import { collectionPath, type KubeObject, objectPath, type ResourceRef } from "../../kube/resource.ts";
-import { isAlreadyExists, isConflict, isNotFound, type RestClient } from "../../kube/rest.ts";
+import type { KubeObject, ResourceRef } from "../../kube/resource.ts";
+import { isAlreadyExists, isConflict, type RestClient } from "../../kube/rest.ts";
 import type { StrategyHolder } from "../credentialissuer/holder.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
 import { named, singletonKey, when } from "../runtime/filters.ts";
@@ -120,6 +121,35 @@ export interface ImpersonatorConfigEnv {
 
 type SyncLog = Parameters<Syncer>[0]["log"];
 
+/**
+ * One sync's writes. Every replica runs the reconciler but only the leader may write: a
+ * follower's refusal is remembered for this sync only, and the caller works from the cached
+ * state instead. `wrote` logs a write once it happened, so a follower never reports one.
+ */
+class SyncWrites {
+  notLeader: NotLeaderError | undefined;
+
+  async run<T>(fn: () => Promise<T>, wrote: () => void): Promise<T | undefined> {
+    try {
+      const result = await fn();
+      wrote();
+      return result;
+    } catch (error) {
+      if (error instanceof NotLeaderError) {
+        this.notLeader = error;
+        return undefined;
+      }
+      throw error;
+    }
+  }
+}
+
+interface SyncContext {
+  signal: AbortSignal;
+  log: SyncLog;
+  writes: SyncWrites;
+}
+
 const b64 = (text: string) => Buffer.from(text).toString("base64");
 const unb64 = (value: string | undefined) =>
   value === undefined ? undefined : Buffer.from(value, "base64").toString();
@@ -134,53 +164,28 @@ export function impersonatorConfigController(
   const signerCA = signerCAPolicy(deps.signerCA);
   const serving = servingPolicy(deps.servingCertificate);
   const publish = (strategy: Strategy) => deps.strategyHolder.set(StrategyType.ImpersonationProxy, strategy);
-
-  // Per sync: set when a write was refused because this replica follows.
-  let notLeader: NotLeaderError | undefined;
-  /**
-   * Runs a write; a follower's refusal is remembered and the cached state used instead. `wrote`
-   * logs it once it happened, so that a follower does not report writes it never makes.
-   */
-  async function write<T>(fn: () => Promise<T>, wrote: () => void): Promise<T | undefined> {
-    try {
-      const result = await fn();
-      wrote();
-      return result;
-    } catch (error) {
-      if (error instanceof NotLeaderError) {
-        notLeader = error;
-        return undefined;
-      }
-      throw error;
-    }
-  }
+  const services = resourceClient<Service>(env.client, servicesResource, ns);
+  const secrets = resourceClient<Secret>(env.client, secretsResource, ns);
 
   async function deleteObject(
-    ref: ResourceRef,
+    client: ResourceClient<KubeObject>,
     obj: KubeObject | undefined,
-    signal: AbortSignal,
-    log: SyncLog,
+    ctx: SyncContext,
   ) {
     if (!obj?.metadata?.name) return;
     const name = obj.metadata.name;
-    await write(
-      async () => {
-        try {
-          await env.client.request({
-            method: "DELETE",
-            path: objectPath(ref, obj.metadata?.name ?? "", ns),
-            body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: obj.metadata?.uid } },
-            signal,
-          });
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-        }
-      },
-      () => log.info("deleted", { resource: ref.resource, name, namespace: ns }),
+    await ctx.writes.run(
+      () => client.delete(name, { preconditions: { uid: obj.metadata?.uid }, signal: ctx.signal }),
+      () =>
+        ctx.log.info("deleted", {
+          resource: client.ref.resource,
+          name,
+          namespace: ns,
+        }),
     );
   }
 
-  async function ensureServices(config: ProxyConfig, running: boolean, signal: AbortSignal, log: SyncLog) {
+  async function ensureServices(config: ProxyConfig, running: boolean, ctx: SyncContext) {
     const wanted = wantedServiceType(config, running);
     const fresh: Partial<Record<string, Service>> = {};
     for (const [type, name] of [
@@ -189,37 +194,22 @@ export function impersonatorConfigController(
     ] as const) {
       const existing = env.services.get(name, ns);
       if (wanted !== type) {
-        await deleteObject(servicesResource, existing, signal, log);
+        await deleteObject(services, existing, ctx);
         continue;
       }
       const desired = desiredService(name, type, config, { ...deps, namespace: ns });
       if (!existing) {
-        fresh[name] = await write(
-          () =>
-            env.client.request<Service>({
-              method: "POST",
-              path: collectionPath(servicesResource, ns),
-              query: { fieldManager },
-              body: desired,
-              signal,
-            }),
-          () => log.info("created Service", { name, type }),
+        fresh[name] = await ctx.writes.run(
+          () => services.create(desired, { fieldManager, signal: ctx.signal }),
+          () => ctx.log.info("created Service", { name, type }),
         );
         continue;
       }
       const patch = servicePatch(existing, desired);
       if (!patch) continue;
-      fresh[name] = await write(
-        () =>
-          env.client.request<Service>({
-            method: "PATCH",
-            path: objectPath(servicesResource, name, ns),
-            query: { fieldManager },
-            contentType: "application/merge-patch+json",
-            body: patch,
-            signal,
-          }),
-        () => log.info("updated Service", { name, type, fields: Object.keys(patch) }),
+      fresh[name] = await ctx.writes.run(
+        () => services.mergePatch(name, patch, { fieldManager, signal: ctx.signal }),
+        () => ctx.log.info("updated Service", { name, type, fields: Object.keys(patch) }),
       );
     }
     return (name: string) => fresh[name] ?? env.services.get(name, ns);
@@ -229,8 +219,7 @@ export function impersonatorConfigController(
   async function ensureCA(
     secretName: string,
     policy: CAPolicy,
-    signal: AbortSignal,
-    log: SyncLog,
+    ctx: SyncContext,
   ): Promise<{ state: CAState; nextChangeMs: number }> {
     const cached = env.secrets.get(secretName, ns);
     const plan = await planCA(cached, env.clock.now(), policy);
@@ -239,75 +228,64 @@ export function impersonatorConfigController(
     delete annotations[previousUntilAnnotation];
     delete annotations[rotatedForAnnotation];
     Object.assign(annotations, plan.annotations);
-    const written = await write(
+    const written = await ctx.writes.run(
       () =>
         cached
-          ? env.client.request<Secret>({
-              method: "PUT",
-              path: objectPath(secretsResource, secretName, ns),
-              body: { ...cached, metadata: { ...cached.metadata, annotations }, data: plan.data },
-              signal,
-            })
-          : env.client.request<Secret>({
-              method: "POST",
-              path: collectionPath(secretsResource, ns),
-              body: {
+          ? secrets.update(
+              secretName,
+              { ...cached, metadata: { ...cached.metadata, annotations }, data: plan.data },
+              { signal: ctx.signal },
+            )
+          : secrets.create(
+              {
                 apiVersion: "v1",
                 kind: "Secret",
                 type: "Opaque",
                 metadata: { name: secretName, namespace: ns, labels: deps.labels, annotations },
                 data: plan.data,
               },
-              signal,
-            }),
-      () => log.info("wrote CA Secret", { name: secretName, event: plan.event, detail: plan.detail }),
+              { signal: ctx.signal },
+            ),
+      () => ctx.log.info("wrote CA Secret", { name: secretName, event: plan.event, detail: plan.detail }),
     );
     if (written) return plan;
     // A follower keeps using what the leader last wrote, if anything.
     const existing = loadCAState(cached, policy);
-    if (!existing) throw notLeader;
+    if (!existing) throw ctx.writes.notLeader;
     return { state: existing, nextChangeMs: env.clock.now() + resyncIntervalMs };
   }
 
   async function ensureServingSecret(
     ca: CAState,
     info: NonNullable<ReturnType<typeof endpointInfo>>,
-    signal: AbortSignal,
-    log: SyncLog,
+    ctx: SyncContext,
   ) {
     const cached = env.secrets.get(names.tlsSecret, ns);
     const plan = await planServing(cached, ca, info.names, env.clock.now(), serving);
     if (plan.action === "none") return plan;
     const data = { "tls.crt": b64(plan.certPEM), "tls.key": b64(plan.keyPEM) };
     const create = () =>
-      env.client.request<Secret>({
-        method: "POST",
-        path: collectionPath(secretsResource, ns),
-        body: {
+      secrets.create(
+        {
           apiVersion: "v1",
           kind: "Secret",
           type: "kubernetes.io/tls",
           metadata: { name: names.tlsSecret, namespace: ns, labels: deps.labels },
           data,
         },
-        signal,
-      });
-    const written = await write(
+        { signal: ctx.signal },
+      );
+    const written = await ctx.writes.run(
       async () => {
         if (!cached) return create();
         if (cached.type !== "kubernetes.io/tls") {
-          await deleteObject(secretsResource, cached, signal, log);
+          await deleteObject(secrets, cached, ctx);
           return create();
         }
-        return env.client.request<Secret>({
-          method: "PUT",
-          path: objectPath(secretsResource, names.tlsSecret, ns),
-          body: { ...cached, data },
-          signal,
-        });
+        return secrets.update(names.tlsSecret, { ...cached, data }, { signal: ctx.signal });
       },
       () =>
-        log.info("wrote TLS serving Secret", {
+        ctx.log.info("wrote TLS serving Secret", {
           name: names.tlsSecret,
           reason: plan.reason,
           names: info.names,
@@ -316,7 +294,7 @@ export function impersonatorConfigController(
     if (written) return plan;
     const certPEM = unb64(cached?.data?.["tls.crt"]);
     const keyPEM = unb64(cached?.data?.["tls.key"]);
-    if (!certPEM || !keyPEM) throw notLeader;
+    if (!certPEM || !keyPEM) throw ctx.writes.notLeader;
     return { certPEM, keyPEM, nextChangeMs: env.clock.now() + resyncIntervalMs };
   }
 
@@ -356,18 +334,18 @@ export function impersonatorConfigController(
     return { certPEM, keyPEM, caPEM };
   }
 
-  async function teardown(signal: AbortSignal, log: SyncLog) {
-    if (deps.runner.running) log.info("stopping impersonation proxy");
+  async function teardown(ctx: SyncContext) {
+    if (deps.runner.running) ctx.log.info("stopping impersonation proxy");
     await deps.runner.stop();
     deps.signerHolder.set(undefined);
     deps.credentials.set({ serving: undefined, signerCAPEMs: [] });
-    await ensureServices({ mode: "disabled", serviceType: "None", annotations: {} }, false, signal, log);
+    await ensureServices({ mode: "disabled", serviceType: "None", annotations: {} }, false, ctx);
     // The CA and signer Secrets stay, so kubeconfigs and client certificates survive re-enabling.
-    await deleteObject(secretsResource, env.secrets.get(names.tlsSecret, ns), signal, log);
+    await deleteObject(secrets, env.secrets.get(names.tlsSecret, ns), ctx);
   }
 
   const sync: Syncer = async ({ signal, log }) => {
-    notLeader = undefined;
+    const ctx: SyncContext = { signal, log, writes: new SyncWrites() };
     let nextChangeMs = env.clock.now() + resyncIntervalMs;
     try {
       const ci = env.credentialIssuers.get(deps.credentialIssuerName);
@@ -377,22 +355,22 @@ export function impersonatorConfigController(
         );
       const config = validateSpec(ci.spec?.impersonationProxy);
       if (!shouldRun(config, env.nodes.list())) {
-        await teardown(signal, log);
-        if (notLeader) throw notLeader;
+        await teardown(ctx);
+        if (ctx.writes.notLeader) throw ctx.writes.notLeader;
         publish(config.mode === "disabled" ? disabledByConfig : disabledAutomatically);
         return { requeueAfterMs: resyncIntervalMs };
       }
 
       if (!deps.runner.running) {
-        log.info("starting impersonation proxy", { port: deps.proxyPort });
+        ctx.log.info("starting impersonation proxy", { port: deps.proxyPort });
         await deps.runner.start();
       }
-      const service = await ensureServices(config, true, signal, log);
+      const service = await ensureServices(config, true, ctx);
 
-      const signer = await ensureCA(names.signerSecret, signerCA, signal, log);
+      const signer = await ensureCA(names.signerSecret, signerCA, ctx);
       nextChangeMs = Math.min(nextChangeMs, signer.nextChangeMs);
       if (deps.signerHolder.get()?.certPEM !== signer.state.current.certPEM) {
-        log.info("loaded impersonation signer CA", { ca: signer.state.current });
+        ctx.log.info("loaded impersonation signer CA", { ca: signer.state.current });
         deps.signerHolder.set(signer.state.current);
       }
       const signerCAPEMs = [signer.state.current.certPEM];
@@ -402,19 +380,19 @@ export function impersonatorConfigController(
       let credentials: ProxyCredentialsState;
       let strategy: Strategy;
       if (config.tls) {
-        await deleteObject(secretsResource, env.secrets.get(names.tlsSecret, ns), signal, log);
+        await deleteObject(secrets, env.secrets.get(names.tlsSecret, ns), ctx);
         const external = externalTLS(config);
         credentials = { serving: { certPEM: external.certPEM, keyPEM: external.keyPEM }, signerCAPEMs };
         strategy = info ? listening(info.endpoint, external.caPEM) : pending;
       } else {
-        const ca = await ensureCA(names.caSecret, servingCA, signal, log);
+        const ca = await ensureCA(names.caSecret, servingCA, ctx);
         nextChangeMs = Math.min(nextChangeMs, ca.nextChangeMs);
         if (!info) {
-          await deleteObject(secretsResource, env.secrets.get(names.tlsSecret, ns), signal, log);
+          await deleteObject(secrets, env.secrets.get(names.tlsSecret, ns), ctx);
           credentials = { serving: undefined, signerCAPEMs };
           strategy = pending;
         } else {
-          const pair = await ensureServingSecret(ca.state, info, signal, log);
+          const pair = await ensureServingSecret(ca.state, info, ctx);
           nextChangeMs = Math.min(nextChangeMs, pair.nextChangeMs);
           credentials = { serving: { certPEM: pair.certPEM, keyPEM: pair.keyPEM }, signerCAPEMs };
           strategy = listening(info.endpoint, trustBundle(ca.state));
@@ -423,7 +401,7 @@ export function impersonatorConfigController(
       deps.credentials.set(credentials);
       publish(strategy);
       // A follower that would have written is synced again at once if it becomes the leader.
-      if (notLeader) throw notLeader;
+      if (ctx.writes.notLeader) throw ctx.writes.notLeader;
       return { requeueAfterMs: Math.max(1_000, nextChangeMs - env.clock.now()) };
     } catch (error) {
       if (error instanceof NotLeaderError) throw error;
