@@ -8,6 +8,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { CredentialIssuerSpec } from "../../apis/index.ts";
 import { StrategyType } from "../../apis/index.ts";
 import type { SignerHolder } from "../../certs/signer.ts";
+import type { ProxyCredentials, ProxyCredentialsState } from "../../impersonator/credentials.ts";
 import type { ProxyRunner } from "../../impersonator/types.ts";
 import { type ResourceClient, resourceClient } from "../../kube/client.ts";
 import type { Clock } from "../../kube/clock.ts";
@@ -19,7 +20,6 @@ import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
 import { NotLeaderError } from "../runtime/leaderelection.ts";
 import type { Manager } from "../runtime/manager.ts";
-import type { ProxyCredentials, ProxyCredentialsState } from "./credentials.ts";
 import {
   desiredService,
   disabledAutomatically,

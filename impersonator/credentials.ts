@@ -2,7 +2,7 @@
 // whose client certificates are accepted. Someone else composes it with the cluster's client CA
 // into the proxy's ProxyTLS.
 import { isDeepStrictEqual } from "node:util";
-import { Holder } from "../../kube/holder.ts";
+import { Holder } from "../kube/holder.ts";
 
 export interface ProxyCredentialsState {
   /** Leaf first, then intermediates (the cross-signed CA during a rotation). Undefined when stopped. */
