@@ -1,7 +1,8 @@
 // Puts the impersonation proxy together for the Concierge process: its token client, decider and
-// listener, and the TLS material the listener serves, composed from what the impersonator-config
-// reconciler publishes (serving chain, signer CAs) and the cluster's own client CA (from
-// kube-system/extension-apiserver-authentication), so certificates from either signer log in.
+// listener, and the holders its TLS is composed from (impersonator/tlsholder.ts): what the
+// impersonator-config reconciler publishes (serving chain, signer CAs) and the cluster's own
+// client CA (from kube-system/extension-apiserver-authentication), so certificates from either
+// signer log in.
 import { readFileSync } from "node:fs";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { SignerHolder } from "../certs/signer.ts";
@@ -14,9 +15,10 @@ import { clientCAFromConfigMap } from "../impersonator/clientca.ts";
 import { ProxyCredentials } from "../impersonator/credentials.ts";
 import { createRequestDecider } from "../impersonator/decider.ts";
 import { ImpersonationProxyRunner } from "../impersonator/server.ts";
-import { ProxyTLSHolder } from "../impersonator/tlsholder.ts";
+import { composedProxyTLS } from "../impersonator/tlsholder.ts";
 import { ServiceAccountTokenClient } from "../impersonator/tokenclient.ts";
 import { realClock } from "../kube/clock.ts";
+import { Holder, sameValue } from "../kube/holder.ts";
 import type { KubeObject } from "../kube/resource.ts";
 import { KubeRestClient } from "../kube/rest.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -26,33 +28,6 @@ import { extensionAPIServerAuthentication } from "./frontproxy.ts";
 
 interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
-}
-
-/**
- * The proxy's TLS material: the reconciler's serving chain, and every CA whose client certificates
- * count (the proxy's signers, and the cluster's client CA once it is known).
- */
-function composeProxyTLS(credentials: ProxyCredentials) {
-  const tls = new ProxyTLSHolder();
-  let clusterClientCA: string | undefined;
-  const recompute = () => {
-    const { serving, signerCAPEMs } = credentials.get();
-    tls.set(
-      serving && {
-        certPEM: serving.certPEM,
-        keyPEM: serving.keyPEM,
-        clientCAPEMs: [...signerCAPEMs, ...(clusterClientCA ? [clusterClientCA] : [])],
-      },
-    );
-  };
-  credentials.onChange(recompute);
-  return {
-    tls,
-    setClusterClientCA(pem: string | undefined) {
-      clusterClientCA = pem;
-      recompute();
-    },
-  };
 }
 
 /**
@@ -98,16 +73,17 @@ export function setUpImpersonationProxy(options: {
     metrics,
   });
   const credentials = new ProxyCredentials();
-  const { tls, setClusterClientCA } = composeProxyTLS(credentials);
+  const clusterClientCA = new Holder<string | undefined>(undefined, { equal: sameValue });
+  const tls = composedProxyTLS(credentials, clusterClientCA);
   const ours = (cm: ConfigMap) =>
     cm.metadata?.name === extensionAPIServerAuthentication.name &&
     cm.metadata?.namespace === extensionAPIServerAuthentication.namespace;
   const loadClientCA = (cm: ConfigMap) => {
     if (!ours(cm)) return;
     try {
-      setClusterClientCA(clientCAFromConfigMap(cm));
+      clusterClientCA.set(clientCAFromConfigMap(cm));
     } catch (err) {
-      setClusterClientCA(undefined);
+      clusterClientCA.set(undefined);
       log.warn("the cluster's client CA is unusable; the proxy accepts only its own signer's certificates", {
         error: (err as Error).message,
       });
@@ -117,7 +93,7 @@ export function setUpImpersonationProxy(options: {
     add: loadClientCA,
     update: (_old, cm) => loadClientCA(cm),
     delete: (cm) => {
-      if (ours(cm)) setClusterClientCA(undefined);
+      if (ours(cm)) clusterClientCA.set(undefined);
     },
   });
 
