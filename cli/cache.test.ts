@@ -205,7 +205,7 @@ describe("CredentialCache", () => {
     );
     assert.equal(create.calls, 1, "the exposed credential was used");
     assert.deepEqual(warnings, [
-      `ignoring CredentialCache file ${path}: its mode 0644 lets other users read it; it will be replaced with a 0600 one`,
+      `ignoring CredentialCache file ${path}: its mode 0644 lets other users read it, so it is not used; the next login replaces it with a 0600 one`,
     ]);
     assert.equal((await stat(path)).mode & 0o777, 0o600);
   });
@@ -222,7 +222,7 @@ describe("CredentialCache", () => {
     assert.equal(warnings.length, 1);
     assert.match(
       warnings[0]!,
-      /^ignoring CredentialCache file .*: it does not parse \(.+\); it will be replaced$/,
+      /^ignoring CredentialCache file .*: it does not parse \(.+\); the next login replaces it$/,
     );
     assert.deepEqual(await keysIn(path), ["k"]);
   });

@@ -40,7 +40,7 @@ export async function readCacheList(
   }
   if ((mode & 0o077) !== 0) {
     warn(
-      `ignoring ${kind} file ${path}: its mode ${(mode & 0o777).toString(8).padStart(4, "0")} lets other users read it; it will be replaced with a 0600 one`,
+      `ignoring ${kind} file ${path}: its mode ${(mode & 0o777).toString(8).padStart(4, "0")} lets other users read it, so it is not used; the next login replaces it with a 0600 one`,
     );
     return [];
   }
@@ -48,14 +48,16 @@ export async function readCacheList(
   try {
     doc = /^\s*\{/.test(text) ? JSON.parse(text) : (await import("yaml")).parse(text);
   } catch (err) {
-    warn(`ignoring ${kind} file ${path}: it does not parse (${firstLine(err)}); it will be replaced`);
+    warn(`ignoring ${kind} file ${path}: it does not parse (${firstLine(err)}); the next login replaces it`);
     return [];
   }
   const d = doc as Record<string, unknown> | null;
   if (d?.apiVersion !== cacheAPIVersion || d.kind !== kind || !Array.isArray(d[listField])) {
     // An empty file is what a crash between create and write leaves: nothing to say about it.
     if (text.trim() !== "")
-      warn(`ignoring ${kind} file ${path}: it is not a ${cacheAPIVersion} ${kind}; it will be replaced`);
+      warn(
+        `ignoring ${kind} file ${path}: it is not a ${cacheAPIVersion} ${kind}; the next login replaces it`,
+      );
     return [];
   }
   return d[listField] as unknown[];
