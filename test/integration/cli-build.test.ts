@@ -1,5 +1,5 @@
 // The built CLI (npm run build:cli) without a cluster: the linux-x64 executable, the npm bundle
-// and the linux-arm64 executable (run under qemu-user, with Debian's arm64 C libraries) each log
+// (on this Node 24 and on Node 22, the oldest it supports) and the linux-arm64 executable (run under qemu-user, with Debian's arm64 C libraries) each log
 // in through a stand-in TokenCredentialRequest API, serve the next call from the cache, and load
 // their on-demand bundle for the commands that need it.
 import assert from "node:assert/strict";
@@ -7,7 +7,7 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildCLI } from "../harness/pinniped-cli.ts";
+import { buildCLI, oldestNode } from "../harness/pinniped-cli.ts";
 import { runCommand } from "../harness/process.ts";
 import { startHTTPSServer, type TestHTTPSServer } from "../harness/tls.ts";
 
@@ -16,6 +16,7 @@ describe("the built pinniped CLI: executables for linux-x64 and linux-arm64, and
   let concierge: TestHTTPSServer;
   let exchanges = 0;
   let cli: Awaited<ReturnType<typeof buildCLI>>;
+  let node22: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "cli-build-"));
@@ -46,6 +47,7 @@ describe("the built pinniped CLI: executables for linux-x64 and linux-arm64, and
       });
     });
     cli = await buildCLI();
+    node22 = await oldestNode();
   });
   after(async () => {
     await concierge?.close();
@@ -55,6 +57,7 @@ describe("the built pinniped CLI: executables for linux-x64 and linux-arm64, and
   const variants = () => [
     { name: "linux-x64 executable", argv: [cli.executable] },
     { name: "npm bundle on this Node", argv: [process.execPath, join(cli.executable, "..", "pinniped.cjs")] },
+    { name: "npm bundle on Node 22", argv: [node22, join(cli.executable, "..", "pinniped.cjs")] },
     {
       name: "linux-arm64 executable under qemu-user",
       argv: ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", cli.arm64Executable],
@@ -68,7 +71,7 @@ describe("the built pinniped CLI: executables for linux-x64 and linux-arm64, and
     }
   });
 
-  for (const [i, variant] of ["x64", "npm", "arm64"].entries()) {
+  for (const [i, variant] of ["x64", "npm", "npm-node22", "arm64"].entries()) {
     it(`${variant}: login static exchanges once, then serves from its cache; bad input gets one line and exit 1`, async () => {
       const { name, argv } = variants()[i]!;
       const [command, ...pre] = argv as [string, ...string[]];
@@ -112,6 +115,7 @@ describe("the built pinniped CLI: executables for linux-x64 and linux-arm64, and
       const version = await runCommand(command, [...pre, "version", "-o", "json"], { timeoutMs: 120_000 });
       const info = JSON.parse(version.stdout);
       assert.equal(info.platform, variant === "arm64" ? "linux/arm64" : "linux/amd64");
+      if (variant === "npm-node22") assert.match(info.nodeVersion, /^v22\./);
       assert.match(info.gitCommit, /^[0-9a-f]{40}$/);
     });
   }
