@@ -31,6 +31,8 @@ export interface ControlPlaneOptions {
   dir?: string;
   /** Key type of the cluster CA, which is also the cluster signing CA (k3s uses EC). */
   caKeyType?: KeyType;
+  /** More kube-apiserver flags, e.g. `--anonymous-auth=false` (later flags win). */
+  apiServerArgs?: readonly string[];
   log?: (message: string) => void;
 }
 
@@ -306,6 +308,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       "--endpoint-reconciler-type=none",
       "--profiling=false",
       "--v=1",
+      ...(options.apiServerArgs ?? []),
     ],
   });
   const controllerManager = new SupervisedProcess({
