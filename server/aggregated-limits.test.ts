@@ -1,5 +1,6 @@
 // The aggregated API's bounds: concurrent requests, body size and time, TLS handshake time.
 import assert from "node:assert/strict";
+import { connect } from "node:http2";
 import { request as h1request } from "node:https";
 import { connect as netConnect } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -141,6 +142,40 @@ describe("aggregated API bounds", () => {
     assert.equal(slow.status, 408);
     assert.equal(JSON.parse(slow.body).message, "the request body did not arrive within 300 ms");
     assert.equal((await send(tcrPath, tcr("other"))).status, 201);
+  });
+
+  it("gives back the slot of an HTTP/2 request whose oversized body it refused to read", async () => {
+    const session = connect(`https://127.0.0.1:${server.port}`, {
+      ca: pki.servingCAPEM,
+      cert: pki.proxyClient.certPEM,
+      key: pki.proxyClient.keyPEM,
+    });
+    session.on("error", () => {});
+    try {
+      // More than the flow-control window and without a length: the client is still sending when
+      // the 413 comes, and would go on holding the stream open.
+      const oversized = () =>
+        new Promise<number>((resolve) => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": tcrPath,
+            "content-type": "application/json",
+            "x-remote-user": "admin",
+          });
+          let status = 0;
+          stream.on("response", (h) => {
+            status = Number(h[":status"]);
+          });
+          stream.on("data", () => {});
+          stream.on("error", () => resolve(status));
+          stream.on("close", () => resolve(status));
+          stream.end(tcr("t".repeat(250_000)));
+        });
+      for (let i = 0; i < 3; i++) assert.equal(await oversized(), 413);
+      assert.equal((await send(tcrPath, tcr("other"))).status, 201, "no slot is left held");
+    } finally {
+      session.close();
+    }
   });
 
   it("drops connections that never finish the TLS handshake", async () => {

@@ -336,10 +336,19 @@ export function createAggregatedAPIHandler(
             "text" in result
               ? ["text/plain; charset=utf-8", result.text]
               : ["application/json", JSON.stringify(result.response.body)];
+          // A body left unread (refused as too large or too slow) would keep the client sending
+          // into a stream nobody reads, which then never closes and holds its in-flight slot:
+          // HTTP/1.1 closes the connection after the answer, HTTP/2 resets the stream.
+          const unread = !req.complete;
           // Both response classes share this part of their API; TypeScript cannot call it on the union.
           (res as ServerResponse)
-            .writeHead(code, { "content-type": type, "cache-control": "no-cache, private" })
+            .writeHead(code, {
+              "content-type": type,
+              "cache-control": "no-cache, private",
+              ...(unread && !("stream" in req) ? { connection: "close" } : {}),
+            })
             .end(payload);
+          if (unread && "stream" in req) setImmediate(() => req.stream.close());
         }
         requests.inc({ resource: result.resource, verb: result.verb, code: String(code) });
         duration.observe(
