@@ -48,12 +48,7 @@ import { Agent } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { SecureContextOptions, TLSSocket } from "node:tls";
-import {
-  defaultHandshakeTimeoutMs,
-  InFlightLimit,
-  tooManyRequestsBody,
-  tooManyRequestsHeaders,
-} from "../kube/inflight.ts";
+import { answerTooManyRequests, defaultHandshakeTimeoutMs, InFlightLimit } from "../kube/inflight.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type ClientRequest, forwardRequest, type Peer, type UpstreamTarget } from "./forward.ts";
@@ -230,9 +225,7 @@ export async function startImpersonationProxy(
       const release = inFlight.tryAcquire();
       if (!release) {
         metrics.requests.inc({ method, code: "429" });
-        (res as unknown as ServerResponse)
-          .writeHead(429, { ...SECURITY_HEADERS, ...tooManyRequestsHeaders })
-          .end(tooManyRequestsBody);
+        answerTooManyRequests(req, res as unknown as ServerResponse, SECURITY_HEADERS);
         return;
       }
       res.once("close", release);

@@ -49,3 +49,38 @@ export const tooManyRequestsHeaders = {
 
 /** Handshakes that have not finished by then are dropped (Node's default keeps them for 120 s). */
 export const defaultHandshakeTimeoutMs = 10_000;
+
+interface Request {
+  readonly complete: boolean;
+}
+interface Response {
+  writeHead(code: number, headers: Record<string, string>): { end(body: string): unknown };
+}
+
+/**
+ * After an answer given with the body unread: an HTTP/2 client would go on sending into a stream
+ * nobody reads, which then never closes, so the stream is reset once the answer is out. (An
+ * HTTP/1.1 answer says `connection: close` instead; see `unreadBodyHeaders`.)
+ */
+export function resetIfUnread(req: Request): void {
+  if (req.complete || !("stream" in req)) return;
+  const stream = (req as { stream: { close(): void } }).stream;
+  setImmediate(() => stream.close());
+}
+
+/** `connection: close` for an HTTP/1.1 answer given with the body unread. */
+export function unreadBodyHeaders(req: Request): Record<string, string> {
+  return !req.complete && !("stream" in req) ? { connection: "close" } : {};
+}
+
+/** The 429, for a request whose body is never read. */
+export function answerTooManyRequests(
+  req: Request,
+  res: Response,
+  headers: Record<string, string> = {},
+): void {
+  res
+    .writeHead(429, { ...headers, ...tooManyRequestsHeaders, ...unreadBodyHeaders(req) })
+    .end(tooManyRequestsBody);
+  resetIfUnread(req);
+}

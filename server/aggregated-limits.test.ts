@@ -1,5 +1,6 @@
 // The aggregated API's bounds: concurrent requests, body size and time, TLS handshake time.
 import assert from "node:assert/strict";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { connect } from "node:http2";
 import { request as h1request } from "node:https";
 import { connect as netConnect } from "node:net";
@@ -7,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
 import { type TestPKI, testPKI } from "../test/harness/frontproxy-pki.ts";
+import { createWebhookHandler, validatePath } from "../webhooks/server.ts";
 import { type AggregatedAPIServer, defaultMaxBodyBytes, startAggregatedAPIServer } from "./aggregated.ts";
 import { FrontProxyConfigHolder } from "./frontproxy.ts";
 
@@ -23,6 +25,8 @@ interface Reply {
   headers: Record<string, string | string[] | undefined>;
   body: string;
 }
+
+const webhook = createWebhookHandler({ maxBodyBytes: 1024, maxDrainBytes: 2048 });
 
 describe("aggregated API bounds", () => {
   let pki: TestPKI;
@@ -62,6 +66,9 @@ describe("aggregated API bounds", () => {
         },
       },
       maxInFlight: 2,
+      extraRoutes: new Map([
+        [validatePath, (req, res) => webhook(req as IncomingMessage, res as ServerResponse)],
+      ]),
       bodyTimeoutMs: 300,
       handshakeTimeoutMs: 300,
     });
@@ -144,7 +151,9 @@ describe("aggregated API bounds", () => {
     assert.equal((await send(tcrPath, tcr("other"))).status, 201);
   });
 
-  it("gives back the slot of an HTTP/2 request whose oversized body it refused to read", async () => {
+  it("gives back the slot of an HTTP/2 request whose oversized body it refused to read", {
+    timeout: 20_000,
+  }, async () => {
     const session = connect(`https://127.0.0.1:${server.port}`, {
       ca: pki.servingCAPEM,
       cert: pki.proxyClient.certPEM,
@@ -154,11 +163,11 @@ describe("aggregated API bounds", () => {
     try {
       // More than the flow-control window and without a length: the client is still sending when
       // the 413 comes, and would go on holding the stream open.
-      const oversized = () =>
+      const oversized = (path: string) =>
         new Promise<number>((resolve) => {
           const stream = session.request({
             ":method": "POST",
-            ":path": tcrPath,
+            ":path": path,
             "content-type": "application/json",
             "x-remote-user": "admin",
           });
@@ -171,7 +180,9 @@ describe("aggregated API bounds", () => {
           stream.on("close", () => resolve(status));
           stream.end(tcr("t".repeat(250_000)));
         });
-      for (let i = 0; i < 3; i++) assert.equal(await oversized(), 413);
+      for (let i = 0; i < 3; i++) assert.equal(await oversized(tcrPath), 413);
+      // The admission webhook shares the listener, and refuses past what it drains.
+      for (let i = 0; i < 3; i++) assert.equal(await oversized(validatePath), 413);
       assert.equal((await send(tcrPath, tcr("other"))).status, 201, "no slot is left held");
     } finally {
       session.close();

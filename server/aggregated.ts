@@ -19,10 +19,11 @@ import { whoAmIRequest } from "../apis/index.ts";
 import { maxTokenBytes } from "../authenticators/jwt/authenticator.ts";
 import type { ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
 import {
+  answerTooManyRequests,
   defaultHandshakeTimeoutMs,
   InFlightLimit,
-  tooManyRequestsBody,
-  tooManyRequestsHeaders,
+  resetIfUnread,
+  unreadBodyHeaders,
 } from "../kube/inflight.ts";
 import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "../kube/requestbody.ts";
 import { discardLogger } from "../observability/logger.ts";
@@ -336,19 +337,17 @@ export function createAggregatedAPIHandler(
             "text" in result
               ? ["text/plain; charset=utf-8", result.text]
               : ["application/json", JSON.stringify(result.response.body)];
-          // A body left unread (refused as too large or too slow) would keep the client sending
-          // into a stream nobody reads, which then never closes and holds its in-flight slot:
-          // HTTP/1.1 closes the connection after the answer, HTTP/2 resets the stream.
-          const unread = !req.complete;
+          // A body left unread (refused as too large or too slow) would otherwise hold its
+          // stream, and so its in-flight slot, open for as long as the client keeps sending.
           // Both response classes share this part of their API; TypeScript cannot call it on the union.
           (res as ServerResponse)
             .writeHead(code, {
               "content-type": type,
               "cache-control": "no-cache, private",
-              ...(unread && !("stream" in req) ? { connection: "close" } : {}),
+              ...unreadBodyHeaders(req),
             })
             .end(payload);
-          if (unread && "stream" in req) setImmediate(() => req.stream.close());
+          resetIfUnread(req);
         }
         requests.inc({ resource: result.resource, verb: result.verb, code: String(code) });
         duration.observe(
@@ -449,7 +448,7 @@ export async function startAggregatedAPIServer(
       const release = inFlight.tryAcquire();
       if (!release) {
         throttled.inc();
-        (res as unknown as ServerResponse).writeHead(429, tooManyRequestsHeaders).end(tooManyRequestsBody);
+        answerTooManyRequests(req, res as unknown as ServerResponse);
         return;
       }
       res.once("close", release);

@@ -7,10 +7,10 @@ import type { AddressInfo } from "node:net";
 import type { SecureContextOptions } from "node:tls";
 import type { ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
 import {
+  answerTooManyRequests,
   defaultHandshakeTimeoutMs,
   InFlightLimit,
-  tooManyRequestsBody,
-  tooManyRequestsHeaders,
+  resetIfUnread,
 } from "../kube/inflight.ts";
 import { BodyCutShortError, BodyTooLargeError } from "../kube/requestbody.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
@@ -102,7 +102,7 @@ export function createWebhookHandler(
     const release = inFlight.tryAcquire();
     if (!release) {
       record(undefined, "throttled", started);
-      res.writeHead(429, tooManyRequestsHeaders).end(tooManyRequestsBody);
+      answerTooManyRequests(req, res);
       return;
     }
     res.once("close", release);
@@ -133,6 +133,7 @@ export function createWebhookHandler(
             error: err.message,
           });
           sendStatus(res, err.code, err.reason, err.message);
+          resetIfUnread(req);
         } else {
           log.error("failed to answer a request", { method: req.method, path: pathOf(req), error: err });
           sendStatus(res, 500, "InternalError", "internal error while validating the request");
