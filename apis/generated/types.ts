@@ -104,10 +104,60 @@ export interface ImpersonationProxyTLSSpec {
 
 export interface CredentialIssuerStatus {
   /**
+   * Not upstream: standard conditions summarizing the strategies, for health tools that read conditions
+   * (kubectl wait, Argo CD, Flux/kstatus). "Ready" is True when some strategy can issue credentials, and
+   * names the frontend clients use; each strategy also has a condition of its own type.
+   */
+  conditions?: Condition[];
+  /**
+   * Not upstream: the metadata.generation of the spec this status was computed for.
+   */
+  observedGeneration?: number;
+  /**
    * List of integration strategies that were attempted by Pinniped.
    */
   strategies: CredentialIssuerStrategy[];
 }
+
+/**
+ * Condition contains details for one aspect of the current state of this API Resource.
+ */
+export interface Condition {
+  /**
+   * lastTransitionTime is the last time the condition transitioned from one status to another.
+   * This should be when the underlying condition changed.  If that is not known, then using the time when the API field changed is acceptable.
+   */
+  lastTransitionTime: string;
+  /**
+   * message is a human readable message indicating details about the transition.
+   * This may be an empty string.
+   */
+  message: string;
+  /**
+   * observedGeneration represents the .metadata.generation that the condition was set based upon.
+   * For instance, if .metadata.generation is currently 12, but the .status.conditions[x].observedGeneration is 9, the condition is out of date
+   * with respect to the current state of the instance.
+   */
+  observedGeneration?: number;
+  /**
+   * reason contains a programmatic identifier indicating the reason for the condition's last transition.
+   * Producers of specific condition types may define expected values and meanings for this field,
+   * and whether the values are considered a guaranteed API.
+   * The value should be a CamelCase string.
+   * This field may not be empty.
+   */
+  reason: string;
+  /**
+   * status of the condition, one of True, False, Unknown.
+   */
+  status: ConditionStatus;
+  /**
+   * type of condition in CamelCase or in foo.example.com/CamelCase.
+   */
+  type: string;
+}
+
+export type ConditionStatus = "True" | "False" | "Unknown";
 
 /**
  * CredentialIssuerStrategy describes the status of an integration strategy that was attempted by Pinniped.
@@ -555,46 +605,6 @@ export interface JWTAuthenticatorStatus {
    */
   phase?: JWTAuthenticatorPhase;
 }
-
-/**
- * Condition contains details for one aspect of the current state of this API Resource.
- */
-export interface Condition {
-  /**
-   * lastTransitionTime is the last time the condition transitioned from one status to another.
-   * This should be when the underlying condition changed.  If that is not known, then using the time when the API field changed is acceptable.
-   */
-  lastTransitionTime: string;
-  /**
-   * message is a human readable message indicating details about the transition.
-   * This may be an empty string.
-   */
-  message: string;
-  /**
-   * observedGeneration represents the .metadata.generation that the condition was set based upon.
-   * For instance, if .metadata.generation is currently 12, but the .status.conditions[x].observedGeneration is 9, the condition is out of date
-   * with respect to the current state of the instance.
-   */
-  observedGeneration?: number;
-  /**
-   * reason contains a programmatic identifier indicating the reason for the condition's last transition.
-   * Producers of specific condition types may define expected values and meanings for this field,
-   * and whether the values are considered a guaranteed API.
-   * The value should be a CamelCase string.
-   * This field may not be empty.
-   */
-  reason: string;
-  /**
-   * status of the condition, one of True, False, Unknown.
-   */
-  status: ConditionStatus;
-  /**
-   * type of condition in CamelCase or in foo.example.com/CamelCase.
-   */
-  type: string;
-}
-
-export type ConditionStatus = "True" | "False" | "Unknown";
 
 export type JWTAuthenticatorPhase = "Pending" | "Ready" | "Error";
 

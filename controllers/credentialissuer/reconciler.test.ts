@@ -43,7 +43,7 @@ function issuer(status?: CredentialIssuerStatus, issuerName = name): CredentialI
   return {
     apiVersion: "config.concierge.pinniped.dev/v1alpha1",
     kind: "CredentialIssuer",
-    metadata: { name: issuerName, resourceVersion: "1" },
+    metadata: { name: issuerName, resourceVersion: "1", generation: 1 },
     spec: { impersonationProxy: { mode: "auto", service: { type: "LoadBalancer" } } },
     ...(status ? { status } : {}),
   };
@@ -125,6 +125,7 @@ function fixture(objects: CredentialIssuerObject[] = [], create?: { defaultSpec:
     running,
     patches,
     strategies: () => issuers.get(name)?.status?.strategies,
+    conditions: () => issuers.get(name)?.status?.conditions,
     /** Lets the controller work through everything queued. */
     idle: () => settle(20),
   };
@@ -147,10 +148,9 @@ describe("credentialissuer reconciler", () => {
     await eventually(() => f.patches().length === 1);
     const [patch] = f.patches();
     assert.equal(patch?.path, path);
-    assert.deepEqual(patch?.json, {
-      metadata: { resourceVersion: "1" },
-      status: { strategies: [at(kcaError, "KubeClusterSigningCertificate", t0)] },
-    });
+    const json = patch?.json as { metadata: unknown; status: CredentialIssuerStatus };
+    assert.deepEqual(json.metadata, { resourceVersion: "1" });
+    assert.deepEqual(json.status.strategies, [at(kcaError, "KubeClusterSigningCertificate", t0)]);
   });
 
   it("advances lastUpdateTime only on a real change, and writes only then", async () => {
@@ -260,6 +260,70 @@ describe("credentialissuer reconciler", () => {
     f.issuers.upsert(issuer());
     await eventually(() => f.patches().length === 1);
     assert.deepEqual(f.strategies(), [at(kcaError, "KubeClusterSigningCertificate", f.clock.now())]);
+  });
+
+  it("writes a Ready condition naming the active frontend; a disabled proxy is Disabled, not a failure", async () => {
+    const f = fixture([issuer()]);
+    const t0 = f.clock.now();
+    f.holder.set("ImpersonationProxy", proxyDisabled);
+    f.holder.set("KubeClusterSigningCertificate", kcaSuccess);
+    await eventually(() => f.conditions()?.length === 3);
+    assert.deepEqual(f.conditions(), [
+      {
+        type: "ImpersonationProxy",
+        status: "False",
+        reason: "Disabled",
+        message: proxyDisabled.message,
+        lastTransitionTime: rfc3339(t0),
+        observedGeneration: 1,
+      },
+      {
+        type: "KubeClusterSigningCertificate",
+        status: "True",
+        reason: "FetchedKey",
+        message: kcaSuccess.message,
+        lastTransitionTime: rfc3339(t0),
+        observedGeneration: 1,
+      },
+      {
+        type: "Ready",
+        status: "True",
+        reason: "StrategySucceeded",
+        message:
+          "clients use the TokenCredentialRequestAPI frontend of the KubeClusterSigningCertificate strategy",
+        lastTransitionTime: rfc3339(t0),
+        observedGeneration: 1,
+      },
+    ]);
+    assert.equal(f.issuers.get(name)?.status?.observedGeneration, 1);
+  });
+
+  it("is not Ready when no strategy succeeds, and says why", async () => {
+    const f = fixture([issuer()]);
+    f.holder.set("ImpersonationProxy", proxyDisabled);
+    f.holder.set("KubeClusterSigningCertificate", kcaError);
+    await eventually(() => f.conditions()?.find((c) => c.type === "Ready") !== undefined);
+    await f.idle();
+    const ready = f.conditions()?.find((c) => c.type === "Ready");
+    assert.equal(ready?.status, "False");
+    assert.equal(ready?.reason, "NoStrategySucceeded");
+    assert.equal(
+      ready?.message,
+      `no strategy can issue credentials: KubeClusterSigningCertificate: ${kcaError.message}`,
+    );
+  });
+
+  it("follows a spec change with observedGeneration, and writes nothing more on a resync", async () => {
+    const f = fixture([issuer()]);
+    f.holder.set("KubeClusterSigningCertificate", kcaSuccess);
+    await eventually(() => f.patches().length === 1);
+    const current = f.issuers.get(name)!;
+    f.issuers.upsert({ ...structuredClone(current), metadata: { ...current.metadata, generation: 2 } });
+    await eventually(() => f.issuers.get(name)?.status?.observedGeneration === 2);
+    assert.ok(f.conditions()?.every((c) => c.observedGeneration === 2));
+    f.issuers.upsert(structuredClone(f.issuers.get(name)!));
+    await f.idle();
+    assert.equal(f.patches().length, 2);
   });
 
   it("ignores other CredentialIssuers", async () => {

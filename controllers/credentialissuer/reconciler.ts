@@ -1,5 +1,6 @@
 // The credentialissuer reconciler: writes the strategies in the StrategyHolder into the status of
-// the configured CredentialIssuer, with upstream's issuerconfig merge. Upstream has each strategy
+// the configured CredentialIssuer, with upstream's issuerconfig merge, and (not upstream) standard
+// conditions derived from them with the generation they were written for. Upstream has each strategy
 // controller call issuerconfig.Update itself; here they publish into the holder and this one
 // reconciler owns the write, so the two strategies never race each other for the status.
 //
@@ -14,11 +15,13 @@ import {
 import type { Clock } from "../../kube/clock.ts";
 import { collectionPath, type KubeObject, type ResourceRef } from "../../kube/resource.ts";
 import { isAlreadyExists, type RestClient } from "../../kube/rest.ts";
+import { mergeConditions } from "../runtime/conditions.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
 import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import type { StatusWriter } from "../runtime/status.ts";
+import { strategyConditions } from "./conditions.ts";
 import type { StrategyHolder } from "./holder.ts";
 import { mergeStrategies } from "./merge.ts";
 
@@ -93,11 +96,19 @@ export function credentialIssuerController(env: CredentialIssuerEnv, deps: Crede
         `could not get CredentialIssuer to update: ${credentialIssuer.singular}.${credentialIssuer.group} "${name}" not found`,
       );
     }
-    const strategies = mergeStrategies(issuer.status?.strategies, updates, env.clock.now());
+    const now = env.clock.now();
+    const strategies = mergeStrategies(issuer.status?.strategies, updates, now);
+    const generation = issuer.metadata?.generation ?? 0;
+    const { conditions } = mergeConditions(
+      issuer.status?.conditions,
+      strategyConditions(strategies),
+      generation,
+      now,
+    );
     const written = await env.status.write(
       credentialIssuersResource,
       issuer,
-      { ...issuer.status, strategies },
+      { ...issuer.status, strategies, conditions, observedGeneration: generation },
       signal,
     );
     if (written) {

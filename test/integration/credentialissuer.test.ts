@@ -165,6 +165,68 @@ describe("credentialissuer reconciler against the real API server", () => {
     assert.deepEqual(row?.split(/\s+/).slice(0, 3), [name, "disabled", "KubeClusterSigningCertificate"]);
   });
 
+  it("is Ready for kubectl wait, with the frontend in the message and the disabled proxy not an error", async () => {
+    holder.set("ImpersonationProxy", proxyDisabled);
+    holder.set("KubeClusterSigningCertificate", kcaSuccess);
+    const waited = await c.kubectl([
+      "wait",
+      "--for=condition=Ready",
+      `credentialissuer/${name}`,
+      "--timeout=30s",
+    ]);
+    assert.equal(waited.code, 0, waited.stderr);
+    const ci = await get(name);
+    assert.equal(ci.status?.observedGeneration, ci.metadata?.generation);
+    const byType = new Map((ci.status?.conditions ?? []).map((x) => [x.type, x]));
+    assert.match(byType.get("Ready")?.message ?? "", /TokenCredentialRequestAPI/);
+    assert.deepEqual(
+      [byType.get("ImpersonationProxy")?.status, byType.get("ImpersonationProxy")?.reason],
+      ["False", "Disabled"],
+    );
+    assert.equal(byType.get("KubeClusterSigningCertificate")?.status, "True");
+  });
+
+  it("a server-side apply of the same file twice writes nothing the second time, and a spec change moves observedGeneration", async () => {
+    holder.set("ImpersonationProxy", proxyDisabled);
+    holder.set("KubeClusterSigningCertificate", kcaSuccess);
+    const file = (mode: string) =>
+      JSON.stringify({
+        apiVersion: "config.concierge.pinniped.dev/v1alpha1",
+        kind: "CredentialIssuer",
+        metadata: { name, labels: { [label]: "yes" } },
+        spec: { impersonationProxy: { mode, service: { type: "LoadBalancer" } } },
+      });
+    const apply = (mode: string) =>
+      // Forced, as Flux and Argo CD apply: the test created the object under another manager.
+      c.kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=gitops-test", "-f", "-"], {
+        input: file(mode),
+      });
+    const settled = () =>
+      eventually(
+        "status observed the generation",
+        async () => {
+          const o = await get(name);
+          return o.status?.observedGeneration === o.metadata?.generation ? o : undefined;
+        },
+        polling,
+      );
+    assert.equal((await apply("disabled")).code, 0);
+    const first = await settled();
+    const again = await apply("disabled");
+    assert.equal(again.code, 0, again.stderr);
+    await sleep(200);
+    assert.equal((await get(name)).metadata?.resourceVersion, first.metadata?.resourceVersion);
+
+    assert.equal((await apply("auto")).code, 0);
+    const changed = await settled();
+    assert.equal(changed.metadata?.generation, (first.metadata?.generation ?? 0) + 1);
+    assert.ok(
+      changed.status?.conditions?.every((x) => x.observedGeneration === changed.metadata?.generation),
+    );
+    assert.equal((await apply("disabled")).code, 0);
+    await settled();
+  });
+
   it("leaves lastUpdateTime alone when an identical strategy is republished, and moves it on a real change", async () => {
     const before = await eventually(
       "the strategies",

@@ -195,6 +195,14 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
       assert.match(condition.lastTransitionTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     }
     await eventually("the authenticator in the cache", () => cached(name), polling);
+    // What a GitOps pipeline runs after applying the authenticator.
+    const waited = await c.kubectl([
+      "wait",
+      "--for=condition=Ready",
+      `jwtauthenticator/${name}`,
+      "--timeout=30s",
+    ]);
+    assert.equal(waited.code, 0, waited.stderr);
     const sorted = [...times].sort((a, b) => a - b);
     t.diagnostic(
       `create → Ready over ${times.length} JWTAuthenticators: min ${sorted[0]?.toFixed(1)} ms, ` +

@@ -182,6 +182,14 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
   it("a healthy authenticator becomes Ready with upstream's conditions and authenticates tokens", async () => {
     const name = await create({ endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } });
     await waitForConditions(name, conditionSet(), "Ready");
+    // What a GitOps pipeline runs after applying the authenticator.
+    const waited = await c.kubectl([
+      "wait",
+      "--for=condition=Ready",
+      `webhookauthenticator/${name}`,
+      "--timeout=30s",
+    ]);
+    assert.equal(waited.code, 0, waited.stderr);
     const authenticator = await eventually("the cached authenticator", () => cached(name), polling);
     const before = webhook.requests.length;
     assert.deepEqual(await authenticator.authenticateToken("alice-token"), {

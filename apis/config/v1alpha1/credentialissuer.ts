@@ -1,4 +1,4 @@
-import { apiVersionProperty, kindProperty, metadataProperty } from "../../meta/v1/meta.ts";
+import { apiVersionProperty, conditionSchema, kindProperty, metadataProperty } from "../../meta/v1/meta.ts";
 import type { PrinterColumn, ValidationRule } from "../../schema.ts";
 
 export const group = "config.concierge.pinniped.dev";
@@ -166,6 +166,21 @@ the TLS serving certificate for the Concierge impersonation proxy endpoint.`,
       description: "CredentialIssuerStatus describes the status of the Concierge.",
       required: ["strategies"],
       properties: {
+        conditions: {
+          type: "array",
+          description: `Not upstream: standard conditions summarizing the strategies, for health tools that read conditions
+(kubectl wait, Argo CD, Flux/kstatus). "Ready" is True when some strategy can issue credentials, and
+names the frontend clients use; each strategy also has a condition of its own type.`,
+          items: conditionSchema,
+          "x-kubernetes-list-map-keys": ["type"],
+          "x-kubernetes-list-type": "map",
+        },
+        observedGeneration: {
+          type: "integer",
+          format: "int64",
+          description: "Not upstream: the metadata.generation of the spec this status was computed for.",
+          minimum: 0,
+        },
         strategies: {
           type: "array",
           description: "List of integration strategies that were attempted by Pinniped.",
@@ -269,6 +284,8 @@ export const typeNames = {
   "spec.impersonationProxy.service.type": "ImpersonationProxyServiceType",
   "spec.impersonationProxy.tls": "ImpersonationProxyTLSSpec",
   status: "CredentialIssuerStatus",
+  "status.conditions[]": "Condition",
+  "status.conditions[].status": "ConditionStatus",
   "status.strategies[]": "CredentialIssuerStrategy",
   "status.strategies[].type": "StrategyType",
   "status.strategies[].status": "StrategyStatus",
