@@ -385,14 +385,17 @@ export interface AggregatedAPIServerOptions extends AggregatedAPIOptions {
 
 /** Between the shutdown notice and the final GOAWAY: golang.org/x/net/http2's goAwayTimeout. */
 const goawayNoticeMs = 1000;
+/** How often a drain checks whether the last connection has gone. */
+const drainTickMs = 100;
 
 export interface AggregatedAPIServer {
   readonly port: number;
   readonly server: Http2SecureServer;
   /**
-   * Stops accepting connections and drains the open ones: HTTP/2 sessions get GOAWAY and finish
-   * their streams, HTTP/1.1 connections answer their request in flight with `Connection: close`
-   * and idle ones are closed. Whatever is still open after `graceMs` (default 0) is cut.
+   * Drains: HTTP/2 sessions get GOAWAY and finish their streams, HTTP/1.1 connections answer
+   * their request in flight with `Connection: close` and idle ones are closed; a connection that
+   * still arrives is served the same way. Stops listening once none has been open for a moment;
+   * whatever is still open after `graceMs` (default 0) is cut.
    */
   close(graceMs?: number): Promise<void>;
 }
@@ -466,9 +469,18 @@ export async function startAggregatedAPIServer(
       http1InFlight.delete(socket);
     });
   });
+  let noticeMs = goawayNoticeMs;
+  // Go's two-step GOAWAY: first "no new streams" with the largest stream ID, then the real last
+  // stream a moment later. A single GOAWAY would refuse streams already on the wire, and the
+  // aggregator cannot retry a request whose body it has sent.
+  const drainSession = (session: ServerHttp2Session) => {
+    session.goaway(http2constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+    setTimeout(() => session.close(), noticeMs);
+  };
   server.on("session", (session: ServerHttp2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    if (draining) drainSession(session);
   });
   server.on("tlsClientError", (err) => log.debug("TLS handshake failed", { error: err }));
   const unsubscribe = options.certs.onChange((cert) => {
@@ -491,30 +503,32 @@ export async function startAggregatedAPIServer(
       new Promise<void>((resolve) => {
         unsubscribe();
         draining = true;
-        // Go's two-step GOAWAY: first "no new streams" with the largest stream ID, then the real
-        // last stream a moment later. A single GOAWAY would refuse streams already on the wire,
-        // and the aggregator cannot retry a request whose body it has sent. Node's server.close()
-        // sends the final GOAWAY itself, so it waits for the notice to arrive.
-        for (const session of sessions) session.goaway(http2constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+        noticeMs = Math.min(goawayNoticeMs, graceMs);
+        for (const session of sessions) drainSession(session);
         for (const socket of sockets) {
           if (socket.alpnProtocol !== "h2" && (http1InFlight.get(socket) ?? 0) === 0) socket.end();
         }
-        const deadline = setTimeout(() => {
-          if (sockets.size > 0)
+        // The listener stays open until no connection has been open for a moment (or the grace
+        // period ends): a client still routed here by a Service whose endpoints have not caught
+        // up everywhere is answered (and told to go away) rather than refused.
+        const started = Date.now();
+        let quietSince: number | undefined;
+        const timer = setInterval(() => {
+          const now = Date.now();
+          if (now - started < graceMs) {
+            if (sockets.size > 0) {
+              quietSince = undefined;
+              return;
+            }
+            quietSince ??= now;
+            if (now - quietSince < noticeMs) return;
+          } else if (sockets.size > 0) {
             log.info("drain deadline passed; closing connections", { open: sockets.size });
+          }
+          clearInterval(timer);
+          server.close(() => resolve());
           for (const socket of sockets) socket.destroy();
-        }, graceMs);
-        setTimeout(
-          () => {
-            // Settles once every connection has ended.
-            server.close(() => {
-              clearTimeout(deadline);
-              resolve();
-            });
-            for (const session of sessions) session.close();
-          },
-          Math.min(goawayNoticeMs, graceMs),
-        );
+        }, drainTickMs);
       }),
   };
 }

@@ -341,7 +341,7 @@ async function main(argv: string[]): Promise<void> {
       config: { type: "string", short: "c", default: "pinniped.yaml" },
       kubeconfig: { type: "string" },
       // Within the pod's terminationGracePeriodSeconds, less its preStop pause (config/07-deployment.yaml).
-      "shutdown-drain-seconds": { type: "string", default: "20" },
+      "shutdown-drain-seconds": { type: "string", default: "15" },
     },
     strict: true,
     allowPositionals: false,
