@@ -36,6 +36,13 @@ describe("the ValidatingWebhookConfiguration", () => {
       assert.deepEqual(webhook.admissionReviewVersions, ["v1"]);
       assert.equal(webhook.sideEffects, "None");
       assert.equal(webhook.failurePolicy, "Fail");
+      assert.deepEqual(webhook.matchConditions, [
+        {
+          name: "spec-may-change-validity",
+          expression:
+            "request.operation != 'UPDATE' || !has(object.spec) || !has(oldObject.spec) || object.spec != oldObject.spec",
+        },
+      ]);
       assert.equal(webhook.matchPolicy, "Equivalent");
       assert.equal(webhook.timeoutSeconds, 10);
       assert.equal(webhook.objectSelector, undefined);
