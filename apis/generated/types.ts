@@ -654,6 +654,13 @@ export interface WebhookAuthenticatorSpec {
    */
   endpoint: string;
   /**
+   * systemPrefixPolicy decides whether a username or group starting with "system:", the prefix
+   * Kubernetes reserves for its own components (for example the group system:masters), may log in.
+   * Allow, which applies when this field is omitted, accepts it, as upstream Pinniped does; Reject
+   * fails the login of such an identity. This field is an addition to the upstream Pinniped API.
+   */
+  systemPrefixPolicy?: SystemPrefixPolicy;
+  /**
    * TLS configuration.
    */
   tls?: TLSSpec;

@@ -17,6 +17,8 @@ const alice = {
   extra: { "authentication.kubernetes.io/credential-id": ["JTI=1"], scopes: ["a", "b"] },
 };
 const bob = { username: "bob", groups: [] };
+const root = { username: "system:admin", groups: [] };
+const master = { username: "mallory", groups: ["devs", "system:masters"] };
 
 async function metric(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
   const data = await metrics.registry.getSingleMetric(`concierge_${name}`)?.get();
@@ -31,7 +33,9 @@ describe("WebhookTokenAuthenticator", () => {
   const open: WebhookTokenAuthenticator[] = [];
 
   before(async () => {
-    webhook = await startTokenReviewWebhook({ users: { "alice-token": alice, "bob-token": bob } });
+    webhook = await startTokenReviewWebhook({
+      users: { "alice-token": alice, "bob-token": bob, "root-token": root, "master-token": master },
+    });
   });
   after(() => webhook.close());
   beforeEach(() => {
@@ -88,6 +92,25 @@ describe("WebhookTokenAuthenticator", () => {
           v.value === 1,
       ),
     );
+  });
+
+  it("passes system: names through by default, as upstream, and refuses them under systemPrefixPolicy Reject", async () => {
+    const upstreamLike = authenticator();
+    assert.deepEqual(await upstreamLike.authenticateToken("root-token"), { authenticated: true, user: root });
+    assert.deepEqual(await upstreamLike.authenticateToken("master-token"), {
+      authenticated: true,
+      user: master,
+    });
+    const strict = authenticator({ systemPrefixPolicy: "Reject" });
+    assert.deepEqual(await strict.authenticateToken("root-token"), {
+      authenticated: false,
+      reason: 'username "system:admin" has the reserved "system:" prefix',
+    });
+    assert.deepEqual(await strict.authenticateToken("master-token"), {
+      authenticated: false,
+      reason: 'group "system:masters" has the reserved "system:" prefix',
+    });
+    assert.deepEqual(await strict.authenticateToken("alice-token"), { authenticated: true, user: alice });
   });
 
   it("falls back to v1 when the webhook refuses v1beta1, and keeps using v1", async () => {

@@ -46,6 +46,8 @@ export interface WebhookTokenAuthenticatorOptions {
   maxResponseBytes?: number;
   /** The version asked in first; default v1beta1, as upstream. */
   version?: TokenReviewVersion;
+  /** Reject fails identities with the reserved "system:" prefix; default Allow, as upstream. */
+  systemPrefixPolicy?: "Reject" | "Allow";
   clock?: Clock;
   random?: () => number;
   metrics?: Metrics;
@@ -121,7 +123,19 @@ const otherVersion = (v: TokenReviewVersion): TokenReviewVersion => (v === "v1be
  * once in v1, and the version of the last TokenReview the webhook answered (its stated
  * `apiVersion`, else the version asked) is the one used from then on, for this authenticator.
  */
+const systemPrefix = "system:";
+
+/** Why a user the webhook authenticated has a reserved name, as the JWT authenticator words it. */
+function reservedName(user: { username: string; groups: readonly string[] }): string | undefined {
+  if (user.username.startsWith(systemPrefix)) {
+    return `username ${JSON.stringify(user.username)} has the reserved "system:" prefix`;
+  }
+  const group = user.groups.find((g) => g.startsWith(systemPrefix));
+  return group === undefined ? undefined : `group ${JSON.stringify(group)} has the reserved "system:" prefix`;
+}
+
 export class WebhookTokenAuthenticator implements TokenAuthenticator {
+  readonly #systemPrefixPolicy: "Reject" | "Allow";
   readonly #name: string;
   readonly #endpoint: string;
   readonly #caPEM: string | undefined;
@@ -152,6 +166,7 @@ export class WebhookTokenAuthenticator implements TokenAuthenticator {
     this.#log = (options.log ?? discardLogger()).child({ authenticator: options.name });
     this.#metrics = webhookMetrics(options.metrics ?? new Metrics());
     this.#version = options.version ?? "v1beta1";
+    this.#systemPrefixPolicy = options.systemPrefixPolicy ?? "Allow";
     this.#successes = new SuccessCache({
       ttlMs: options.successCacheTTLMs ?? defaultSuccessCacheTTLMs,
       maxEntries: options.successCacheMaxEntries ?? defaultSuccessCacheMaxEntries,
@@ -270,6 +285,11 @@ export class WebhookTokenAuthenticator implements TokenAuthenticator {
         : "webhook did not authenticate the token";
       this.#log.debug("webhook rejected a token", { reason: redact(reason, token) });
       return failed("rejected", redact(reason, token));
+    }
+    const reserved = this.#systemPrefixPolicy === "Reject" ? reservedName(answer.user) : undefined;
+    if (reserved) {
+      this.#log.debug("webhook authenticated a reserved identity", { reason: reserved });
+      return failed("rejected", reserved);
     }
     if (!this.#closing.signal.aborted) this.#successes.set(hash, answer.user);
     return { outcome: "authenticated", result: { authenticated: true, user: answer.user } };

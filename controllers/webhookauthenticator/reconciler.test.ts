@@ -158,6 +158,10 @@ describe("webhookcachefiller sync", () => {
     const entry = cache.get(key);
     assert.ok(entry?.authenticator instanceof WebhookTokenAuthenticator);
     assert.equal(entry.fingerprint, fingerprint(endpoint, { pem: caPEM, sha256: sha256(caPEM) }));
+    // An absent systemPrefixPolicy is Allow; changing it to Reject rebuilds the authenticator.
+    const bundle = { pem: caPEM, sha256: sha256(caPEM) };
+    assert.equal(fingerprint(endpoint, bundle, "Allow"), fingerprint(endpoint, bundle));
+    assert.notEqual(fingerprint(endpoint, bundle, "Reject"), fingerprint(endpoint, bundle));
 
     // The informer catches up: nothing to validate again, nothing to write, same authenticator.
     acceptLastWrite();

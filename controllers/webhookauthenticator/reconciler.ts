@@ -74,8 +74,16 @@ export interface SyncerParts {
 }
 
 /** What a cached authenticator was built from: a different value means it must be rebuilt. */
-export function fingerprint(endpoint: string, bundle: CABundle | undefined): string {
-  return JSON.stringify([endpoint, bundle?.sha256 ?? ""]);
+export function fingerprint(
+  endpoint: string,
+  bundle: CABundle | undefined,
+  systemPrefixPolicy: "Reject" | "Allow" = "Allow",
+): string {
+  return JSON.stringify([
+    endpoint,
+    bundle?.sha256 ?? "",
+    ...(systemPrefixPolicy === "Reject" ? ["Reject"] : []),
+  ]);
 }
 
 function cacheKey(name: string): AuthenticatorKey {
@@ -109,7 +117,8 @@ export function newSyncer(parts: SyncerParts): Syncer {
 
     const tls = resolveCABundle(wa.spec?.tls, "spec.tls", parts.namespace, lookups);
     const endpoint = validateEndpoint(wa.spec?.endpoint ?? "");
-    const print = fingerprint(wa.spec?.endpoint ?? "", tls.bundle);
+    const systemPrefixPolicy = wa.spec?.systemPrefixPolicy ?? "Allow";
+    const print = fingerprint(wa.spec?.endpoint ?? "", tls.bundle, systemPrefixPolicy);
     const alreadyValidated = tls.condition.status === "True" && cached?.fingerprint === print;
     let dial: Check | undefined;
     let client: Check | undefined;
@@ -132,6 +141,7 @@ export function newSyncer(parts: SyncerParts): Syncer {
             name: key,
             endpoint: wa.spec.endpoint,
             caPEM: tls.bundle?.pem,
+            systemPrefixPolicy,
             clock: parts.clock,
             metrics: parts.metrics,
             log: parts.log,

@@ -1,5 +1,6 @@
 import { apiVersionProperty, kindProperty, metadataProperty } from "../../meta/v1/meta.ts";
 import type { PrinterColumn } from "../../schema.ts";
+import { systemPrefixPolicies } from "./jwtauthenticator.ts";
 import { authenticatorPhases, conditionsProperty, statusTypeNames } from "./status.ts";
 import { tlsSpecSchema, tlsTypeNames } from "./tls.ts";
 
@@ -49,6 +50,14 @@ export const schema = {
           minLength: 1,
           pattern: "^https://",
         },
+        systemPrefixPolicy: {
+          type: "string",
+          description: `systemPrefixPolicy decides whether a username or group starting with "system:", the prefix
+Kubernetes reserves for its own components (for example the group system:masters), may log in.
+Allow, which applies when this field is omitted, accepts it, as upstream Pinniped does; Reject
+fails the login of such an identity. This field is an addition to the upstream Pinniped API.`,
+          enum: systemPrefixPolicies,
+        },
         tls: { ...tlsSpecSchema, description: "TLS configuration." },
       },
     },
@@ -73,6 +82,7 @@ export const typeNames = {
   spec: "WebhookAuthenticatorSpec",
   status: "WebhookAuthenticatorStatus",
   "status.phase": "WebhookAuthenticatorPhase",
+  "spec.systemPrefixPolicy": "SystemPrefixPolicy",
   ...tlsTypeNames,
   ...statusTypeNames,
 } as const;
