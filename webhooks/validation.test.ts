@@ -210,7 +210,7 @@ describe("validateJWTAuthenticator", () => {
       "an issuer with a space in the host",
       { issuer: "https://issuer example.com" },
       [
-        'spec.issuer: Invalid value: "https://issuer example.com": URL is invalid: invalid host "issuer example.com"',
+        'spec.issuer: Invalid value: "https://issuer example.com": URL is invalid: invalid character " " in host name',
       ],
     ],
     [
@@ -236,7 +236,7 @@ describe("validateJWTAuthenticator", () => {
       "an issuer with a control character",
       { issuer: "https://issuer.example.com/\tx" },
       [
-        'spec.issuer: Invalid value: "https://issuer.example.com/\\tx": URL is invalid: invalid control character in URL',
+        'spec.issuer: Invalid value: "https://issuer.example.com/\\tx": URL is invalid: net/url: invalid control character in URL',
       ],
     ],
     // claims.username / usernameExpression and groups / groupsExpression.
@@ -485,12 +485,16 @@ describe("validateWebhookAuthenticator", () => {
     [
       "an endpoint that does not parse",
       { endpoint: "https://web hook/" },
-      ['spec.endpoint: Invalid value: "https://web hook/": URL is invalid: invalid host "web hook"'],
+      [
+        'spec.endpoint: Invalid value: "https://web hook/": URL is invalid: invalid character " " in host name',
+      ],
     ],
     [
       "an endpoint with credentials and a bad host, without the password",
       { endpoint: "https://u:secret@web hook/" },
-      ['spec.endpoint: Invalid value: "https://u:xxxxx@web hook/": URL is invalid: invalid host "web hook"'],
+      [
+        'spec.endpoint: Invalid value: "https://u:xxxxx@web hook/": URL is invalid: invalid character " " in host name',
+      ],
     ],
     [
       "an endpoint with credentials, which upstream allows, without the password",

@@ -15,6 +15,7 @@ import { parsePEMCertificates } from "../authenticators/tls/cabundle.ts";
 import { decodeStdBase64 } from "../authenticators/tls/gobase64.ts";
 import { duplicate, type FieldError, forbidden, invalid, required } from "../kube/fielderror.ts";
 import { goQuote } from "../kube/goquote.ts";
+import { goParseURL } from "../kube/gourl.ts";
 import { isObject } from "../kube/isobject.ts";
 
 export type { FieldError } from "../kube/fielderror.ts";
@@ -90,23 +91,17 @@ interface URLParts {
 // does not, e.g. it reads `https:///x` as host `x`, where Go (and so upstream) sees no host.
 const rfc3986 = /^(?:([^:/?#]+):)?(?:\/\/([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?$/s;
 
+// Go's url.Parse decides what parses, with the reconcilers' wording; the value is already in
+// the field error, so its `parse "<url>": ` prefix is left off.
 function parseURL(raw: string): URLParts | { error: string } {
-  if (hasControlCharacter(raw)) return { error: "invalid control character in URL" };
+  const go = goParseURL(raw);
+  if ("error" in go) return { error: go.error.replace(/^parse "(?:[^"\\]|\\.)*": /, "") };
   const [, scheme = "", authority = "", path = "", query, fragment] = rfc3986.exec(raw) ?? [];
-  if (scheme !== "" && !/^[A-Za-z][A-Za-z0-9+.-]*$/.test(scheme)) return { error: "missing protocol scheme" };
   const at = authority.lastIndexOf("@");
   const userinfo = at < 0 ? undefined : authority.slice(0, at);
   const hostport = splitHostPort(authority.slice(at + 1));
   if ("error" in hostport) return hostport;
   return { scheme: scheme.toLowerCase(), userinfo, host: hostport.host, path, query, fragment };
-}
-
-function hasControlCharacter(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return true;
-  }
-  return false;
 }
 
 function splitHostPort(hostport: string): { host: string } | { error: string } {
