@@ -6,6 +6,7 @@
 // request never waits on the cluster.
 import { X509Certificate } from "node:crypto";
 import type { InformerSource } from "../controllers/runtime/informer.ts";
+import { Holder, sameValue } from "../kube/holder.ts";
 import type { KubeObject } from "../kube/resource.ts";
 import type { Logger } from "../observability/logger.ts";
 
@@ -79,19 +80,20 @@ interface Loaded {
 
 /** The current front-proxy configuration; empty until the first successful `set`. */
 export class FrontProxyConfigHolder {
-  #loaded: Loaded | undefined;
+  // Parsed once per change: every request through the aggregator is checked against the CAs.
+  readonly #loaded = new Holder<Loaded | undefined>(undefined, { equal: sameValue });
 
   get(): FrontProxyConfig | undefined {
-    return this.#loaded?.config;
+    return this.#loaded.get()?.config;
   }
 
   /** Throws, keeping the previous configuration, when the CA does not parse. */
   set(config: FrontProxyConfig): void {
-    this.#loaded = { config: structuredClone(config), cas: parseCAs(config.caPEM) };
+    this.#loaded.set({ config: structuredClone(config), cas: parseCAs(config.caPEM) });
   }
 
   clear(): void {
-    this.#loaded = undefined;
+    this.#loaded.set(undefined);
   }
 
   /**
@@ -103,7 +105,7 @@ export class FrontProxyConfigHolder {
     headers: readonly RawHeader[],
     now = new Date(),
   ): FrontProxyResult {
-    const loaded = this.#loaded;
+    const loaded = this.#loaded.get();
     if (!loaded) return { ok: false, reason: "front-proxy configuration not loaded" };
     const [leaf] = chain;
     if (!leaf) return { ok: false, reason: "no client certificate" };
