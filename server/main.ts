@@ -242,8 +242,8 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   });
   log.info("reconcilers registered", {
     reconcilers: [
-      "jwtcachefiller",
-      "webhookcachefiller",
+      "jwtcachefiller-controller",
+      "webhookcachefiller-controller",
       "cachecleaner",
       "apicerts",
       "kube-cert-agent",

@@ -37,6 +37,9 @@ export type JWTAuthenticatorObject = KubeObject & {
 export type SecretObject = KubeObject & SecretLike;
 export type ConfigMapObject = KubeObject & ConfigMapLike;
 
+/** Upstream's name for this controller, as the webhook reconciler's is. */
+export const controllerName = "jwtcachefiller-controller";
+
 export const jwtAuthenticatorsResource: ResourceRef = {
   group: authenticationGroup,
   version: "v1alpha1",
@@ -301,7 +304,7 @@ export function jwtAuthenticatorController(env: ControllerEnv, deps: JWTAuthenti
     };
 
   return env
-    .controller({ name: "jwtcachefiller", sync, workers: deps.workers ?? 4 })
+    .controller({ name: controllerName, sync, workers: deps.workers ?? 4 })
     .withInformer(jwtAuthenticators, ownKey)
     .withInformer(secrets, referencing("Secret"))
     .withInformer(configMaps, referencing("ConfigMap"));
