@@ -10,9 +10,10 @@ import { CertificateAuthority } from "../../certs/ca.ts";
 import type { CertEnv } from "../../certs/env.ts";
 import { issueServingCertificate } from "../../certs/issue.ts";
 import type { ServingCert, ServingCertHolder } from "../../certs/servingcert.ts";
+import { resourceClient } from "../../kube/client.ts";
 import type { Clock } from "../../kube/clock.ts";
-import { collectionPath, keyFor, objectPath, type ResourceRef } from "../../kube/resource.ts";
-import { isAlreadyExists, isApiError, isConflict, isNotFound, type RestClient } from "../../kube/rest.ts";
+import { keyFor, objectPath, type ResourceRef } from "../../kube/resource.ts";
+import { isAlreadyExists, isApiError, isConflict, type RestClient } from "../../kube/rest.ts";
 import {
   type Controller,
   type ControllerOptions,
@@ -124,7 +125,8 @@ export function apiCertsControllers(env: ApiCertsEnv, deps: ApiCertsDeps): Contr
   const secretKey = keyFor(secretName, namespace);
   const where = `${namespace}/${secretName}`;
   const ownSecret = <T extends SecretObject>(then: Filter<T>) => when<T>(named(secretName, namespace), then);
-  const secretPath = objectPath(secretsResource(namespace), secretName);
+  const secrets = resourceClient<SecretObject>(env.client, secretsResource(namespace));
+  const apiServices = resourceClient<APIServiceObject>(env.client, apiServicesResource);
   const currentSecret = () => env.secrets.get(secretName, namespace);
   const certEnv: CertEnv = { now: () => env.clock.now(), randomBytes: (size) => randomBytes(size) };
   const names = servingNames(deps.serviceName, namespace, deps.extraSANs ?? []);
@@ -143,12 +145,7 @@ export function apiCertsControllers(env: ApiCertsEnv, deps: ApiCertsDeps): Contr
             material,
           );
           try {
-            await env.client.request({
-              method: "POST",
-              path: collectionPath(secretsResource(namespace)),
-              body: secret,
-              signal,
-            });
+            await secrets.create(secret, { signal });
           } catch (error) {
             // The cache was behind: the Secret exists, which is all this controller wants.
             if (isAlreadyExists(error)) return undefined;
@@ -187,13 +184,7 @@ export function apiCertsControllers(env: ApiCertsEnv, deps: ApiCertsDeps): Contr
             log.debug("APIService left as it is", { why: decision.why });
             return undefined;
           }
-          await env.client.request({
-            method: "PATCH",
-            path: objectPath(apiServicesResource, key),
-            contentType: "application/merge-patch+json",
-            body: decision.patch,
-            signal,
-          });
+          await apiServices.mergePatch(key, decision.patch, { signal });
           log.info("updated APIService caBundle", { apiServiceName: key });
           return undefined;
         },
@@ -295,27 +286,19 @@ export function apiCertsControllers(env: ApiCertsEnv, deps: ApiCertsDeps): Contr
           }
           const decision = decideExpiry(bounds, env.clock.now(), renewBeforeMs);
           if (!decision.rotate) return { requeueAfterMs: decision.recheckAfterMs };
+          let deleted: boolean;
           try {
-            await env.client.request({
-              method: "DELETE",
-              path: secretPath,
-              body: {
-                apiVersion: "v1",
-                kind: "DeleteOptions",
-                // Only the Secret that was judged: a Secret replaced meanwhile gets judged afresh.
-                preconditions: {
-                  uid: secret.metadata?.uid,
-                  resourceVersion: secret.metadata?.resourceVersion,
-                },
-              },
+            deleted = await secrets.delete(secretName, {
+              // Only the Secret that was judged: a Secret replaced meanwhile gets judged afresh.
+              preconditions: { uid: secret.metadata?.uid, resourceVersion: secret.metadata?.resourceVersion },
               signal,
             });
           } catch (error) {
-            if (isNotFound(error)) return undefined;
             // The Secret changed since the cache saw it; its update event brings the new one.
             if (isConflict(error)) throw SyntheticRequeue;
             throw error;
           }
+          if (!deleted) return undefined;
           log.info("deleted the serving certificate Secret to rotate it", {
             secretName,
             why: decision.why,
