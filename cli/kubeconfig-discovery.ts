@@ -1,8 +1,10 @@
 // The Concierge-side autodiscovery of `pinniped get kubeconfig`: which frontend to use (upstream's
 // step 3), waiting for Pending strategies, and the JWTAuthenticator's OIDC CA bundle when it lives
 // in a Secret or ConfigMap of the Concierge's namespace.
+
 import { X509Certificate } from "node:crypto";
 import type { RestClient } from "../kube/rest.ts";
+import type { ClaimMappingsLike } from "./claim-scopes.ts";
 import { UsageError } from "./flags.ts";
 
 export type ConciergeMode = "TokenCredentialRequestAPI" | "ImpersonationProxy";
@@ -134,7 +136,7 @@ export function decodeBase64Strict(data: string): string {
   return Buffer.from(data, "base64").toString("utf8");
 }
 
-export interface JWTAuthenticatorSpecLike {
+export interface JWTAuthenticatorSpecLike extends ClaimMappingsLike {
   issuer?: string;
   audience?: string;
   audiences?: string[];

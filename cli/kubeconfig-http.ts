@@ -1,6 +1,8 @@
 // The two plain-HTTPS calls of `pinniped get kubeconfig`: OIDC discovery of the issuer (to drop
 // scopes it would refuse) and the final check that the generated cluster entry is reachable.
+
 import { request } from "node:https";
+import type { ScopeNeed } from "./claim-scopes.ts";
 import { sleep } from "./kubeconfig-discovery.ts";
 
 export interface GetResult {
@@ -47,6 +49,7 @@ export async function pruneScopes(
   issuer: string,
   scopes: string[],
   opts: { ca?: string | undefined; signal: AbortSignal; log: (line: string) => void },
+  needed: readonly ScopeNeed[] = [],
 ): Promise<string[]> {
   const url = `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`;
   let supported: unknown;
@@ -61,13 +64,26 @@ export async function pruneScopes(
     return scopes;
   }
   if (!Array.isArray(supported)) return scopes;
-  return scopes.filter((scope) => {
+  const kept = scopes.filter((scope) => {
     if (scope === "openid" || supported.includes(scope)) return true;
     opts.log(
       `removed scope ${scope} from --oidc-scopes because the issuer does not list it in scopes_supported`,
     );
     return false;
   });
+  // Added only when the issuer lists them: an issuer may refuse a scope it does not know.
+  for (const { scope, because } of needed) {
+    if (kept.includes(scope)) continue;
+    if (supported.includes(scope)) {
+      kept.push(scope);
+      opts.log(`added scope ${scope} to --oidc-scopes because ${because}`);
+    } else {
+      opts.log(
+        `warning: ${because}, but the issuer does not list scope ${scope} in scopes_supported: logins may fail; pass --oidc-scopes to choose the scopes yourself`,
+      );
+    }
+  }
+  return kept;
 }
 
 /**

@@ -642,6 +642,46 @@ describe("get kubeconfig end to end (fake API server, local HTTPS issuer and clu
     }
   });
 
+  it("adds the scope an authenticator's claim mappings need when the issuer lists it, and says so", async () => {
+    // A generic identity provider: no Supervisor scopes, but email and profile.
+    handler = (req, res) => {
+      if (req.url === "/.well-known/openid-configuration") {
+        res.end(JSON.stringify({ scopes_supported: ["openid", "offline_access", "email", "profile"] }));
+        return;
+      }
+      res.statusCode = 401;
+      res.end();
+    };
+    const spec = {
+      ...jwtSpec,
+      issuer: server.base,
+      claims: { username: "email", groupsExpression: "claims.?roles.orValue([])" },
+      claimValidationRules: [{ expression: "claims.email_verified == true" }],
+    };
+    const client = fakeClient({
+      [issuers]: { items: [ci(tcr)] },
+      [jwts]: { items: [{ metadata: { name: "corp" }, spec }] },
+      [webhooks]: named(),
+      [apiservices]: {
+        items: [{ spec: { group: "login.concierge.pinniped.dev", service: { namespace: "concierge" } } }],
+      },
+      "/api/v1/namespaces/concierge/secrets/issuer-ca": { data: { "ca.crt": server.caBase64 } },
+    });
+    const lines: string[] = [];
+    const deps = { kc: kubeconfig(), client, log: (l: string) => lines.push(l), pollMs: 20 };
+    const out = await generateKubeconfig(options([]), deps);
+    assert.ok(args(out).args.includes("--scopes=offline_access,openid,email"), args(out).args.join(" "));
+    assert.ok(
+      lines.includes(
+        "added scope email to --oidc-scopes because JWTAuthenticator corp reads the email claim (spec.claims.username)",
+      ),
+      lines.join("\n"),
+    );
+    // Scopes the user chose are theirs.
+    const chosen = await generateKubeconfig(options(["--oidc-scopes=openid"]), deps);
+    assert.ok(args(chosen).args.includes("--scopes=openid"));
+  });
+
   it("a webhook with a static token in TCR mode; OIDC without an issuer is a clear error; validation times out", async () => {
     handler = (_req, res) => {
       res.statusCode = 403;

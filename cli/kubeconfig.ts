@@ -1,11 +1,13 @@
 // `pinniped get kubeconfig`: discovers the Concierge with the admin kubeconfig and writes a
 // kubeconfig whose user runs `pinniped login static` or `pinniped login oidc` as a kubectl exec
 // plugin, as upstream's cmd/pinniped/cmd/kubeconfig.go.
+
 import { readFileSync } from "node:fs";
 import { chmod, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { RestClient } from "../kube/rest.ts";
+import { type ScopeNeed, scopesForClaimMappings } from "./claim-scopes.ts";
 import {
   authenticatorKind,
   defaultAPIGroupSuffix,
@@ -499,6 +501,7 @@ export async function generateKubeconfig(
   };
   const oidc = { ...options.oidc };
   let concierge: KubeconfigInputs["concierge"];
+  let neededScopes: ScopeNeed[] = [];
   if (!options.noConcierge) {
     const suffix = options.apiGroupSuffix;
     const reload = () => discoverIssuer(client, suffix, options.credentialIssuer, signal);
@@ -572,6 +575,7 @@ export async function generateKubeconfig(
       if (oidc.caBundle === undefined) {
         oidc.caBundle = await discoverOIDCCABundle(client, suffix, authenticator.name, spec, log, signal);
       }
+      neededScopes = scopesForClaimMappings(authenticator.name, spec);
     } else if (options.staticToken === undefined && oidc.issuer === undefined) {
       throw new UsageError(
         `the Concierge authenticator is WebhookAuthenticator ${authenticator.name}, which cannot supply an OIDC issuer: ` +
@@ -598,7 +602,12 @@ export async function generateKubeconfig(
       );
     }
     if (!oidc.scopesSet) {
-      oidc.scopes = await pruneScopes(oidc.issuer, oidc.scopes, { ca: oidc.caBundle, signal, log });
+      oidc.scopes = await pruneScopes(
+        oidc.issuer,
+        oidc.scopes,
+        { ca: oidc.caBundle, signal, log },
+        neededScopes,
+      );
     }
     login = { oidc: { ...oidc, issuer: oidc.issuer } };
   }
