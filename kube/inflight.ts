@@ -53,6 +53,17 @@ export const defaultHandshakeTimeoutMs = 10_000;
 interface Request {
   readonly complete: boolean;
 }
+
+/**
+ * Whether the client may still be sending a body nobody will read. An HTTP/2 request counts as
+ * complete only once its (possibly empty) body has been consumed, so a GET whose headers ended the
+ * stream is not "unread" even though `complete` is still false.
+ */
+export function bodyUnread(req: Request): boolean {
+  if (req.complete) return false;
+  if (!("stream" in req)) return true;
+  return !(req as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
+}
 interface Response {
   writeHead(code: number, headers: Record<string, string>): { end(body: string): unknown };
 }
@@ -63,14 +74,14 @@ interface Response {
  * HTTP/1.1 answer says `connection: close` instead; see `unreadBodyHeaders`.)
  */
 export function resetIfUnread(req: Request): void {
-  if (req.complete || !("stream" in req)) return;
+  if (!bodyUnread(req) || !("stream" in req)) return;
   const stream = (req as { stream: { close(): void } }).stream;
   setImmediate(() => stream.close());
 }
 
 /** `connection: close` for an HTTP/1.1 answer given with the body unread. */
 export function unreadBodyHeaders(req: Request): Record<string, string> {
-  return !req.complete && !("stream" in req) ? { connection: "close" } : {};
+  return bodyUnread(req) && !("stream" in req) ? { connection: "close" } : {};
 }
 
 /** The 429, for a request whose body is never read. */
