@@ -1,5 +1,7 @@
 // `pinniped whoami`: who the cluster thinks the current kubeconfig's user is, from a
 // WhoAmIRequest (what kube-apiserver forwarded to the Concierge through aggregation).
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { ExecConfig, RawCluster } from "./exec-plugin.ts";
 import { defaultAPIGroupSuffix, parseFlags, UsageError, validateAPIGroupSuffix } from "./flags.ts";
 import { parseGoDuration } from "./kubeconfig-duration.ts";
 
@@ -72,7 +74,8 @@ export async function whoami(options: WhoAmIOptions): Promise<string> {
     import("../kube/rest.ts"),
     import("./kube.ts"),
   ]);
-  const kc = loadKubeConfig(options.kubeconfig, options.context);
+  const loaded = loadKubeConfig(options.kubeconfig, options.context);
+  const kc = loaded.getCurrentUser()?.exec ? await withExecCredential(loaded, options.kubeconfig) : loaded;
   const client = new KubeRestClient(kc, { userAgent: "pinniped-cli" });
   const group = `identity.concierge.${options.apiGroupSuffix}`;
   let result: WhoAmIRequest;
@@ -104,4 +107,47 @@ export async function whoami(options: WhoAmIOptions): Promise<string> {
     `Groups: ${(user?.groups ?? []).join(", ")}`,
     "",
   ].join("\n");
+}
+
+/**
+ * `kc` with its current user's exec plugin run as kubectl runs it (so the plugin's credential
+ * cache serves both), and the credential it printed in the plugin's place.
+ */
+async function withExecCredential(kc: KubeConfig, path: string | undefined): Promise<KubeConfig> {
+  const { execCluster, execInfoJSON, findEntry, interactive, kubeconfigFiles, runExecPlugin } = await import(
+    "./exec-plugin.ts"
+  );
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const files = kubeconfigFiles(path, process.env);
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  if (!cluster || !user) return kc;
+  const rawUser = findEntry<{ exec?: ExecConfig }>(files, "users", user.name);
+  const rawCluster = findEntry<RawCluster>(files, "clusters", cluster.name);
+  const exec: ExecConfig = rawUser?.entry.exec ?? (user.exec as ExecConfig);
+  const isInteractive = interactive(exec, process.stdin.isTTY === true);
+  const credential = await runExecPlugin(exec, {
+    execInfo: execInfoJSON(exec, rawCluster && execCluster(rawCluster.entry, rawCluster.dir), isInteractive),
+    interactive: isInteractive,
+    dir: rawUser?.dir ?? process.cwd(),
+    env: process.env,
+  });
+  const replaced = new KubeConfig();
+  replaced.loadFromOptions({
+    clusters: kc.clusters,
+    contexts: kc.contexts,
+    currentContext: kc.currentContext,
+    users: kc.users.map((u) =>
+      u.name !== user.name
+        ? u
+        : credential.token
+          ? { name: u.name, token: credential.token }
+          : {
+              name: u.name,
+              certData: Buffer.from(credential.clientCertificateData ?? "").toString("base64"),
+              keyData: Buffer.from(credential.clientKeyData ?? "").toString("base64"),
+            },
+    ),
+  });
+  return replaced;
 }

@@ -239,11 +239,19 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
     assert.match(denied.stderr, /Forbidden.*User "pinny" cannot list resource "secrets"/);
   });
 
-  it("pinniped whoami through the same kubeconfig names the user", async () => {
+  it("pinniped whoami through the same kubeconfig names the user, with kubectl's cached credential", async () => {
+    const entries = async () =>
+      (parse(await readFile(credentialCache, "utf8")) as { credentials: { key: string }[] }).credentials.map(
+        (e) => e.key,
+      );
+    const before = { exchanges: await exchanges(), entries: await entries() };
     const res = await runCommand(pinnipedBin, ["whoami", "--kubeconfig", generated]);
     assert.equal(res.code, 0, res.stderr);
     const groups = /Username: pinny\nGroups: (.*)\n/.exec(res.stdout)?.[1]?.split(", ");
     assert.deepEqual(groups?.sort(), [...user.groups, "system:authenticated"].sort(), res.stdout);
+    // The plugin ran as under kubectl: same cache key, so no second exchange and no second entry.
+    assert.equal(await exchanges(), before.exchanges);
+    assert.deepEqual(await entries(), before.entries);
   });
 
   it("once the credential and the ID token are too old, kubectl renews with the refresh token and no browser", async () => {
