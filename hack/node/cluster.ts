@@ -30,6 +30,11 @@ const pkiDir = `${kubernetesDir}/pki`;
 const manifestsDir = `${kubernetesDir}/manifests`;
 export const nodeName = "concierge-control-plane";
 export const controlPlaneLabel = "node-role.kubernetes.io/control-plane";
+/**
+ * Addresses a test may write into a LoadBalancer Service's `status.loadBalancer.ingress` (playing
+ * the cloud): routed to the bridge like the Service range, so kube-proxy's rules catch them.
+ */
+export const loadBalancerCIDR = "10.89.0.0/24";
 const apiserverStopGraceMs = 3000;
 
 export interface NodeCluster {
@@ -165,6 +170,9 @@ function cniConfig(node: NodeNamespaces): string {
           ipam: {
             type: "host-local",
             ranges: [[{ subnet: node.podCIDR, gateway: node.bridgeIP, rangeStart: "10.88.1.1" }]],
+            // No default route (pods cannot leave the node), only one to the Services, which
+            // kube-proxy's rules on the node then send on to their endpoints.
+            routes: [{ dst: serviceClusterIPRange }],
           },
         },
         { type: "portmap", capabilities: { portMappings: true } },
@@ -441,9 +449,12 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
 
   const kubectl = async (args: string[], input?: string) => {
     try {
-      const child = run(join(binDir, "kubectl"), ["--kubeconfig", kubeconfigPath, ...args], {
+      // The discovery cache stays inside the node's state directory, not in ~/.kube/cache.
+      const global = ["--kubeconfig", kubeconfigPath, "--cache-dir", join(node.dir, "kube-cache")];
+      const child = run(join(binDir, "kubectl"), [...global, ...args], {
         maxBuffer: 64 * 1024 * 1024,
-        timeout: 60_000,
+        // Longer than any `kubectl wait --timeout` a caller passes.
+        timeout: 300_000,
       });
       if (input !== undefined) child.child.stdin?.end(input);
       return (await child).stdout;
@@ -496,6 +507,10 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
     );
 
   try {
+    // The node has no default route: without these, connecting to a ClusterIP (kube-apiserver's
+    // aggregator does) fails before kube-proxy's rules see the packet.
+    for (const cidr of [serviceClusterIPRange, loadBalancerCIDR])
+      await run("ip", ["route", "add", cidr, "dev", node.bridgeName]);
     etcd.start();
     containerd.start();
     await waitUntil("etcd /health", etcd, async () => (await fetch(`${etcdURL}/health`)).ok, 30_000);

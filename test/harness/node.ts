@@ -2,6 +2,7 @@
 // started by global-setup.ts inside the namespaces the launcher made. A test file run on its own
 // through the launcher (see README) starts one itself on first use.
 import { type NodeCluster, startNodeCluster } from "../../hack/node/cluster.ts";
+import { type InstalledConcierge, installConcierge } from "../../hack/node/install-concierge.ts";
 import { nodeDirVariable } from "../../hack/node/namespaces.ts";
 
 let shared: Promise<NodeCluster> | undefined;
@@ -26,4 +27,16 @@ export function testNode(): Promise<NodeCluster> {
     process.once("beforeExit", () => void started.then((node) => node.stop()));
   }
   return shared;
+}
+
+let concierge: Promise<InstalledConcierge> | undefined;
+
+/**
+ * The Concierge installed on the run's node from its image (`npm run build:image`), with
+ * `kubectl apply -f crds/ -f config/`: once per run, shared by every end-to-end suite.
+ */
+export async function testConcierge(): Promise<{ node: NodeCluster; concierge: InstalledConcierge }> {
+  const node = await testNode();
+  concierge ??= installConcierge(node, { log: (m) => process.stderr.write(`# node: ${m}\n`) });
+  return { node, concierge: await concierge };
 }

@@ -103,6 +103,8 @@ export interface OIDCProviderOptions {
   algorithm?: SigningAlgorithm;
   /** Also serve a client for interactive (browser) logins. */
   interactive?: InteractiveOptions;
+  /** The address to listen on; 127.0.0.1 unless given (a real node's bridge address for pods). */
+  host?: string;
 }
 
 /** The callback a native client registers; any loopback port is then allowed (RFC 8252 §7.3). */
@@ -226,7 +228,7 @@ export async function startOIDCProvider(options: OIDCProviderOptions): Promise<T
     (req as IncomingMessage & { originalUrl?: string }).originalUrl = url;
     req.url = url.slice(path.length) || "/";
     current.handle(req, res);
-  });
+  }, options.host);
   const issuer = `${server.base}${path}`;
 
   let keys: JWK[] = [await newSigningKey(options.algorithm ?? "RS256")];

@@ -55,7 +55,7 @@ export async function testCA(cn = "concierge test CA"): Promise<TestCA> {
 
 export interface TestHTTPSServer {
   readonly port: number;
-  /** `https://127.0.0.1:<port>` */
+  /** `https://<host>:<port>` */
   readonly base: string;
   /** The CA that signed the serving certificate, PEM and base64 of the PEM. */
   readonly caPEM: string;
@@ -68,17 +68,24 @@ export interface TestHTTPSServer {
   close(): Promise<void>;
 }
 
-/** An HTTPS server on 127.0.0.1 with a CA of its own; its certificate names 127.0.0.1 and localhost. */
-export async function startHTTPSServer(handler: RequestListener): Promise<TestHTTPSServer> {
+/**
+ * An HTTPS server with a CA of its own on `host` (127.0.0.1 unless given; a real node's bridge
+ * address makes it reachable from pods); its certificate names the host, 127.0.0.1 and localhost.
+ */
+export async function startHTTPSServer(
+  handler: RequestListener,
+  host = "127.0.0.1",
+): Promise<TestHTTPSServer> {
   const [ca, other] = await Promise.all([testCA(), testCA("concierge other test CA")]);
-  const serving = await ca.issue({ cn: "127.0.0.1", ips: ["127.0.0.1"], dnsNames: ["localhost"] });
+  const ips = [...new Set([host, "127.0.0.1"])];
+  const serving = await ca.issue({ cn: host, ips, dnsNames: ["localhost"] });
   const server = createServer({ cert: serving.certPEM, key: serving.keyPEM }, handler);
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  await new Promise<void>((ok) => server.listen(0, host, ok));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
   return {
     port,
-    base: `https://127.0.0.1:${port}`,
+    base: `https://${host}:${port}`,
     caPEM: ca.caPEM,
     caBase64: ca.caBase64,
     otherCAPEM: other.caPEM,

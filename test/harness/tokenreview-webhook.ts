@@ -52,6 +52,8 @@ export interface TokenReviewWebhook {
 
 export interface TokenReviewWebhookOptions {
   users?: Record<string, WebhookUser>;
+  /** The address to listen on; 127.0.0.1 unless given (a real node's bridge address for pods). */
+  host?: string;
 }
 
 export async function startTokenReviewWebhook(
@@ -131,7 +133,7 @@ export async function startTokenReviewWebhook(
           return send(behaviour.status, behaviour.body);
       }
     });
-  });
+  }, options.host);
 
   return {
     url: `${server.base}/authenticate`,

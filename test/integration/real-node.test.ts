@@ -128,4 +128,33 @@ describe("real node", () => {
       await n.kubectl(["delete", "namespace", ns, "--wait=true", "--timeout=60s"]);
     }
   });
+
+  it("comes back after a kubelet restart (a node reboot): pods keep running and exec works again", async () => {
+    const kcmPod = `kube-controller-manager-${n.nodeName}`;
+    const restarts = async () =>
+      (
+        JSON.parse(await n.kubectl(["get", "pod", "-n", "kube-system", kcmPod, "-o", "json"])) as {
+          status: { containerStatuses: { restartCount: number; ready: boolean }[] };
+        }
+      ).status.containerStatuses[0];
+    const before = await restarts();
+    await n.stopKubelet();
+    const down = await n
+      .kubectl(["exec", "-n", "kube-system", kcmPod, "--", "kube-controller-manager", "--version"])
+      .then(
+        () => "reachable",
+        (err: Error) => err.message,
+      );
+    assert.match(down, /connect|refused|error/i, "exec needs the kubelet");
+    await n.startKubelet();
+    const after = await eventually("the static pod to be ready again", async () => {
+      const s = await restarts();
+      return s?.ready ? s : undefined;
+    });
+    assert.equal(after.restartCount, before?.restartCount, "the container was adopted, not restarted");
+    const version = await eventually("exec through the restarted kubelet", () =>
+      n.kubectl(["exec", "-n", "kube-system", kcmPod, "--", "kube-controller-manager", "--version"]),
+    );
+    assert.equal(version.trim(), `Kubernetes ${n.kubernetesVersion}`);
+  });
 });

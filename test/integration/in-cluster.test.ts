@@ -1,0 +1,202 @@
+// The Concierge as a user runs it: its image on the real node, installed with
+// `kubectl apply -f crds/ -f config/` (test/harness/node.ts). Two replicas behind the real
+// Service, the aggregated APIs through kube-apiserver's aggregator and that Service, the
+// kube-cert-agent pod beside the static kube-controller-manager pod, exec'd through the real
+// kubelet. Then a login: a TokenCredentialRequest checked by a TokenReview webhook that pods
+// reach on the bridge, a certificate that kube-apiserver accepts, and a WhoAmIRequest; and the
+// same again after a node reboot (kubelet stopped and started).
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { NodeCluster } from "../../hack/node/cluster.ts";
+import { conciergeNamespace } from "../../hack/node/install-concierge.ts";
+import { uniqueName } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
+import { testConcierge } from "../harness/node.ts";
+import { runCommand } from "../harness/process.ts";
+import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
+
+interface Pod {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: { nodeName?: string; containers: { image: string }[] };
+  status: { phase: string; conditions?: { type: string; status: string }[] };
+}
+
+const isReady = (p: Pod) =>
+  p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+
+describe("the Concierge installed from its image on the real node", () => {
+  let n: NodeCluster;
+  let webhook: TokenReviewWebhook;
+  let dir: string;
+  const authenticator = uniqueName("in-cluster");
+  const token = `token-${authenticator}`;
+  const user = { username: "pinny-in-cluster", groups: ["seals"] };
+
+  const pods = async (selector: string) =>
+    (
+      JSON.parse(
+        await n.kubectl(["get", "pods", "-n", conciergeNamespace, "-l", selector, "-o", "json"]),
+      ) as { items: Pod[] }
+    ).items;
+
+  /** A TokenCredentialRequest through the aggregator; the certificate as a kubeconfig. */
+  const login = async (name: string): Promise<string> => {
+    const out = await n.kubectl(
+      ["create", "-o", "json", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "login.concierge.pinniped.dev/v1alpha1",
+        kind: "TokenCredentialRequest",
+        spec: {
+          token,
+          authenticator: {
+            apiGroup: "authentication.concierge.pinniped.dev",
+            kind: "WebhookAuthenticator",
+            name: authenticator,
+          },
+        },
+      }),
+    );
+    const credential = (
+      JSON.parse(out) as {
+        status: { credential?: { clientCertificateData: string; clientKeyData: string }; message?: string };
+      }
+    ).status;
+    assert.ok(credential.credential, `no credential: ${credential.message}`);
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    const kubeconfig = join(dir, `${name}.kubeconfig`);
+    await writeFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "node", cluster: { server: n.server, "certificate-authority": n.caCertPath } }],
+        users: [
+          {
+            name: "user",
+            user: {
+              "client-certificate-data": b64(credential.credential.clientCertificateData),
+              "client-key-data": b64(credential.credential.clientKeyData),
+            },
+          },
+        ],
+        contexts: [{ name: "user", context: { cluster: "node", user: "user" } }],
+        "current-context": "user",
+      }),
+      { mode: 0o600 },
+    );
+    return kubeconfig;
+  };
+
+  const whoami = async (kubeconfig: string) => {
+    // --validate=false: client-side validation lists CRDs, which a plain user may not.
+    const res = await runCommand(
+      join(n.binDir, "kubectl"),
+      [
+        "--kubeconfig",
+        kubeconfig,
+        "--cache-dir",
+        join(dir, "cache"),
+        "create",
+        "--validate=false",
+        "-o",
+        "json",
+        "-f",
+        "-",
+      ],
+      {
+        input: JSON.stringify({
+          apiVersion: "identity.concierge.pinniped.dev/v1alpha1",
+          kind: "WhoAmIRequest",
+        }),
+      },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    return (
+      JSON.parse(res.stdout) as {
+        status: { kubernetesUserInfo: { user: { username: string; groups: string[] } } };
+      }
+    ).status.kubernetesUserInfo.user;
+  };
+
+  before(async () => {
+    ({ node: n } = await testConcierge());
+    dir = await mkdtemp(join(tmpdir(), "in-cluster-"));
+    // Pods reach the test's webhook on the bridge: the node's own address, their gateway.
+    webhook = await startTokenReviewWebhook({ users: { [token]: user }, host: n.node.bridgeIP });
+    await n.kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
+        kind: "WebhookAuthenticator",
+        metadata: { name: authenticator },
+        spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
+      }),
+    );
+    await n.kubectl([
+      "wait",
+      "--for=jsonpath={.status.phase}=Ready",
+      "--timeout=60s",
+      `webhookauthenticator/${authenticator}`,
+    ]);
+  });
+
+  after(async () => {
+    await n?.kubectl(["delete", "webhookauthenticator", authenticator, "--ignore-not-found"]);
+    await webhook?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("runs two ready Concierge pods from the image and the kube-cert-agent pod next to kube-controller-manager", async () => {
+    const concierge = await pods("app=pinniped-concierge");
+    assert.equal(concierge.length, 2, concierge.map((p) => p.metadata.name).join(", "));
+    for (const p of concierge) {
+      assert.ok(isReady(p), `${p.metadata.name} is not Ready`);
+      assert.match(p.spec.containers[0]?.image ?? "", /pinniped-concierge/);
+    }
+    const [agent] = await pods("kube-cert-agent.pinniped.dev=v3");
+    assert.ok(agent && isReady(agent), "the kube-cert-agent pod is not Ready");
+    assert.equal(agent.spec.nodeName, n.nodeName);
+    const issuer = JSON.parse(
+      await n.kubectl(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]),
+    ) as {
+      status: { strategies: { type: string; status: string; reason: string }[] };
+    };
+    const strategy = issuer.status.strategies.find((s) => s.type === "KubeClusterSigningCertificate");
+    assert.equal(strategy?.status, "Success");
+    assert.equal(strategy?.reason, "FetchedKey");
+  });
+
+  it("logs in through the aggregator: TokenCredentialRequest, then the certificate works and WhoAmIRequest names the user", async () => {
+    const kubeconfig = await login("first");
+    const who = await whoami(kubeconfig);
+    assert.equal(who.username, user.username);
+    assert.deepEqual(who.groups, [...user.groups, "system:authenticated"]);
+    assert.ok(
+      webhook.requests.some((r) => r.token === token),
+      "the webhook was never asked",
+    );
+  });
+
+  it("comes back after a node reboot: kubelet stopped and started, pods Ready again, logins work", async () => {
+    await n.stopKubelet();
+    await n.startKubelet();
+    await eventually(
+      "every Concierge pod and the agent pod Ready again",
+      async () => {
+        const all = [
+          ...(await pods("app=pinniped-concierge")),
+          ...(await pods("kube-cert-agent.pinniped.dev=v3")),
+        ];
+        return all.length === 3 && all.every(isReady);
+      },
+      { timeoutMs: 120_000 },
+    );
+    const kubeconfig = await eventually("a login after the reboot", () => login("after-reboot"), {
+      timeoutMs: 60_000,
+    });
+    assert.equal((await whoami(kubeconfig)).username, user.username);
+  });
+});
