@@ -8,6 +8,7 @@ source hack/lib.sh
 
 phase_start "install Debian and npm packages"
 ensure_debian_packages
+ensure_inotify_instances
 ensure_go
 ensure_npm_packages
 phase_end

@@ -1,23 +1,23 @@
-// The demo (the README's first command, through hack/demo.sh): a real control plane, the
-// Concierge running against it, and a user logging in with kubectl and the pinniped CLI, each
-// step printed as the command it amounts to. Everything it starts is stopped at the end, and it
-// exits non-zero if a step that should succeed does not (test/integration/demo.test.ts runs it).
+// The demo (the README's first command, through hack/demo.sh): a one-node cluster with a real
+// kubelet, the Concierge installed on it from its image with kubectl apply, and a user logging
+// in with kubectl and the pinniped CLI, each step printed as the command it amounts to. It runs
+// inside network and mount namespaces of its own (npm run demo goes through
+// hack/node/launch.ts); everything it starts is stopped at the end, and it exits non-zero if a
+// step that should succeed does not (test/integration/demo.test.ts runs it).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
-import { discardLogger } from "../observability/logger.ts";
-import { apiServiceNames } from "../server/main.ts";
+import { agentPodLabelSelector } from "../controllers/kubecertagent/agent.ts";
 import { closeBrowser } from "../test/harness/browser.ts";
 import { type KubectlResult, runKubectl } from "../test/harness/cluster.ts";
 import { eventually } from "../test/harness/eventually.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../test/harness/oidc-provider.ts";
-import { agentSelector, type PlayedNode, playControlPlaneNode } from "../test/harness/play-node.ts";
 import { runCommand } from "../test/harness/process.ts";
 import { loginPrompt, type UserKubectlResult, userKubectl } from "../test/harness/user-kubectl.ts";
-import { type ControlPlane, freePorts, startControlPlane } from "./controlplane.ts";
-import { type LocalConcierge, runLocal } from "./run-local.ts";
+import { type NodeCluster, startNodeCluster } from "./node/cluster.ts";
+import { conciergeNamespace, installConcierge } from "./node/install-concierge.ts";
 
 const began = performance.now();
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -27,7 +27,8 @@ const user = { username: "pinny", groups: ["sea-lions"] };
 const dir = await mkdtemp(join(tmpdir(), "concierge-demo-"));
 const userKubeconfig = join(dir, "pinny.kubeconfig");
 const proxyKubeconfig = join(dir, "pinny-via-proxy.kubeconfig");
-let proxyPort = 0;
+/** The address the demo gives the proxy's load balancer, playing the cloud (routed on the node). */
+const loadBalancerIP = "10.89.0.10";
 
 const out = (text: string) => process.stdout.write(text);
 /** What is printed names the temporary directory briefly (no token is ever printed). */
@@ -35,9 +36,7 @@ const redact = (text: string) => text.replaceAll(dir, "$DEMO_DIR");
 const say = (text: string) => out(`\n\x1b[1m${text}\x1b[0m\n`);
 const note = (text: string) => out(`   ${redact(text)}\n`);
 
-let cp: ControlPlane | undefined;
-let concierge: LocalConcierge | undefined;
-let node: PlayedNode | undefined;
+let cp: NodeCluster | undefined;
 let provider: TestOIDCProvider | undefined;
 
 /** kubectl as the admin; its output printed. */
@@ -104,36 +103,21 @@ function must(res: KubectlResult, what: string): string {
 }
 
 try {
-  say(
-    "1. Starting a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on loopback",
-  );
-  cp = await startControlPlane({ name: "demo", log: note });
-  must(await kubectl(["get", "namespaces"]), "listing namespaces");
+  say("1. Starting a one-node Kubernetes cluster: etcd, kube-apiserver, kube-scheduler, and a real node");
+  note("containerd, kubelet and kube-proxy, in network and mount namespaces of the demo's own;");
+  note("kube-controller-manager runs as a static pod on the node, as kubeadm sets it up");
+  cp = await startNodeCluster({ log: note });
+  must(await kubectl(["get", "nodes", "-o", "wide"]), "listing nodes");
 
-  say(
-    "2. Starting the Concierge as a local process, installed from config/ and running as its ServiceAccount",
-  );
-  [proxyPort] = (await freePorts(1)) as [number];
-  concierge = await runLocal({
-    kubeconfigPath: cp.kubeconfigPath,
-    binDir: cp.binDir,
-    // The demo shows what kubectl shows; the Concierge's JSON log lines would drown it.
-    log: discardLogger(),
-    identity: "demo",
-    configOverrides: { impersonationProxyServerPort: proxyPort },
-  });
-  note(
-    `its aggregated API listens on 127.0.0.1:${concierge.ports.aggregatedAPI}; kube-apiserver proxies to it`,
-  );
-  must(
-    await kubectl([
-      "wait",
-      "--for=condition=Available",
-      "--timeout=120s",
-      ...apiServiceNames.map((n) => `apiservice/${n}`),
-    ]),
-    "waiting for the APIServices",
-  );
+  say("2. Installing the Concierge as a user would: its image, then kubectl apply -f crds/ -f config/");
+  note("npm run build:image builds the image without a container engine; no registry is reachable");
+  note("here, so it goes straight into the node's containerd (elsewhere: skopeo copy to a registry)");
+  const installed = await installConcierge(cp, { log: note });
+  out("$ kubectl apply -f crds/ -f config/\n");
+  out(installed.applied);
+  must(await kubectl(["get", "pods", "-A", "-o", "wide"]), "listing pods");
+  note("two Concierge replicas, and the kube-cert-agent pod next to kube-controller-manager's static");
+  note("pod: the Concierge execs into it through the kubelet to borrow the cluster's signing key");
   const apiServices = must(await kubectl(["get", "apiservices"], { quiet: true }), "listing APIServices");
   out("$ kubectl get apiservices | grep -e NAME -e concierge\n");
   out(
@@ -156,21 +140,12 @@ try {
   );
   must(await kubectl(["api-resources", "--api-group=login.concierge.pinniped.dev"]), "listing the login API");
 
-  say("3. Playing the node, so that kube-cert-agent can borrow the cluster's signing key");
-  note("There is no kubelet here: the demo plays the node, its kubelet and kube-controller-manager's");
-  note("static pod (naming the control plane's CA files), and marks the agent's pods Running.");
-  node = await playControlPlaneNode({
-    kubeconfigPath: cp.kubeconfigPath,
-    namespace: concierge.namespace,
-    nodeName: "demo-node",
-  });
-  must(await kubectl(["get", "nodes"]), "listing nodes");
-  must(await kubectl(["get", "pods", "-n", "kube-system"]), "listing kube-system pods");
-
-  say(`4. Connecting an identity provider: an OpenID Connect provider that knows one user, ${user.username}`);
+  say(`3. Connecting an identity provider: an OpenID Connect provider that knows one user, ${user.username}`);
   provider = await startOIDCProvider({
     audiences: [],
     interactive: { users: { [user.username]: { groups: user.groups } } },
+    // The Concierge's pods reach it on the node's bridge.
+    host: cp.node.bridgeIP,
   });
   note(`the provider (the oidc-provider package) serves ${provider.issuer} with a CA of the demo's own;`);
   note(`${user.username} is in group ${user.groups.join(", ")}; the CLI is its public client "pinniped-cli"`);
@@ -202,7 +177,7 @@ try {
     "waiting for the JWTAuthenticator",
   );
   must(await kubectl(["get", "jwtauthenticator"]), "listing JWTAuthenticators");
-  note("waiting for kube-cert-agent to fetch the signing key through the played kubelet…");
+  note("kube-cert-agent has fetched the signing key through the kubelet:");
   await eventually(
     "the KubeClusterSigningCertificate strategy",
     async () =>
@@ -210,7 +185,7 @@ try {
     { timeoutMs: 120_000 },
   );
   must(
-    await kubectl(["get", "pods", "-n", concierge.namespace, "-l", agentSelector]),
+    await kubectl(["get", "pods", "-n", conciergeNamespace, "-l", agentPodLabelSelector]),
     "listing the agent pods",
   );
   const issuers = must(await kubectl(["get", "credentialissuer"]), "listing CredentialIssuers");
@@ -218,7 +193,7 @@ try {
     throw new Error("the CredentialIssuer's DEFAULTSTRATEGY is not KubeClusterSigningCertificate");
   }
 
-  say(`5. Authorizing the group ${user.groups[0]}: read-only access (the built-in view ClusterRole)`);
+  say(`4. Authorizing the group ${user.groups[0]}: read-only access (the built-in view ClusterRole)`);
   must(
     await kubectl([
       "create",
@@ -230,7 +205,7 @@ try {
     "creating the ClusterRoleBinding",
   );
 
-  say(`6. Generating ${user.username}'s kubeconfig with the pinniped CLI (it discovers the Concierge)`);
+  say(`5. Generating ${user.username}'s kubeconfig with the pinniped CLI (it discovers the Concierge)`);
   must(
     await pinniped([
       "get",
@@ -270,12 +245,12 @@ try {
       .join(""),
   );
 
-  say(`7. Being ${user.username}: the first kubectl sends ${user.username} to the browser to log in`);
+  say(`6. Being ${user.username}: the first kubectl sends ${user.username} to the browser to log in`);
   const first = await kubectlAsUser(["auth", "whoami"]);
   must(first, "kubectl auth whoami");
   if (first.browserLogins !== 1) throw new Error("the first kubectl did not ask for a browser login");
 
-  say("8. Later kubectl calls reuse the short-lived certificate the plugin cached: no login, no exchange");
+  say("7. Later kubectl calls reuse the short-lived certificate the plugin cached: no login, no exchange");
   const listed = await kubectlAsUser(["get", "namespaces"]);
   must(listed, "listing namespaces as the user");
   if (listed.browserLogins !== 0) throw new Error("the second kubectl asked for a login again");
@@ -286,17 +261,12 @@ try {
   note("refused, as it should be: the view ClusterRole grants no Secrets");
   must(await pinniped(["whoami", "--kubeconfig", userKubeconfig]), "pinniped whoami");
 
-  say("9. Managed clusters (EKS, AKS, GKE) have no signing key to borrow: the impersonation proxy");
-  note("The Concierge can front the Kubernetes API itself. The operator turns its proxy on; here it");
-  note(`listens on 127.0.0.1:${proxyPort}, where a cloud load balancer's address would be.`);
+  say("8. Managed clusters (EKS, AKS, GKE) have no signing key to borrow: the impersonation proxy");
+  note("The Concierge can front the Kubernetes API itself. The operator turns its proxy on, behind a");
+  note("LoadBalancer Service. The demo plays the cloud: it gives the load balancer an address, and");
+  note("kube-proxy on the node routes that address to the Concierge's pods.");
   const proxySpec = JSON.stringify({
-    spec: {
-      impersonationProxy: {
-        mode: "enabled",
-        service: { type: "None" },
-        externalEndpoint: `127.0.0.1:${proxyPort}`,
-      },
-    },
+    spec: { impersonationProxy: { mode: "enabled", service: { type: "LoadBalancer" } } },
   });
   must(
     await kubectl([
@@ -309,11 +279,33 @@ try {
     ]),
     "turning the impersonation proxy on",
   );
+  const lbService = "pinniped-concierge-impersonation-proxy-load-balancer";
+  await eventually(
+    "the proxy's LoadBalancer Service",
+    async () =>
+      (await kubectl(["get", "service", "-n", conciergeNamespace, lbService], { quiet: true })).code === 0,
+    { timeoutMs: 60_000 },
+  );
+  must(
+    await kubectl([
+      "patch",
+      "service",
+      "-n",
+      conciergeNamespace,
+      lbService,
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: loadBalancerIP }] } } }),
+    ]),
+    "giving the load balancer its address",
+  );
   await eventually(
     "the ImpersonationProxy strategy",
     async () => (await strategies()).some((s) => s.type === "ImpersonationProxy" && s.reason === "Listening"),
-    { timeoutMs: 60_000 },
+    { timeoutMs: 120_000 },
   );
+  must(await kubectl(["get", "service", "-n", conciergeNamespace, lbService]), "showing the load balancer");
   must(
     await kubectl([
       "get",
@@ -351,15 +343,11 @@ try {
   process.exitCode = 1;
   say(`The demo failed: ${redact((err as Error).message)}`);
 } finally {
-  say(
-    "Cleaning up: stopping the browser, the Concierge, the identity provider, the played node and the control plane",
-  );
+  say("Cleaning up: stopping the browser, the identity provider and the cluster");
   const steps: [string, () => Promise<void> | undefined][] = [
     ["the browser", () => closeBrowser()],
-    ["the Concierge", () => concierge?.stop()],
-    ["the played node", () => node?.stop()],
     ["the identity provider", () => provider?.close()],
-    ["the control plane", () => cp?.stop()],
+    ["the cluster", () => cp?.stop()],
     ["the temporary directory", () => rm(dir, { recursive: true, force: true })],
   ];
   for (const [what, step] of steps) {

@@ -43,6 +43,20 @@ ensure_debian_packages() {
   fi
 }
 
+# Every kubelet, kube-controller-manager and kube-apiserver holds several inotify instances, and
+# the kernel's default of 128 per user is used up by two or three clusters on one machine (kubelet
+# then fails with "inotify_init: too many open files"). Raised as kind's documentation advises.
+ensure_inotify_instances() {
+  local want=1024 have
+  have="$(cat /proc/sys/fs/inotify/max_user_instances)"
+  if ((have < want)); then
+    echo "raising fs.inotify.max_user_instances from $have to $want (each cluster's kubelet needs some)"
+    local sudo=()
+    if ((EUID != 0)); then sudo=(sudo); fi
+    "${sudo[@]}" sysctl -q -w "fs.inotify.max_user_instances=$want"
+  fi
+}
+
 # The Kubernetes 1.34 modules need Go 1.24 or newer; Debian's golang-go is older, so a
 # missing or old Go is an error that says so rather than an install that cannot help.
 ensure_go() {

@@ -10,6 +10,7 @@ began=$SECONDS
 
 phase_start "install Debian and npm packages"
 ensure_debian_packages
+ensure_inotify_instances
 ensure_go
 ensure_npm_packages
 phase_end

@@ -30,6 +30,8 @@ export async function buildConciergeImage(): Promise<string> {
 
 export interface InstalledConcierge {
   namespace: string;
+  /** What `kubectl apply` printed. */
+  applied: string;
   /** Seconds from apply to the last wait. */
   readySeconds: number;
 }
@@ -43,7 +45,13 @@ export async function installConcierge(
   await cluster.importImage(archive);
   log("Concierge image imported into containerd");
   const began = Date.now();
-  await cluster.kubectl(["apply", "-f", join(repoRoot, "crds"), "-f", join(repoRoot, "config")]);
+  const applied = await cluster.kubectl([
+    "apply",
+    "-f",
+    join(repoRoot, "crds"),
+    "-f",
+    join(repoRoot, "config"),
+  ]);
   const wait = (args: string[]) => cluster.kubectl(["wait", "--timeout=180s", ...args]);
   await cluster.kubectl([
     "rollout",
@@ -78,5 +86,5 @@ export async function installConcierge(
   await wait(["--for=condition=Ready", "pod", "-n", conciergeNamespace, "-l", agentPodLabelSelector]);
   const readySeconds = (Date.now() - began) / 1000;
   log(`Concierge ready ${readySeconds.toFixed(1)}s after kubectl apply`);
-  return { namespace: conciergeNamespace, readySeconds };
+  return { namespace: conciergeNamespace, applied, readySeconds };
 }

@@ -39,21 +39,21 @@ function browser(): Promise<Browser> {
   return launched;
 }
 
-const isLoopback = (url: URL) => url.hostname === "127.0.0.1" || url.hostname === "localhost";
-
 /**
  * Logs in at `url` (an authorize URL of the test OIDC provider) and resolves once the CLI's
  * callback page has loaded. The provider's certificate comes from a throwaway test CA Chromium
  * cannot be told to trust, so certificate errors are ignored in this login's context only, and
- * the context may reach nothing but loopback addresses.
+ * the context may reach nothing but loopback addresses and the provider's own host (on a real
+ * node, its bridge address).
  */
 export async function loginWithBrowser(url: string, login: BrowserLogin): Promise<BrowserLoginResult> {
   const timeout = login.timeoutMs ?? 30_000;
   const context = await (await browser()).newContext({ ignoreHTTPSErrors: true });
   try {
     // The provider's pages import web fonts; nothing outside this machine is needed or wanted.
+    const allowed = new Set(["127.0.0.1", "localhost", new URL(url).hostname]);
     await context.route(
-      (u) => !isLoopback(u),
+      (u) => !allowed.has(u.hostname),
       (route) => route.abort(),
     );
     const page = await context.newPage();
