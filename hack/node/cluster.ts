@@ -385,7 +385,7 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
   const etcdURL = `http://127.0.0.1:${etcdClientPort}`;
   const etcd = proc("etcd", join(binDir, "etcd"), [
     "--name=node",
-    "--data-dir=/var/lib/etcd",
+    `--data-dir=${join(node.dir, "etcd")}`,
     `--listen-client-urls=${etcdURL}`,
     `--advertise-client-urls=${etcdURL}`,
     `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
@@ -532,6 +532,7 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
     await Promise.all([
       importImage(containerdSocket, archives.pause),
       importImage(containerdSocket, archives.controllerManager),
+      importImage(containerdSocket, archives.busybox),
     ]);
     log(`images imported after ${elapsed()}`);
     await writeFileAtomically(

@@ -12,6 +12,9 @@ const run = promisify(execFile);
 const pauseSource = join(import.meta.dirname, "pause");
 
 export const pauseImage = "localhost/pause:3.10";
+/** A shell and the usual tools (tar for kubectl cp, nc) for test workloads: Debian's busybox-static. */
+export const busyboxImage = "localhost/busybox:latest";
+const busyboxBinary = "/bin/busybox";
 export const controllerManagerImage = (version: string) => `localhost/kube-controller-manager:${version}`;
 
 async function exists(file: string): Promise<boolean> {
@@ -58,16 +61,21 @@ async function pauseBinary(cacheDir: string): Promise<Buffer> {
   return await readFile(out);
 }
 
-/** Image archives for the node, built on first use: `{ pause, controllerManager }`. */
+/** Image archives for the node, built on first use: `{ pause, controllerManager, busybox }`. */
 export async function nodeImageArchives(
   binDir: string,
   kubernetesVersion: string,
-): Promise<{ pause: string; controllerManager: string }> {
+): Promise<{ pause: string; controllerManager: string; busybox: string }> {
   // binDir is <cache>/<key>/bin: the images live and die with the binaries.
   const cacheDir = join(dirname(binDir), "images");
   const pause = await pauseBinary(cacheDir);
   const pauseKey = `pause-${createHash("sha256").update(pause).digest("hex").slice(0, 16)}`;
-  const [pauseArchive, controllerManagerArchive] = await Promise.all([
+  const busybox = await readFile(busyboxBinary).catch(() => {
+    throw new Error(`${busyboxBinary} is missing: install Debian's busybox-static (hack/lib.sh does)`);
+  });
+  const { stdout: applets } = await run(busyboxBinary, ["--list"]);
+  const busyboxKey = `busybox-${createHash("sha256").update(busybox).digest("hex").slice(0, 16)}`;
+  const [pauseArchive, controllerManagerArchive, busyboxArchive] = await Promise.all([
     cachedArchive(cacheDir, pauseKey, async () => ({
       name: pauseImage,
       layers: [[{ path: "pause", type: "file", mode: 0o755, content: pause }]],
@@ -88,8 +96,22 @@ export async function nodeImageArchives(
       ],
       config: { entrypoint: ["/usr/local/bin/kube-controller-manager"] },
     })),
+    cachedArchive(cacheDir, busyboxKey, async () => ({
+      name: busyboxImage,
+      layers: [
+        [
+          { path: "bin/busybox", type: "file", mode: 0o755, content: busybox },
+          ...applets
+            .split("\n")
+            .filter((applet) => applet && applet !== "busybox")
+            .map((applet) => ({ path: `bin/${applet}`, type: "symlink" as const, target: "busybox" })),
+          { path: "tmp", type: "dir", mode: 0o1777 },
+        ],
+      ],
+      config: { entrypoint: ["/bin/sh"], env: ["PATH=/bin"] },
+    })),
   ]);
-  return { pause: pauseArchive, controllerManager: controllerManagerArchive };
+  return { pause: pauseArchive, controllerManager: controllerManagerArchive, busybox: busyboxArchive };
 }
 
 /** Imports an OCI archive into containerd's `k8s.io` namespace, where kubelet finds images. */

@@ -122,8 +122,11 @@ export async function createNodeNamespaces(): Promise<NodeNamespaces> {
         `mount -t overlay overlay -o lowerdir=${folder},upperdir=${q(`${layer}/upper`)},workdir=${q(`${layer}/work`)} ${folder}`,
       );
     }
-    // The host's kubelet-era leftovers, if any, must not leak into the node.
-    inside.push("rm -rf /etc/cni/net.d /etc/kubernetes /var/lib/kubelet /var/log/pods /var/log/containers");
+    // What a cluster leaves in these folders (the host's, if it ever ran one, or the enclosing
+    // node's when nodes nest, as the demo's test does) must not leak into this node.
+    inside.push(
+      "rm -rf /etc/cni/net.d /etc/kubernetes /var/lib/kubelet /var/lib/cni /var/lib/etcd /var/log/pods /var/log/containers",
+    );
     for (const sysctl of kubeletSysctls) {
       const file = join(dir, "sysctl", sysctl.replace(/\//g, "."));
       inside.push(
