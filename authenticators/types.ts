@@ -10,7 +10,17 @@ export type AuthenticationResult =
    * `reason` is for logs and metrics only, never for the caller (upstream answers every
    * failure with "authentication failed"). It must never contain the token.
    */
-  | { authenticated: false; reason: string };
+  | {
+      authenticated: false;
+      reason: string;
+      /** A short, stable name for the kind of failure (a metric label), e.g. `expired`. */
+      code?: string;
+      /**
+       * `reason` without values taken from the token (beyond the username), for the info-level
+       * log; `reason` itself is such a text when this is absent.
+       */
+      safeReason?: string;
+    };
 
 export interface TokenAuthenticator {
   /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Metrics } from "./metrics.ts";
+import { Metrics, removeSeries } from "./metrics.ts";
 
 describe("Metrics", () => {
   it("prefixes names and returns the same metric when asked twice", async () => {
@@ -38,5 +38,24 @@ describe("Metrics", () => {
 
   it("exposes the Prometheus content type", () => {
     assert.match(new Metrics().contentType, /^text\/plain/);
+  });
+});
+
+describe("removeSeries", () => {
+  it("removes every series whose labels include the match, histogram buckets included, and nothing else", async () => {
+    const metrics = new Metrics();
+    const counter = metrics.counter({ name: "rs_total", help: "h", labelNames: ["authenticator", "reason"] });
+    const histogram = metrics.histogram({ name: "rs_seconds", help: "h", labelNames: ["authenticator"] });
+    counter.inc({ authenticator: "gone", reason: "a" });
+    counter.inc({ authenticator: "gone", reason: "b" });
+    counter.inc({ authenticator: "kept", reason: "a" });
+    histogram.observe({ authenticator: "gone" }, 0.1);
+    histogram.observe({ authenticator: "kept" }, 0.1);
+    await removeSeries(counter, { authenticator: "gone" });
+    await removeSeries(histogram, { authenticator: "gone" });
+    const text = await metrics.text();
+    assert.doesNotMatch(text, /authenticator="gone"/);
+    assert.match(text, /concierge_rs_total\{authenticator="kept",reason="a"\} 1/);
+    assert.match(text, /concierge_rs_seconds_count\{authenticator="kept"\} 1/);
   });
 });

@@ -81,3 +81,24 @@ export class Metrics {
     return existing;
   }
 }
+
+/**
+ * Removes every series of `metric` whose labels include `match` (e.g. one deleted authenticator's);
+ * prom-client removes only by the full label set, so the sets are read back first.
+ */
+export async function removeSeries(
+  metric: Counter<string> | Gauge<string> | Histogram<string>,
+  match: Record<string, string>,
+): Promise<void> {
+  const { values } = await metric.get();
+  const removed = new Set<string>();
+  for (const { labels } of values) {
+    if (!Object.entries(match).every(([k, v]) => labels[k] === v)) continue;
+    // A histogram's buckets carry `le`, which is not one of its label names.
+    const { le: _, ...own } = labels as Record<string, string | number>;
+    const key = JSON.stringify(own);
+    if (removed.has(key)) continue;
+    removed.add(key);
+    metric.remove(own);
+  }
+}

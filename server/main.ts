@@ -9,7 +9,9 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { type CredentialIssuerSpec, tokenCredentialRequest, whoAmIRequest } from "../apis/index.ts";
 import { AuthenticatorCache } from "../authenticators/cache.ts";
 import { newJWTAuthenticator } from "../authenticators/jwt/authenticator.ts";
+import { removeJWTAuthenticatorSeries } from "../authenticators/jwt/metrics.ts";
 import { setAllowLinkLocalAddresses } from "../authenticators/outbound.ts";
+import { removeWebhookAuthenticatorSeries } from "../authenticators/webhook/authenticator.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
 import { SignerHolder } from "../certs/signer.ts";
 import { register as registerAPICerts } from "../controllers/apicerts/controllers.ts";
@@ -169,6 +171,15 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     issuers: new OrderedIssuers([new LocalCAIssuer(kubeSigner), new LocalCAIssuer(impersonationSigner)]),
     frontProxy: new FrontProxyConfigHolder(),
   };
+  // A deleted authenticator's metric series go with it; a replaced one keeps its counts.
+  holders.authenticators.onChange((key, entry) => {
+    if (entry) return;
+    const remove =
+      key.kind === "JWTAuthenticator" ? removeJWTAuthenticatorSeries : removeWebhookAuthenticatorSeries;
+    remove(metrics, key.name).catch((err: unknown) =>
+      log.warn("could not remove a deleted authenticator's metrics", { err: (err as Error).message }),
+    );
+  });
 
   const manager = managerFromKubeConfig(options.kubeConfig, {
     identity,

@@ -79,7 +79,7 @@ function setup(
         await metrics.text(),
       )?.[1] ?? 0,
     );
-  return { handler, issued, logs, outcome };
+  return { handler, issued, logs, outcome, metrics, cache };
 }
 
 const ctx = (extra: Partial<CreateContext> = {}): CreateContext => ({
@@ -301,6 +301,65 @@ describe("TokenCredentialRequest create", () => {
       kind: "JWTAuthenticator",
       name: "corp",
     });
+  });
+
+  it("logs why a login was rejected at info, rate-limited, and counts it by authenticator and reason", async () => {
+    const { a } = authenticator(async () => ({
+      authenticated: false,
+      reason: 'issuer mismatch: token iss is "https://evil.example.com"',
+      code: "issuer",
+      safeReason: "issuer mismatch",
+    }));
+    let now = 0;
+    const { handler, logs, metrics } = setup(a, { now: () => now, rejectionLogIntervalMs: 10_000 });
+    for (let i = 0; i < 3; i++) await handler(request({}), ctx());
+    now = 10_000;
+    await handler(request({}), ctx());
+    const lines = logs.lines.filter((l) => l.msg === "login rejected by authenticator");
+    assert.deepEqual(
+      lines.map(({ level, authenticator, reason, message, suppressedSinceLast }) => ({
+        level,
+        authenticator,
+        reason,
+        message,
+        suppressedSinceLast,
+      })),
+      [
+        {
+          level: "info",
+          authenticator: { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: "corp" },
+          reason: "issuer",
+          message: "issuer mismatch",
+          suppressedSinceLast: undefined,
+        },
+        {
+          level: "info",
+          authenticator: { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: "corp" },
+          reason: "issuer",
+          message: "issuer mismatch",
+          suppressedSinceLast: 2,
+        },
+      ],
+    );
+    for (const line of logs.lines.filter((l) => l.level !== "debug")) {
+      assert.doesNotMatch(JSON.stringify(line), /evil\.example\.com|super-secret-token-value/);
+    }
+    const series =
+      'concierge_token_credential_request_rejections_total{kind="JWTAuthenticator",authenticator="corp",reason="issuer"} 4';
+    assert.ok((await metrics.text()).includes(series), await metrics.text());
+  });
+
+  it("drops a deleted authenticator's rejection series", async () => {
+    const { a } = authenticator(async () => ({ authenticated: false, reason: "no", code: "expired" }));
+    const { handler, metrics, cache } = setup(a);
+    await handler(request({}), ctx());
+    assert.match(await metrics.text(), /rejections_total\{kind="JWTAuthenticator",authenticator="corp"/);
+    cache.delete({ apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: "corp" });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.doesNotMatch(
+      await metrics.text(),
+      /rejections_total\{kind="JWTAuthenticator",authenticator="corp"/,
+    );
   });
 
   it("answers authentication failed when the authenticator throws", async () => {

@@ -10,7 +10,8 @@ import type { AuthenticationResult, UserInfo } from "../authenticators/types.ts"
 import type { Credential, Issuer } from "../issuers/issuer.ts";
 import { isObject } from "../kube/isobject.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
-import { Metrics } from "../observability/metrics.ts";
+import { Metrics, removeSeries } from "../observability/metrics.ts";
+import { LogRateLimiter } from "../observability/ratelimit.ts";
 import { type APIResponse, badRequest, dryRunError, invalid } from "./status.ts";
 import { objectOfKind } from "./typemeta.ts";
 
@@ -20,6 +21,8 @@ export const minClientCertificateTTLSeconds = 60;
 export const maxClientCertificateTTLSeconds = 24 * 60 * 60;
 /** A slow webhook must not hold a login (or a kubectl) for longer than this. */
 export const defaultAuthenticationTimeoutMs = 30_000;
+/** How often the same authenticator and reason may log a rejected login at info. */
+export const defaultRejectionLogIntervalMs = 10_000;
 
 /** The only extra key allowed: Kubernetes ≥ 1.32 authenticators add it; it is not put in the cert. */
 export const credentialIDExtraKey = "authentication.kubernetes.io/credential-id";
@@ -33,7 +36,11 @@ export type TokenCredentialRequestOutcome =
   | "issuer_error";
 
 export interface TokenCredentialRequestOptions {
-  authenticators: Pick<AuthenticatorCache, "get">;
+  authenticators: Pick<AuthenticatorCache, "get"> & Partial<Pick<AuthenticatorCache, "onChange">>;
+  /** At most one "login rejected" info line per authenticator and reason in this long. */
+  rejectionLogIntervalMs?: number;
+  /** The rate limiter's clock (tests). */
+  now?: () => number;
   /** Gives the credential for an authenticated user, or says why not. */
   issuer: Pick<Issuer, "issue">;
   /** Within [60, 86400]; default 300. */
@@ -184,10 +191,27 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
   const timeoutMs = options.authenticationTimeoutMs ?? defaultAuthenticationTimeoutMs;
   const showPersonal = options.logUsernamesAndGroups ?? false;
   const log = (options.log ?? discardLogger()).child({ component: "tokencredentialrequest" });
-  const outcomes = (options.metrics ?? new Metrics()).counter({
+  const metrics = options.metrics ?? new Metrics();
+  const outcomes = metrics.counter({
     name: "token_credential_requests_total",
     help: "TokenCredentialRequests that reached authentication, by outcome.",
     labelNames: ["outcome"] as const,
+  });
+  const rejections = metrics.counter({
+    name: "token_credential_request_rejections_total",
+    help: "Logins an authenticator rejected, by authenticator kind and name and the reason's code.",
+    labelNames: ["kind", "authenticator", "reason"] as const,
+  });
+  // One info line per authenticator and reason per interval: the operator sees why logins fail at
+  // the default level, and a flood of bad tokens cannot flood the log.
+  const rejectionLog = new LogRateLimiter({
+    intervalMs: options.rejectionLogIntervalMs ?? defaultRejectionLogIntervalMs,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  // A deleted authenticator's series go with it.
+  options.authenticators.onChange?.((key, entry) => {
+    if (entry) return;
+    void removeSeries(rejections, { kind: key.kind, authenticator: key.name });
   });
 
   return async (body, ctx) => {
@@ -246,6 +270,17 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
         reason: "auth rejected by authenticator",
         authenticator: ref,
       });
+      const code = result.code ?? "rejected";
+      rejections.inc({ kind: ref.kind, authenticator: ref.name, reason: code });
+      const take = rejectionLog.take(`${ref.kind}/${ref.name}/${code}`);
+      if (take.log) {
+        log.info("login rejected by authenticator", {
+          authenticator: ref,
+          reason: code,
+          message: result.safeReason ?? result.reason,
+          ...(take.suppressed > 0 ? { suppressedSinceLast: take.suppressed } : {}),
+        });
+      }
       log.debug("authenticator rejected the token", { reason: result.reason, authenticator: ref });
       return failed("rejected");
     }

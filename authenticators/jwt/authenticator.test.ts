@@ -386,11 +386,22 @@ describe("JWT authenticator: token validation", () => {
     assert.deepEqual((await accepted(allow, masters)).groups, ["devs", "system:masters"]);
   });
 
+  it("names the failure with a code, and gives a reason without the token's claim values for the info log", async () => {
+    const result = await authenticator().authenticateToken(
+      await signToken(rsa, claims({ iss: "https://evil.example.com" })),
+    );
+    assert.equal(result.authenticated, false);
+    if (result.authenticated) return;
+    assert.equal(result.code, "issuer");
+    assert.equal(result.safeReason, "issuer mismatch");
+    assert.match(result.reason, /evil\.example\.com/);
+  });
+
   it("stops at once on an aborted request", async () => {
     const controller = new AbortController();
     controller.abort();
     const result = await authenticator().authenticateToken(await signToken(rsa, claims()), controller.signal);
-    assert.deepEqual(result, { authenticated: false, reason: "the request was aborted" });
+    assert.deepEqual(result, { authenticated: false, reason: "the request was aborted", code: "aborted" });
   });
 
   it("counts verifications by result and reason, times them, and never logs the token", async () => {

@@ -151,7 +151,12 @@ class JWTAuthenticator implements JWTTokenAuthenticator {
     this.#metrics.verifications.inc({ ...labels, reason: outcome.ok ? "" : outcome.kind });
     if (outcome.ok) return { authenticated: true, user: outcome.value };
     this.#log.debug("token rejected", { reason: outcome.reason });
-    return { authenticated: false, reason: outcome.reason };
+    return {
+      authenticated: false,
+      reason: outcome.reason,
+      code: outcome.kind,
+      ...(outcome.safeReason ? { safeReason: outcome.safeReason } : {}),
+    };
   }
 
   close(): void {
@@ -211,7 +216,12 @@ class JWTAuthenticator implements JWTTokenAuthenticator {
   /** go-oidc's checks (issuer, audience, exp, nbf), on claims whose signature is checked next. */
   #checkUnverifiedClaims(claims: Record<string, unknown>): Outcome<true> {
     const iss = claimValue(claims, "iss");
-    if (iss !== this.#issuer) return fail("issuer", `issuer mismatch: token iss is ${quote(iss)}`);
+    if (iss !== this.#issuer) {
+      return {
+        ...fail("issuer", `issuer mismatch: token iss is ${quote(iss)}`),
+        safeReason: "issuer mismatch",
+      };
+    }
 
     const aud = claimValue(claims, "aud");
     if (aud === undefined) return fail("audience", "token has no aud claim");
@@ -220,7 +230,10 @@ class JWTAuthenticator implements JWTTokenAuthenticator {
       return fail("malformed", "aud claim is not a string or an array of strings");
     }
     if (!audiences.some((a) => this.#audiences.has(a))) {
-      return fail("audience", `audience mismatch: token aud is ${quote(aud)}`);
+      return {
+        ...fail("audience", `audience mismatch: token aud is ${quote(aud)}`),
+        safeReason: "audience mismatch",
+      };
     }
 
     const now = this.#now();

@@ -35,7 +35,10 @@ export type FailureKind =
   | "aborted"
   | "internal";
 
-export type Outcome<T> = { ok: true; value: T } | { ok: false; kind: FailureKind; reason: string };
+export type Outcome<T> =
+  | { ok: true; value: T }
+  /** `safeReason`: `reason` without the token's claim values, where it has any. */
+  | { ok: false; kind: FailureKind; reason: string; safeReason?: string };
 
 export interface IdentityConfig {
   usernameClaim: string;
@@ -132,7 +135,10 @@ export function userFromClaims(claims: Record<string, unknown>, config: Identity
     }
     const group = user.groups.find((g) => g.startsWith(systemPrefix));
     if (group !== undefined) {
-      return fail("system_prefix", `group ${JSON.stringify(group)} has the reserved "system:" prefix`);
+      return {
+        ...fail("system_prefix", `group ${JSON.stringify(group)} has the reserved "system:" prefix`),
+        safeReason: 'a group has the reserved "system:" prefix',
+      };
     }
   }
   return { ok: true, value: user };

@@ -1,7 +1,7 @@
 // The JWT authenticators' metrics, named after kube-apiserver's (apiserver_authentication_jwt_authenticator_*)
 // with our prefix, and labelled by JWTAuthenticator name rather than by an issuer hash.
 import type { Counter, Gauge, Histogram } from "prom-client";
-import type { Metrics } from "../../observability/metrics.ts";
+import { type Metrics, removeSeries } from "../../observability/metrics.ts";
 
 export interface JWTMetrics {
   /** result: success | failure; reason: a FailureKind, "" on success. */
@@ -39,4 +39,9 @@ export function jwtMetrics(metrics: Metrics): JWTMetrics {
       labelNames: ["authenticator", "result"],
     }),
   };
+}
+
+/** Removes the metric series of a deleted JWTAuthenticator. */
+export async function removeJWTAuthenticatorSeries(metrics: Metrics, name: string): Promise<void> {
+  await Promise.all(Object.values(jwtMetrics(metrics)).map((m) => removeSeries(m, { authenticator: name })));
 }

@@ -3,7 +3,7 @@
 import { performance } from "node:perf_hooks";
 import { type Clock, realClock, sleep } from "../../kube/clock.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
-import { Metrics } from "../../observability/metrics.ts";
+import { Metrics, removeSeries } from "../../observability/metrics.ts";
 import { httpsRequest } from "../https.ts";
 import type { AuthenticationResult, TokenAuthenticator } from "../types.ts";
 import { SuccessCache, tokenHash } from "./successcache.ts";
@@ -107,6 +107,13 @@ function webhookMetrics(metrics: Metrics) {
       labelNames: ["authenticator", "source"] as const,
     }),
   };
+}
+
+/** Removes the metric series of a deleted WebhookAuthenticator. */
+export async function removeWebhookAuthenticatorSeries(metrics: Metrics, name: string): Promise<void> {
+  await Promise.all(
+    Object.values(webhookMetrics(metrics)).map((m) => removeSeries(m, { authenticator: name })),
+  );
 }
 
 /** Removes the token from text that may echo it (a webhook's error message). */
