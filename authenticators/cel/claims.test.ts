@@ -82,6 +82,14 @@ describe("compileClaims", () => {
     );
   });
 
+  it("reports a syntax error in a username expression that reads claims.email with only its own message", () => {
+    const { errors } = compileClaims({ claims: { usernameExpression: "claims.email +" } });
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.equal(errors[0]?.field, "spec.claims.usernameExpression");
+    assert.match(errors[0]?.message ?? "", /^compilation failed: /);
+    assert.doesNotMatch(errors[0]?.message ?? "", /email_verified/);
+  });
+
   it("accepts [] and null for groups and extra, as Kubernetes does", () => {
     const { errors } = compileClaims({
       claims: { groupsExpression: "[]", extra: [{ key: "example.com/x", valueExpression: "null" }] },

@@ -155,7 +155,8 @@ export function compileClaims(spec: ClaimsSpecInput): { compiled: CompiledClaims
     );
     if (compiled) userRules.push({ rule: compiled, message: rule.message });
   });
-  if (usesEmailWithoutVerification(spec)) {
+  // Only about an expression that compiled: a syntax error's message stays its own.
+  if (username && usesEmailWithoutVerification(spec)) {
     errors.push({
       field: "spec.claims.usernameExpression",
       message:
