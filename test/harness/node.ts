@@ -1,9 +1,19 @@
 // The real one-node cluster (hack/node/) that end-to-end tests run against: one per test run,
 // started by global-setup.ts inside the namespaces the launcher made. A test file run on its own
 // through the launcher (see README) starts one itself on first use.
+
+import { parse, stringify } from "yaml";
 import { type NodeCluster, startNodeCluster } from "../../hack/node/cluster.ts";
-import { type InstalledConcierge, installConcierge } from "../../hack/node/install-concierge.ts";
+import {
+  conciergeNamespace,
+  type InstalledConcierge,
+  installConcierge,
+} from "../../hack/node/install-concierge.ts";
 import { nodeDirVariable } from "../../hack/node/namespaces.ts";
+
+/** config/03-configmap.yaml: the key holding the config file, and the health and metrics port. */
+const configKey = "pinniped.yaml";
+const healthPort = 8080;
 
 let shared: Promise<NodeCluster> | undefined;
 
@@ -39,4 +49,111 @@ export async function testConcierge(): Promise<{ node: NodeCluster; concierge: I
   const node = await testNode();
   concierge ??= installConcierge(node, { log: (m) => process.stderr.write(`# node: ${m}\n`) });
   return { node, concierge: await concierge };
+}
+
+/** The sum over the Concierge's replicas of one Prometheus sample (pods are reachable on the bridge). */
+export async function conciergeMetric(node: NodeCluster, sample: RegExp): Promise<number> {
+  const pods = JSON.parse(
+    await node.kubectl([
+      "get",
+      "pods",
+      "-n",
+      conciergeNamespace,
+      "-l",
+      "app=pinniped-concierge",
+      "-o",
+      "json",
+    ]),
+  ) as {
+    items: {
+      metadata: { deletionTimestamp?: string };
+      status: { podIP?: string; conditions?: { type: string; status: string }[] };
+    }[];
+  };
+  // A replica on its way out (after a rollout) is still listed for a while, but no longer answers.
+  const serving = pods.items.filter(
+    (p) =>
+      !p.metadata.deletionTimestamp &&
+      p.status.podIP &&
+      p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+  );
+  let total = 0;
+  for (const pod of serving) {
+    const text = await (await fetch(`http://${pod.status.podIP}:${healthPort}/metrics`)).text();
+    total += Number(sample.exec(text)?.[1] ?? 0);
+  }
+  return total;
+}
+
+/**
+ * Changes the installed Concierge's config file (the ConfigMap from config/) as an operator
+ * would: edit, `kubectl rollout restart`, wait. Resolves to a function that puts it back the same way.
+ */
+export async function changeConciergeConfig(
+  node: NodeCluster,
+  change: (config: Record<string, unknown>) => void,
+): Promise<() => Promise<void>> {
+  const get = async () =>
+    JSON.parse(
+      await node.kubectl([
+        "get",
+        "configmap",
+        "-n",
+        conciergeNamespace,
+        "pinniped-concierge-config",
+        "-o",
+        "json",
+      ]),
+    ) as { data: Record<string, string> };
+  const original = (await get()).data[configKey] ?? "";
+  const config = parse(original) as Record<string, unknown>;
+  change(config);
+  const apply = async (text: string) => {
+    await node.kubectl([
+      "patch",
+      "configmap",
+      "-n",
+      conciergeNamespace,
+      "pinniped-concierge-config",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ data: { [configKey]: text } }),
+    ]);
+    await node.kubectl(["rollout", "restart", "-n", conciergeNamespace, "deployment/pinniped-concierge"]);
+    await node.kubectl([
+      "rollout",
+      "status",
+      "-n",
+      conciergeNamespace,
+      "deployment/pinniped-concierge",
+      "--timeout=180s",
+    ]);
+    await node.kubectl([
+      "wait",
+      "--for=condition=Available",
+      "--timeout=120s",
+      "apiservice/v1alpha1.login.concierge.pinniped.dev",
+    ]);
+    // The old replicas drain for a while and the Service may still send them a request, which the
+    // new replicas' metrics would not count: wait until they are gone.
+    for (const deadline = Date.now() + 180_000; ; ) {
+      const pods = JSON.parse(
+        await node.kubectl([
+          "get",
+          "pods",
+          "-n",
+          conciergeNamespace,
+          "-l",
+          "app=pinniped-concierge",
+          "-o",
+          "json",
+        ]),
+      ) as { items: { metadata: { deletionTimestamp?: string } }[] };
+      if (!pods.items.some((p) => p.metadata.deletionTimestamp)) break;
+      if (Date.now() > deadline) throw new Error("the Concierge's old replicas did not go within 180 s");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+  await apply(stringify(config));
+  return () => apply(original);
 }

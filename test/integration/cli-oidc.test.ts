@@ -1,10 +1,12 @@
-// The `pinniped` CLI end to end, OIDC path: a JWTAuthenticator trusts the test's real
-// oidc-provider; `pinniped get kubeconfig` writes a kubeconfig whose exec plugin is
-// `pinniped login oidc`; real kubectl runs it; the plugin prints the login URL on kubectl's
-// stderr, where a real headless Chromium (test/harness/browser.ts) picks it up and signs in at
-// the provider's login page, exactly as a person would after clicking the link.
+// The `pinniped` CLI end to end, OIDC path, against the Concierge installed from its image on the
+// real node (test/harness/node.ts): a JWTAuthenticator trusts the test's real oidc-provider (on
+// the bridge, where the Concierge's pods reach it); `pinniped get kubeconfig` writes a kubeconfig
+// whose exec plugin is `pinniped login oidc`; real kubectl runs it; the plugin prints the login URL
+// on kubectl's stderr, where a real headless Chromium (test/harness/browser.ts) picks it up and
+// signs in at the provider's login page, exactly as a person would after clicking the link.
 //
-// The Concierge issues 60 s certificates here (its minimum), and the provider 60 s ID tokens, so
+// The Concierge issues 60 s certificates here (its minimum: the suite changes its ConfigMap and
+// restarts it, as an operator would, and puts it back after), and the provider 60 s ID tokens, so
 // that waiting half a minute makes both the cached credential and the cached ID token too old:
 // the next kubectl must renew the credential with the refresh token, without a browser.
 import assert from "node:assert/strict";
@@ -15,38 +17,34 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { expiryMarginMs } from "../../cli/cache.ts";
-import type { ControlPlane } from "../../hack/controlplane.ts";
-import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
-import { memoryLogger } from "../../observability/logger.ts";
+import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { closeBrowser } from "../harness/browser.ts";
-import { runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { runKubectl, uniqueName } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
+import { changeConciergeConfig, conciergeMetric, testConcierge } from "../harness/node.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { installUpstreamCLI, pathWith } from "../harness/pinniped-cli.ts";
-import { type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { runCommand } from "../harness/process.ts";
 import { loginPrompt, userKubectl } from "../harness/user-kubectl.ts";
 
 const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
-const namespace = "pinniped-concierge";
-const nodeName = "cli-oidc-node";
 const user = { username: "pinny", groups: ["sea-lions", "seals"] };
 
-describe("pinniped CLI, OIDC login with a real browser, against the locally run Concierge", () => {
-  let cp: ControlPlane;
+describe("pinniped CLI, OIDC login with a real browser, against the Concierge installed from its image on the real node", () => {
+  let n: NodeCluster;
   let dir: string;
-  let concierge: LocalConcierge;
   let provider: TestOIDCProvider;
-  let node: PlayedNode;
   let generated: string;
   let credentialCache: string;
   let sessionCache: string;
-  const logs = memoryLogger("info");
+  let restoreConfig: (() => Promise<void>) | undefined;
+  const authenticator = uniqueName("corp-idp");
+  const rbacName = uniqueName("cli-oidc-sea-lions");
 
   const kubectl = (args: string[], opts: { input?: string; kubeconfig?: string } = {}) =>
     runKubectl(
-      cp.binDir,
-      opts.kubeconfig ?? cp.kubeconfigPath,
+      n.binDir,
+      opts.kubeconfig ?? n.kubeconfigPath,
       ["--cache-dir", join(dir, "cache"), ...args],
       opts,
     );
@@ -55,41 +53,33 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
     assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
     return res.stdout;
   };
-  /** Certificates the Concierge issued, from its /metrics. */
-  const exchanges = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${concierge.ports.health}/metrics`)).text();
-    const m = /^concierge_token_credential_requests_total\{outcome="issued"\} (\d+)$/m.exec(text);
-    return Number(m?.[1] ?? 0);
-  };
+  /** Certificates the Concierge's replicas issued, from their /metrics. */
+  const exchanges = () =>
+    conciergeMetric(n, /^concierge_token_credential_requests_total\{outcome="issued"\} (\d+)$/m);
 
   /** kubectl as the user, through the generated kubeconfig; the browser signs in when asked. */
   const kubectlAsUser = (args: string[]) =>
     userKubectl(args, {
-      binDir: cp.binDir,
+      binDir: n.binDir,
       kubeconfig: generated,
       cacheDir: join(dir, "cache"),
       login: { username: user.username, password: "any" },
     });
 
   before(async () => {
+    ({ node: n } = await testConcierge());
     dir = await mkdtemp(join(tmpdir(), "cli-oidc-"));
     credentialCache = join(dir, "pinniped", "credentials.yaml");
     sessionCache = join(dir, "pinniped", "sessions.yaml");
     generated = join(dir, "generated.kubeconfig");
-    cp = await startTestControlPlane("cli-oidc");
     provider = await startOIDCProvider({
       audiences: [],
       interactive: { users: { [user.username]: { groups: user.groups } }, idTokenTTLSeconds: 60 },
+      host: n.node.bridgeIP,
     });
-    concierge = await runLocal({
-      kubeconfigPath: cp.kubeconfigPath,
-      binDir: cp.binDir,
-      log: logs.log,
-      identity: "cli-oidc-test",
-      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
-      configOverrides: { tokenCredentialRequest: { clientCertificateTTLSeconds: 60 } },
+    restoreConfig = await changeConciergeConfig(n, (config) => {
+      config.tokenCredentialRequest = { clientCertificateTTLSeconds: 60 };
     });
-    node = await playControlPlaneNode({ kubeconfigPath: cp.kubeconfigPath, namespace, nodeName });
 
     await ok(["apply", "-f", "-"], {
       input: JSON.stringify({
@@ -99,7 +89,7 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
           {
             apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
             kind: "JWTAuthenticator",
-            metadata: { name: "corp-idp" },
+            metadata: { name: authenticator },
             spec: {
               issuer: provider.issuer,
               audience: "pinniped-cli",
@@ -110,24 +100,25 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
           {
             apiVersion: "rbac.authorization.k8s.io/v1",
             kind: "ClusterRole",
-            metadata: { name: "cli-oidc-read-namespaces" },
+            metadata: { name: rbacName },
             rules: [{ apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list"] }],
           },
           {
             apiVersion: "rbac.authorization.k8s.io/v1",
             kind: "ClusterRoleBinding",
-            metadata: { name: "cli-oidc-sea-lions" },
-            roleRef: {
-              apiGroup: "rbac.authorization.k8s.io",
-              kind: "ClusterRole",
-              name: "cli-oidc-read-namespaces",
-            },
+            metadata: { name: rbacName },
+            roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: rbacName },
             subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "sea-lions" }],
           },
         ],
       }),
     });
-    await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "jwtauthenticator/corp-idp"]);
+    await ok([
+      "wait",
+      "--for=jsonpath={.status.phase}=Ready",
+      "--timeout=60s",
+      `jwtauthenticator/${authenticator}`,
+    ]);
     await eventually(
       "KubeClusterSigningCertificate Success",
       async () => {
@@ -139,20 +130,16 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
       },
       { timeoutMs: 90_000 },
     );
-    await ok([
-      "wait",
-      "--for=condition=Available",
-      "--timeout=90s",
-      "apiservice/v1alpha1.login.concierge.pinniped.dev",
-    ]);
   });
 
   after(async () => {
     await closeBrowser();
-    await concierge?.stop();
-    await node?.stop();
+    if (n) {
+      await kubectl(["delete", "jwtauthenticator", authenticator, "--ignore-not-found"]);
+      await kubectl(["delete", "clusterrole,clusterrolebinding", rbacName, "--ignore-not-found"]);
+    }
+    await restoreConfig?.();
     await provider?.close();
-    await cp?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -164,7 +151,12 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
       "--pinniped-cli-path",
       pinnipedBin,
       "--kubeconfig",
-      cp.kubeconfigPath,
+      n.kubeconfigPath,
+      // Other suites may have authenticators of their own on the shared cluster.
+      "--concierge-authenticator-type",
+      "jwt",
+      "--concierge-authenticator-name",
+      authenticator,
       "--oidc-skip-browser",
       "--credential-cache",
       credentialCache,
@@ -176,14 +168,13 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /discovered CredentialIssuer pinniped-concierge-config/);
     assert.match(res.stderr, /discovered Concierge operating in TokenCredentialRequest API mode/);
-    assert.match(res.stderr, /discovered jwt authenticator corp-idp/);
     assert.match(res.stderr, /validated connection to the cluster/);
     const exec = parse(await readFile(generated, "utf8")).users[0].user.exec;
     assert.deepEqual(exec.args.slice(0, 3), ["login", "oidc", "--enable-concierge"]);
     assert.equal(exec.interactiveMode, "IfAvailable");
     for (const arg of [
       "--concierge-authenticator-type=jwt",
-      "--concierge-authenticator-name=corp-idp",
+      `--concierge-authenticator-name=${authenticator}`,
       `--issuer=${provider.issuer}`,
       "--client-id=pinniped-cli",
       "--skip-browser",
@@ -290,7 +281,7 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
     await rm(sessionCache, { force: true });
     const before = { exchanges: await exchanges(), ...provider.stats() };
     const first = userKubectl(["auth", "whoami", "-o", "json"], {
-      binDir: cp.binDir,
+      binDir: n.binDir,
       kubeconfig: generated,
       cacheDir: join(dir, "cache"),
       login: { username: user.username, password: "any" },
@@ -316,7 +307,11 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
         "get",
         "kubeconfig",
         "--kubeconfig",
-        cp.kubeconfigPath,
+        n.kubeconfigPath,
+        "--concierge-authenticator-type",
+        "jwt",
+        "--concierge-authenticator-name",
+        authenticator,
         "--oidc-skip-browser",
         "--credential-cache",
         join(dir, "upstream-credentials.yaml"),
@@ -330,7 +325,7 @@ describe("pinniped CLI, OIDC login with a real browser, against the locally run 
     assert.equal(res.code, 0, res.stderr);
     const as = (args: string[]) =>
       userKubectl(args, {
-        binDir: cp.binDir,
+        binDir: n.binDir,
         kubeconfig: out,
         cacheDir: join(dir, "cache"),
         login: { username: user.username, password: "any" },
