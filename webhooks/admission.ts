@@ -5,6 +5,7 @@ import { aggregateMessage, type FieldError, formatFieldError } from "../kube/fie
 import { isObject } from "../kube/isobject.ts";
 import { shownValue } from "../kube/shown.ts";
 import {
+  jwtAuthenticatorAdvisories,
   jwtAuthenticatorDenials,
   validateJWTAuthenticator,
   validateWebhookAuthenticator,
@@ -19,7 +20,10 @@ const validators: Record<
   ValidatedKind,
   { deny: (obj: unknown) => FieldError[]; warn: (obj: unknown) => FieldError[] }
 > = {
-  [jwtAuthenticator.kind]: { deny: jwtAuthenticatorDenials, warn: validateJWTAuthenticator },
+  [jwtAuthenticator.kind]: {
+    deny: jwtAuthenticatorDenials,
+    warn: (o: unknown) => [...validateJWTAuthenticator(o), ...jwtAuthenticatorAdvisories(o)],
+  },
   [webhookAuthenticator.kind]: { deny: () => [], warn: validateWebhookAuthenticator },
 };
 

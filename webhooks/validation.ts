@@ -37,6 +37,23 @@ export function validateJWTAuthenticator(obj: unknown): FieldError[] {
 }
 
 /**
+ * Problems with a valid spec that the admission webhook still warns about: extras reach
+ * kube-apiserver through no credential the Concierge issues. A client certificate cannot carry
+ * them, so a TokenCredentialRequest refuses every login whose extra mappings produce a value
+ * (upstream's validateUserInfo); the authenticator would read Ready while those logins fail.
+ */
+export function jwtAuthenticatorAdvisories(obj: unknown): FieldError[] {
+  const extra = (obj as { spec?: Partial<JWTAuthenticatorSpec> } | undefined)?.spec?.claims?.extra;
+  if (!Array.isArray(extra) || extra.length === 0) return [];
+  return [
+    forbidden(
+      "spec.claims.extra",
+      "the Concierge's client certificates cannot carry extras to kube-apiserver, so every login whose extra mappings produce a value fails with 'authentication failed'",
+    ),
+  ];
+}
+
+/**
  * What the webhook refuses outright: the one rule of our additions to the spec that lived in the
  * CRD as a CEL rule, worded as kube-apiserver worded it (see apis/.../jwtauthenticator.ts for why
  * it moved). Objects that do not use our additions never meet it.

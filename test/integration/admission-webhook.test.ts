@@ -190,7 +190,7 @@ describe("admission webhook", () => {
           claimValidationRules: [{ claim: "hd", expression: "true" }],
         }),
       );
-      assert.equal(warnings.length, 4, warnings.join("\n"));
+      assert.equal(warnings.length, 5, warnings.join("\n"));
       assert.equal(
         warnings[0],
         `spec.claimValidationRules[0]: Invalid value: "hd": claim and expression can't both be set`,
@@ -207,6 +207,23 @@ describe("admission webhook", () => {
       assert.equal(
         warnings[3],
         'spec.claims.extra[0].key: Invalid value: "Example.com/tenant": must be lowercase',
+      );
+      assert.match(
+        warnings[4]!,
+        /^spec\.claims\.extra: Forbidden: the Concierge's client certificates cannot carry extras/,
+      );
+    });
+
+    it("stores a valid extra mapping, warning that client certificates cannot deliver it", async () => {
+      assert.deepEqual(
+        await warned(
+          jwt(c.uniqueName("jwt"), {
+            claims: { extra: [{ key: "example.com/tenant", valueExpression: "claims.tenant" }] },
+          }),
+        ),
+        [
+          "spec.claims.extra: Forbidden: the Concierge's client certificates cannot carry extras to kube-apiserver, so every login whose extra mappings produce a value fails with 'authentication failed'",
+        ],
       );
     });
 
