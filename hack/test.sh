@@ -24,6 +24,14 @@ export CONCIERGE_K8S_BIN="$bin"
 "$bin/kubectl" version --client
 phase_end
 
+# The tests run where only the namespaces' own addresses are reachable, so everything they would
+# fetch from npm (the arm64 runtime of the CLI's executable, the oldest Node its package supports)
+# is fetched here, first.
+phase_start "build the pinniped CLI and fetch the Node runtimes its tests use"
+npm run -s build:cli
+node_modules/.bin/node --input-type=module -e 'await (await import("./test/harness/pinniped-cli.ts")).oldestNode();'
+phase_end
+
 phase_start "type-check and lint"
 npm run -s typecheck
 npm run -s lint
