@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ConfigError, configFromObject, defaults, parseConfig } from "./config.ts";
+import { ConfigError, configFromObject, defaults, parseConfig, readDownwardAPI } from "./config.ts";
 
 const env = { env: {}, readNamespaceFile: () => "concierge-ns" };
 
@@ -49,7 +52,82 @@ describe("config file", () => {
       logLevel: "info",
       extraServingSANs: [],
       outbound: { allowLinkLocalAddresses: false },
+      warnings: [],
     });
+  });
+
+  // Upstream's deploy/concierge/deployment.yaml rendered with its values.yaml defaults (ytt), the
+  // ConfigMap that upstream's install writes.
+  const upstreamRendered = `discovery:
+  url: null
+api:
+  servingCertificate:
+    durationSeconds: 2592000
+    renewBeforeSeconds: 2160000
+apiGroupSuffix: pinniped.dev
+# aggregatedAPIServerPort may be set here, although other YAML references to the default port (10250) may also need to be updated
+# impersonationProxyServerPort may be set here, although other YAML references to the default port (8444) may also need to be updated
+aggregatedAPIServerDisableAdmissionPlugins: []
+names:
+  servingCertificateSecret: pinniped-concierge-api-tls-serving-certificate
+  credentialIssuer: pinniped-concierge-config
+  apiService: pinniped-concierge-api
+  impersonationLoadBalancerService: pinniped-concierge-impersonation-proxy-load-balancer
+  impersonationClusterIPService: pinniped-concierge-impersonation-proxy-cluster-ip
+  impersonationTLSCertificateSecret: pinniped-concierge-impersonation-proxy-tls-serving-certificate
+  impersonationCACertificateSecret: pinniped-concierge-impersonation-proxy-ca-certificate
+  impersonationSignerSecret: pinniped-concierge-impersonation-proxy-signer-ca-certificate
+  agentServiceAccount: pinniped-concierge-kube-cert-agent
+  impersonationProxyServiceAccount: pinniped-concierge-impersonation-proxy
+  impersonationProxyLegacySecret: pinniped-concierge-impersonation-proxy
+labels: {"app":"pinniped-concierge"}
+kubeCertAgent:
+  namePrefix: pinniped-concierge-kube-cert-agent-
+  
+  image: ghcr.io/vmware-tanzu/pinniped/pinniped-server:latest
+  
+  
+  
+tls:
+  onedottwo:
+    allowedCiphers: []
+audit:
+  logUsernamesAndGroups: disabled
+`;
+
+  it("loads upstream's default rendered ConfigMap without a warning", () => {
+    const c = parseConfig(upstreamRendered, env);
+    assert.equal(c.names.credentialIssuer, "pinniped-concierge-config");
+    assert.deepEqual(c.labels, { app: "pinniped-concierge" });
+    assert.equal(c.kubeCertAgent.image, "ghcr.io/vmware-tanzu/pinniped/pinniped-server:latest");
+    assert.equal(c.discovery, undefined);
+    assert.equal(c.audit.logUsernamesAndGroups, false);
+    assert.deepEqual(c.warnings, []);
+  });
+
+  it("accepts upstream's keys that have no effect here with one warning line each", () => {
+    const c = parseConfig(
+      [
+        "aggregatedAPIServerDisableAdmissionPlugins: [ValidatingAdmissionPolicy]",
+        "tls: {onedottwo: {allowedCiphers: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]}}",
+      ].join("\n"),
+      env,
+    );
+    assert.equal(c.warnings.length, 2);
+    assert.match(
+      c.warnings[0] ?? "",
+      /^aggregatedAPIServerDisableAdmissionPlugins is accepted and has no effect/,
+    );
+    assert.match(c.warnings[1] ?? "", /^tls\.onedottwo\.allowedCiphers is accepted and not applied/);
+  });
+
+  it("reads the pod's name and namespace from upstream's --downward-api-path folder", (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "downward-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    assert.deepEqual(readDownwardAPI(dir), {});
+    writeFileSync(join(dir, "name"), "pinniped-concierge-abc");
+    writeFileSync(join(dir, "namespace"), "upstream-ns\n");
+    assert.deepEqual(readDownwardAPI(dir), { name: "pinniped-concierge-abc", namespace: "upstream-ns" });
   });
 
   it("takes every key it knows", () => {
@@ -261,6 +339,12 @@ describe("config file", () => {
         "apiGroupSuffix: example.com",
         "validate apiGroupSuffix: only pinniped.dev",
       ],
+      [
+        "an admission plugin upstream does not know",
+        "aggregatedAPIServerDisableAdmissionPlugins: [NoSuchPlugin]",
+        "validate aggregatedAPIServerDisableAdmissionPlugins: admission plugin names not recognized: [NoSuchPlugin] (each must be one of [NamespaceLifecycle",
+      ],
+      ["an unknown tls key", "tls: {onedotthree: {}}", "unknown key tls.onedotthree"],
       ["an empty extra SAN", 'extraServingSANs: [""]', "extraServingSANs.0: must NOT have fewer than 1"],
       ["a list at the top", "- a", "the top level must be a mapping"],
       ["text that is not YAML", "a: [", "not YAML"],

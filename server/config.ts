@@ -73,6 +73,8 @@ export interface ConciergeConfig {
     /** Link-local and cloud metadata addresses are refused unless this is true. */
     allowLinkLocalAddresses: boolean;
   };
+  /** Upstream keys accepted without effect here, one line each; the process logs them at start. */
+  warnings: string[];
 }
 
 const app = "pinniped-concierge";
@@ -105,6 +107,18 @@ export const defaults = {
 // Upstream's name for a Secret its legacy cleanup controller deletes: accepted so that an upstream
 // config file loads, unused because this Concierge never created such a Secret.
 const legacyNames = ["impersonationProxyLegacySecret"];
+
+/**
+ * The admission plugins upstream's aggregated API server runs (k8s.io/apiserver's
+ * RecommendedPluginOrder), the only names its `aggregatedAPIServerDisableAdmissionPlugins` takes.
+ */
+export const upstreamAdmissionPlugins = [
+  "NamespaceLifecycle",
+  "MutatingAdmissionPolicy",
+  "MutatingAdmissionWebhook",
+  "ValidatingAdmissionPolicy",
+  "ValidatingAdmissionWebhook",
+] as const;
 
 const str = { type: "string" } as const;
 const int = { type: "integer" } as const;
@@ -140,6 +154,8 @@ const schema = strict({
   }),
   discovery: strict({ url: { type: ["string", "null"] } }),
   audit: strict({ logUsernamesAndGroups: str }),
+  tls: strict({ onedottwo: strict({ allowedCiphers: { type: ["array", "null"], items: str } }) }),
+  aggregatedAPIServerDisableAdmissionPlugins: { type: ["array", "null"], items: str },
   logLevel: str,
   log: strict({ level: str, format: str }),
   extraServingSANs: { type: "array", items: { type: "string", minLength: 1 } },
@@ -165,6 +181,8 @@ interface RawConfig {
   kubeCertAgent?: Partial<ConciergeConfig["kubeCertAgent"]>;
   discovery?: { url?: string | null };
   audit?: { logUsernamesAndGroups?: string };
+  tls?: { onedottwo?: { allowedCiphers?: string[] | null } };
+  aggregatedAPIServerDisableAdmissionPlugins?: string[] | null;
   logLevel?: string;
   log?: { level?: string; format?: string };
   extraServingSANs?: string[];
@@ -331,6 +349,31 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     errors.push("invalid log format, valid choices are the empty string or 'json'");
   }
 
+  // Upstream's aggregated API runs admission plugins and this one runs none, so there is nothing to
+  // disable; names upstream would refuse are refused here too, with upstream's message.
+  const warnings: string[] = [];
+  const disabledPlugins = c.aggregatedAPIServerDisableAdmissionPlugins ?? [];
+  const unknownPlugins = disabledPlugins.filter(
+    (name) => !(upstreamAdmissionPlugins as readonly string[]).includes(name),
+  );
+  if (unknownPlugins.length > 0) {
+    errors.push(
+      `validate aggregatedAPIServerDisableAdmissionPlugins: admission plugin names not recognized: ` +
+        `[${unknownPlugins.join(" ")}] (each must be one of [${upstreamAdmissionPlugins.join(" ")}])`,
+    );
+  } else if (disabledPlugins.length > 0) {
+    warnings.push(
+      "aggregatedAPIServerDisableAdmissionPlugins is accepted and has no effect: this aggregated API runs no admission plugins",
+    );
+  }
+  // The aggregated API and the webhook take TLS 1.3 only; the impersonation proxy's TLS 1.2 suites
+  // are fixed to upstream's default set (ECDHE with AES-GCM or ChaCha20-Poly1305).
+  if ((c.tls?.onedottwo?.allowedCiphers ?? []).length > 0) {
+    warnings.push(
+      "tls.onedottwo.allowedCiphers is accepted and not applied: the impersonation proxy offers upstream's default TLS 1.2 suites, the aggregated API TLS 1.3 only",
+    );
+  }
+
   const env = environment.env ?? process.env;
   const namespace =
     c.namespace ?? (env.POD_NAMESPACE || (environment.readNamespaceFile ?? inClusterNamespace)());
@@ -386,6 +429,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     logLevel,
     extraServingSANs: [...(c.extraServingSANs ?? [])],
     outbound: { allowLinkLocalAddresses: c.outbound?.allowLinkLocalAddresses ?? false },
+    warnings,
   };
 }
 
@@ -401,6 +445,24 @@ export function parseConfig(text: string, environment?: ConfigEnvironment): Conc
     throw new ConfigError("invalid config file: the top level must be a mapping");
   }
   return configFromObject(raw, environment);
+}
+
+/**
+ * Upstream's `--downward-api-path` folder (a downwardAPI volume with the files `name` and
+ * `namespace`), so that upstream's Deployment, which sets no POD_NAME or POD_NAMESPACE, runs this
+ * image; a missing file is left out.
+ */
+export function readDownwardAPI(dir: string): { name?: string; namespace?: string } {
+  const read = (file: string) => {
+    try {
+      return readFileSync(`${dir}/${file}`, "utf8").trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const name = read("name");
+  const namespace = read("namespace");
+  return { ...(name ? { name } : {}), ...(namespace ? { namespace } : {}) };
 }
 
 export function loadConfig(path: string, environment?: ConfigEnvironment): ConciergeConfig {

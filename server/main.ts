@@ -32,7 +32,7 @@ import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { createWebhookHandler, validatePath } from "../webhooks/server.ts";
 import { startAggregatedAPIServer } from "./aggregated.ts";
-import { type ConciergeConfig, loadConfig } from "./config.ts";
+import { type ConciergeConfig, loadConfig, readDownwardAPI } from "./config.ts";
 import {
   extensionAPIServerAuthentication,
   FrontProxyConfigHolder,
@@ -353,6 +353,8 @@ async function main(argv: string[]): Promise<void> {
       kubeconfig: { type: "string" },
       // Within the pod's terminationGracePeriodSeconds, less its preStop pause (config/07-deployment.yaml).
       "shutdown-drain-seconds": { type: "string", default: "15" },
+      // Upstream's Deployment passes it: the pod's name and namespace, read from a downwardAPI volume.
+      "downward-api-path": { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -363,8 +365,11 @@ async function main(argv: string[]): Promise<void> {
       `--shutdown-drain-seconds must be a number of seconds, not ${values["shutdown-drain-seconds"]}`,
     );
   }
-  let config = loadConfig(values.config);
+  const podInfo = values["downward-api-path"] ? readDownwardAPI(values["downward-api-path"]) : {};
+  const podNamespace = podInfo.namespace;
+  let config = loadConfig(values.config, podNamespace ? { readNamespaceFile: () => podNamespace } : {});
   const log = createLogger({ level: config.logLevel });
+  for (const warning of config.warnings) log.warn(warning);
   const kubeConfig = new KubeConfig();
   if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
   else kubeConfig.loadFromCluster();
@@ -374,7 +379,7 @@ async function main(argv: string[]): Promise<void> {
     namespace: config.namespace,
   });
 
-  const podName = process.env.POD_NAME;
+  const podName = process.env.POD_NAME || podInfo.name;
   if (config.kubeCertAgent.image === undefined && podName) {
     const client = new KubeRestClient(kubeConfig);
     const own = await ownImage(
@@ -397,7 +402,12 @@ async function main(argv: string[]): Promise<void> {
       };
     }
   }
-  const concierge = await startConcierge({ config, kubeConfig, log });
+  const concierge = await startConcierge({
+    config,
+    kubeConfig,
+    log,
+    ...(podName ? { identity: podName } : {}),
+  });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     // Upstream's rule: the first signal shuts down gracefully, a second one exits at once.
