@@ -4,6 +4,7 @@
 import { Agent, request } from "node:https";
 import { rootCertificates } from "node:tls";
 import { guardedLookup, refusedHost } from "./outbound.ts";
+import { proxyFor } from "./proxy.ts";
 
 export interface HTTPSOptions {
   /** PEM bundle to trust instead of the system roots. */
@@ -32,13 +33,14 @@ export const idleAgentMs = 10 * 60_000;
 const agents = new Map<string, { agent: Agent; lastUsedMs: number }>();
 
 /**
- * One keep-alive agent per CA bundle (system roots included), so repeated JWKS fetches
+ * One keep-alive agent per CA bundle (system roots included) and proxy, so repeated JWKS fetches
  * and TokenReviews reuse TLS connections. TLS 1.2 is the floor, as upstream's Default profile.
  * Bundles come and go with authenticators (and a rotated CA is a new bundle), so agents left
- * idle are dropped on the next call instead of piling up with their sockets.
+ * idle are dropped on the next call instead of piling up with their sockets. Through a proxy,
+ * Node's agent opens a CONNECT tunnel per connection; proxy.ts has already applied NO_PROXY.
  */
-export function agentFor(caPEM: string | undefined, nowMs = Date.now()): Agent {
-  const key = caPEM ?? "";
+export function agentFor(caPEM: string | undefined, nowMs = Date.now(), proxy?: URL): Agent {
+  const key = `${proxy?.href ?? ""}\n${caPEM ?? ""}`;
   for (const [other, entry] of agents) {
     if (other !== key && nowMs - entry.lastUsedMs > idleAgentMs && !busy(entry.agent)) {
       entry.agent.destroy();
@@ -53,6 +55,7 @@ export function agentFor(caPEM: string | undefined, nowMs = Date.now()): Agent {
       minVersion: "TLSv1.2",
       ca: caPEM ?? [...rootCertificates],
       lookup: guardedLookup,
+      ...(proxy ? { proxyEnv: { HTTPS_PROXY: proxy.href } } : {}),
     });
     entry = { agent, lastUsedMs: nowMs };
     agents.set(key, entry);
@@ -83,6 +86,12 @@ export function httpsRequest(url: string, options: HTTPSOptions = {}): Promise<H
   // Names are checked by the agent's lookup; an address literal is dialled without one.
   const refused = refusedHost(parsed.hostname);
   if (refused) return Promise.reject(new HTTPSError(url, `refusing to connect to ${url}: ${refused}`));
+  let proxy: URL | undefined;
+  try {
+    proxy = proxyFor(parsed.hostname, Number(parsed.port || 443));
+  } catch (err) {
+    return Promise.reject(new HTTPSError(url, (err as Error).message));
+  }
   const maxBytes = options.maxBytes ?? defaultMaxBytes;
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   return new Promise((resolve, reject) => {
@@ -92,7 +101,7 @@ export function httpsRequest(url: string, options: HTTPSOptions = {}): Promise<H
       parsed,
       {
         method: options.method ?? "GET",
-        agent: agentFor(options.caPEM),
+        agent: agentFor(options.caPEM, Date.now(), proxy),
         headers: {
           accept: "application/json",
           ...(options.body === undefined

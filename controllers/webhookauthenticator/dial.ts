@@ -15,6 +15,7 @@ import {
   verifyHostname,
 } from "../../authenticators/goerrors.ts";
 import { guardedLookup, refusedHost } from "../../authenticators/outbound.ts";
+import { openTunnel, proxyFor } from "../../authenticators/proxy.ts";
 import type { HostPort } from "./endpoint.ts";
 
 export interface DialOptions {
@@ -53,7 +54,18 @@ export const tlsDial: Dialer = (target, { caPEM, signal, timeoutMs = defaultDial
       reject(new Error(`dial tcp ${joinHostPort(target.host, target.port)}: ${refused}`));
       return;
     }
-    const tcp = netConnect({ host: target.host, port: target.port, lookup: guardedLookup });
+    let proxy: URL | undefined;
+    try {
+      proxy = proxyFor(target.host, target.port);
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    // Behind HTTPS_PROXY the probe goes the way TokenReviews will: through a CONNECT tunnel.
+    const tunnel = proxy && openTunnel(proxy, target.host, target.port);
+    const tcp = tunnel
+      ? tunnel.socket
+      : netConnect({ host: target.host, port: target.port, lookup: guardedLookup });
     const finish = (message?: string) => {
       if (settled) return;
       settled = true;
@@ -78,8 +90,15 @@ export const tlsDial: Dialer = (target, { caPEM, signal, timeoutMs = defaultDial
     const onAbort = () => finish("context canceled");
     if (signal.aborted) return finish("context canceled");
     signal.addEventListener("abort", onAbort, { once: true });
-    tcp.on("error", (err: NodeError) => finish(tls ? handshakeError(err, tcp) : dialError(err, target)));
-    tcp.once("connect", () => {
+    tcp.on("error", (err: NodeError) => {
+      if (tls) finish(handshakeError(err, tcp));
+      else if (proxy) {
+        finish(
+          `proxyconnect tcp: ${dialError(err, { host: proxy.hostname, port: Number(proxy.port || 80) })}`,
+        );
+      } else finish(dialError(err, target));
+    });
+    const startTLS = () => {
       tls = tlsConnect({
         socket: tcp,
         // SNI carries names only; Go sends none for an IP address either.
@@ -95,5 +114,8 @@ export const tlsDial: Dialer = (target, { caPEM, signal, timeoutMs = defaultDial
         if (tls) finish(verify(tls, target.host, Date.now()));
       });
       tls.once("error", (err: NodeError) => finish(handshakeError(err, tcp)));
-    });
+    };
+    if (tunnel) {
+      tunnel.ready.then(startTLS, (err: Error) => finish(`proxyconnect tcp: ${err.message}`));
+    } else tcp.once("connect", startTLS);
   });
