@@ -1,3 +1,5 @@
+import { turns } from "./turns.ts";
+
 // A cap on concurrent requests for an HTTPS listener, answered as kube-apiserver's max-in-flight
 // filter answers: 429 with Retry-After. Whatever a flood sends, no more than this many requests
 // hold buffers, authenticators or upstream connections at once.
@@ -76,7 +78,9 @@ interface Response {
 export function resetIfUnread(req: Request): void {
   if (!bodyUnread(req) || !("stream" in req)) return;
   const stream = (req as { stream: { close(): void } }).stream;
-  setImmediate(() => stream.close());
+  // A turn rather than a bare setImmediate: a flood refused at once would close all its streams
+  // in one event-loop phase.
+  void turns.take().then(() => stream.close());
 }
 
 /** `connection: close` for an HTTP/1.1 answer given with the body unread. */

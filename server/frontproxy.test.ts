@@ -126,6 +126,21 @@ describe("front-proxy client certificates", () => {
     });
   });
 
+  it("checks a connection's certificate again when the CA changes, not once for good", () => {
+    // One parsed chain, as every request on one connection presents it.
+    const connection = chain(pki.proxyClient.certPEM);
+    const h = new FrontProxyConfigHolder();
+    h.set(pki.config);
+    assert.equal(h.authenticate(connection, adminHeaders).ok, true);
+    h.set({ ...pki.config, caPEM: pki.servingCAPEM });
+    assert.deepEqual(h.authenticate(connection, adminHeaders), {
+      ok: false,
+      reason: "client certificate is not signed by the request-header CA",
+    });
+    h.set(pki.config);
+    assert.equal(h.authenticate(connection, adminHeaders).ok, true);
+  });
+
   it("refuses a CN that is not allowed, unless no names are configured", () => {
     const result = holder.authenticate(chain(pki.disallowedClient.certPEM), adminHeaders);
     assert.deepEqual(result, {

@@ -76,6 +76,13 @@ function parseCAs(pem: string): X509Certificate[] {
 interface Loaded {
   config: FrontProxyConfig;
   cas: X509Certificate[];
+  /**
+   * Each certificate's verified issuer (null: none among the CAs and the certificates sent with
+   * it), for this configuration's CAs. A signature check costs about a millisecond; the aggregator
+   * keeps its connections, whose certificates the server parses once (see peerChain), so a flood
+   * of requests costs one check per connection rather than one per request.
+   */
+  issuers: WeakMap<X509Certificate, X509Certificate | null>;
 }
 
 /** The current front-proxy configuration; empty until the first successful `set`. */
@@ -89,7 +96,11 @@ export class FrontProxyConfigHolder {
 
   /** Throws, keeping the previous configuration, when the CA does not parse. */
   set(config: FrontProxyConfig): void {
-    this.#loaded.set({ config: structuredClone(config), cas: parseCAs(config.caPEM) });
+    this.#loaded.set({
+      config: structuredClone(config),
+      cas: parseCAs(config.caPEM),
+      issuers: new WeakMap(),
+    });
   }
 
   clear(): void {
@@ -109,7 +120,7 @@ export class FrontProxyConfigHolder {
     if (!loaded) return { ok: false, reason: "front-proxy configuration not loaded" };
     const [leaf] = chain;
     if (!leaf) return { ok: false, reason: "no client certificate" };
-    const verified = verifyChain(chain, loaded.cas, now);
+    const verified = verifyChain(chain, loaded, now);
     if (verified !== undefined) return { ok: false, reason: verified };
     const { allowedNames } = loaded.config;
     const cn = commonName(leaf);
@@ -141,7 +152,7 @@ function validAt(cert: X509Certificate, now: Date): boolean {
 // Go's x509 Verify with ExtKeyUsageClientAuth: every certificate on the path must be current, the
 // leaf must allow client auth (no extended key usage at all allows anything), and each issuer
 // must be a CA that signed the certificate below it.
-function verifyChain(chain: readonly X509Certificate[], roots: readonly X509Certificate[], now: Date) {
+function verifyChain(chain: readonly X509Certificate[], loaded: Loaded, now: Date) {
   const leaf = chain[0]!;
   if (leaf.keyUsage !== undefined && !leaf.keyUsage.includes(clientAuthOID)) {
     return "client certificate is not for client authentication";
@@ -150,15 +161,28 @@ function verifyChain(chain: readonly X509Certificate[], roots: readonly X509Cert
   const intermediates = chain.slice(1);
   for (let depth = 0; depth < maxChainLength; depth++) {
     if (!validAt(current, now)) return "client certificate has expired or is not yet valid";
-    const issuedBy = (ca: X509Certificate) =>
-      ca.ca && current.checkIssued(ca) && current.verify(ca.publicKey);
-    const root = roots.find(issuedBy);
-    if (root) return validAt(root, now) ? undefined : "request-header CA has expired or is not yet valid";
-    const next = intermediates.find(issuedBy);
-    if (!next) return "client certificate is not signed by the request-header CA";
-    current = next;
+    const issuer = verifiedIssuer(current, intermediates, loaded);
+    if (!issuer) return "client certificate is not signed by the request-header CA";
+    if (loaded.cas.includes(issuer)) {
+      return validAt(issuer, now) ? undefined : "request-header CA has expired or is not yet valid";
+    }
+    current = issuer;
   }
   return "client certificate chain is too long";
+}
+
+/** A CA that signed `cert`, the configured roots first; remembered per parsed certificate. */
+function verifiedIssuer(
+  cert: X509Certificate,
+  intermediates: readonly X509Certificate[],
+  loaded: Loaded,
+): X509Certificate | null {
+  const known = loaded.issuers.get(cert);
+  if (known !== undefined) return known;
+  const issuedBy = (ca: X509Certificate) => ca.ca && cert.checkIssued(ca) && cert.verify(ca.publicKey);
+  const issuer = loaded.cas.find(issuedBy) ?? intermediates.find(issuedBy) ?? null;
+  loaded.issuers.set(cert, issuer);
+  return issuer;
 }
 
 function headerValues(headers: readonly RawHeader[], names: readonly string[]): string[] {

@@ -8,6 +8,7 @@
 import { compactVerify, errors, type LocalJWKSet } from "jose";
 import { type Clock, realClock } from "../../kube/clock.ts";
 import { isObject } from "../../kube/isobject.ts";
+import { turns } from "../../kube/turns.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import type { CompiledClaims } from "../cel/claims.ts";
@@ -204,6 +205,8 @@ class JWTAuthenticator implements JWTTokenAuthenticator {
     if (!checked.ok) return checked;
     const verified = await this.#verifySignature(token, kid, signal);
     if (!verified.ok) return verified;
+    // Logins whose signatures check out together would otherwise evaluate their claims together.
+    await turns.take();
     return userFromClaims(claims, {
       usernameClaim: this.#config.usernameClaim || "username",
       groupsClaim: this.#config.groupsClaim || "groups",

@@ -336,7 +336,7 @@ describe("the CEL cost budget", () => {
       { username: "j", groups },
       quadratic,
       "claim_validation",
-      /^claimValidationRules\[0\]: evaluation failed: the expressions exceeded their cost budget of 40000 value reads for one token$/,
+      /^claimValidationRules\[0\]: evaluation failed: the expressions exceeded their cost budget of 20000 value reads for one token$/,
     );
   });
 
