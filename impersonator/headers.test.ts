@@ -69,6 +69,8 @@ describe("upstreamHeaders", () => {
         "impersonate-extra-scopes": "x",
         "impersonate-uid": "1",
         "x-forwarded-for": "6.6.6.6",
+        "x-remote-user": "system:admin",
+        "X-Remote-Group": "system:masters",
         host: "proxy",
         accept: "*/*",
       },

@@ -6,13 +6,16 @@ import type { Decision, Forward, StatusDetails } from "./types.ts";
 export type HeaderMap = Record<string, string | string[]>;
 
 /**
- * RFC 9110 hop-by-hop headers plus the HTTP/2 ones Node refuses to send: they describe one
+ * RFC 9110 hop-by-hop headers (Go's reverse proxy's list, with the proxy credentials a client
+ * meant for some proxy on its way) plus the HTTP/2 ones Node refuses to send: they describe one
  * connection, so they never cross the proxy (an upgrade re-adds its own `Connection`/`Upgrade`).
  */
 export const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
   "transfer-encoding",
   "te",
   "trailer",
@@ -63,10 +66,19 @@ export function incomingHeaders(rawHeaders: readonly string[]): HeaderMap {
   return out;
 }
 
-/** Headers whose client-sent values must never reach kube-apiserver. */
+/**
+ * Headers whose client-sent values must never reach kube-apiserver. `X-Remote-*` (the front-proxy
+ * identity headers) count too: kube-apiserver believes them only over a front-proxy client
+ * certificate, which the proxy never presents, but nothing a client names itself should travel.
+ */
 export function isCredentialHeader(name: string): boolean {
   const n = name.toLowerCase();
-  return n === "authorization" || n.startsWith("impersonate-") || n === "x-forwarded-for";
+  return (
+    n === "authorization" ||
+    n.startsWith("impersonate-") ||
+    n.startsWith("x-remote-") ||
+    n === "x-forwarded-for"
+  );
 }
 
 /**
