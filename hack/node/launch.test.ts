@@ -12,19 +12,29 @@ import { nodeDirVariable } from "./namespaces.ts";
 const run = promisify(execFile);
 const launcher = join(import.meta.dirname, "launch.ts");
 
-async function launch(script: string): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs `script` through the launcher, with `prefix` (e.g. a taskset) in front of the launcher. */
+async function launch(
+  script: string,
+  prefix: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env };
   delete env[nodeDirVariable];
+  const argv = [...prefix, process.execPath, launcher, "bash", "-euc", script];
   try {
-    const { stdout, stderr } = await run(process.execPath, [launcher, "bash", "-euc", script], {
-      env,
-      timeout: 60_000,
-    });
+    const { stdout, stderr } = await run(argv[0] as string, argv.slice(1), { env, timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+/** The CPUs in a list such as `0-1,4`. */
+function cpuList(list: string): number[] {
+  return list.split(",").flatMap((part) => {
+    const [from, to = from] = part.split("-").map(Number) as [number, number?];
+    return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  });
 }
 
 describe("node launcher", () => {
@@ -63,6 +73,30 @@ describe("node launcher", () => {
     assert.equal(await readFile("/proc/sys/kernel/panic", "utf8"), panic);
     assert.equal(await stat("/var/log/containers/left-behind").catch(() => undefined), undefined);
     assert.equal(await stat("/etc/kubernetes/left-behind").catch(() => undefined), undefined);
+  });
+
+  // Since Linux 6.18 namespace ids come from per-CPU batches, so a namespace made later on one CPU
+  // can have a smaller id than one made earlier on the other. The kernel refuses to bind a mount
+  // namespace whose id is not larger than the caller's to a file (mnt_ns_loop: EINVAL), which
+  // broke a node made inside a node (npm test's) whenever the two came from different CPUs in the
+  // wrong order. Here the caller is in a mount namespace of its own made on one CPU, and the
+  // launcher makes its node on the other, both ways round.
+  it("makes a node from inside another mount namespace, whichever CPU each was made on", async () => {
+    const status = await readFile("/proc/self/status", "utf8");
+    const cpus = cpuList(/^Cpus_allowed_list:\s*(\S+)$/m.exec(status)?.[1] ?? "0").slice(0, 2);
+    const pairs = cpus.length === 2 ? [cpus, [...cpus].reverse()] : [[cpus[0], cpus[0]]];
+    for (const [outer, inner] of pairs) {
+      const res = await launch("ip -o -4 addr show cni0", [
+        ...["taskset", "-c", String(outer), "unshare", "--mount", "--propagation", "private", "--"],
+        ...["taskset", "-c", String(inner)],
+      ]);
+      assert.equal(
+        res.code,
+        0,
+        `caller's namespace made on CPU ${outer}, the node's on ${inner}: ${res.stderr}`,
+      );
+      assert.match(res.stdout, /inet 10\.88\.0\.1\/16/);
+    }
   });
 
   it("passes the command's exit code on and kills what the command left running", async () => {

@@ -1,10 +1,17 @@
 // The network and mount namespaces a real node lives in. Everything the cluster touches that
 // would otherwise land on the host (addresses, routes, iptables rules, the bridge, /run, /var/lib,
 // /var/log, /etc, the sysctls kubelet writes) stays inside them; see
-// ../../../shared/reference/real-node.md. They persist as files in the node's state directory,
-// so any number of processes can enter them, and vanish once the files are unmounted and the
-// last process inside has gone.
-import { execFile } from "node:child_process";
+// ../../../shared/reference/real-node.md.
+//
+// A holder process sits in both namespaces for the node's life and everything enters through
+// /proc/<holder>/ns/*. The network namespace is also bound to a file in the state directory, which
+// pins it (so a sweep of an abandoned node finds its processes by that file, never by an inode
+// number the kernel may have handed to a newer namespace). The mount namespace is not bound to a
+// file: the kernel refuses that bind (EINVAL, mnt_ns_loop) unless the caller's mount namespace has
+// a smaller id than the target's, and since Linux 6.18 namespace ids come from per-CPU batches, so
+// a node made inside another node on the other CPU can get the smaller id. Entering with setns has
+// no such rule.
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -17,10 +24,12 @@ const run = promisify(execFile);
 export interface NodeNamespaces {
   /** Unique per run: names the cgroup root, so parallel clusters on one machine never share one. */
   id: string;
-  /** The state directory: namespace files, overlay upper layers, the cluster's own files. */
+  /** The state directory: the network namespace file, overlay upper layers, the cluster's own files. */
   dir: string;
+  /** The network namespace, bound to a file: it stays while the file is mounted. */
   netns: string;
-  mountns: string;
+  /** The holder: in both namespaces from creation to removal; its stdin closing ends it. */
+  holderPid: number;
   /** The bridge `cni0`: node IP, kube-apiserver's address, the pods' gateway. */
   bridgeName: string;
   bridgeIP: string;
@@ -61,7 +70,38 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** The command prefix that runs a program inside the node's namespaces, in folder `cwd`. */
 export function enterCommand(ns: NodeNamespaces, cwd: string): string[] {
-  return ["nsenter", `--net=${ns.netns}`, `--mount=${ns.mountns}`, `--wd=${cwd}`, "--"];
+  return ["nsenter", `--net=${ns.netns}`, `--mount=/proc/${ns.holderPid}/ns/mnt`, `--wd=${cwd}`, "--"];
+}
+
+/**
+ * Starts the holder in new network and mount namespaces and resolves once it is inside them. It
+ * waits for its stdin to close, so it also ends when this process dies.
+ */
+function startHolder(): Promise<number> {
+  const holder = spawn(
+    "unshare",
+    ["--net", "--mount", "--propagation", "private", "--", "sh", "-c", "echo inside; exec cat >/dev/null"],
+    // A session of its own: a Ctrl-C meant for the command does not reach the holder.
+    { stdio: ["pipe", "pipe", "pipe"], detached: true },
+  );
+  let stderr = "";
+  holder.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  return new Promise((resolve, reject) => {
+    const failed = () => reject(new Error(`unshare failed: ${stderr.trim() || `exit ${holder.exitCode}`}`));
+    holder.once("error", reject);
+    holder.once("exit", failed);
+    holder.stdout.once("data", () => {
+      holder.off("exit", failed);
+      holder.stdout.destroy();
+      // The launcher's event loop must not wait for the holder; removeNodeNamespaces ends it.
+      holder.unref();
+      (holder.stdin as unknown as { unref(): void }).unref();
+      (holder.stderr as unknown as { unref(): void }).unref();
+      resolve(holder.pid as number);
+    });
+  });
 }
 
 /** The node this process runs inside, or undefined when it runs on the host. */
@@ -85,7 +125,7 @@ export async function createNodeNamespaces(): Promise<NodeNamespaces> {
     id,
     dir,
     netns: join(dir, "ns", "net"),
-    mountns: join(dir, "ns", "mnt"),
+    holderPid: 0,
     bridgeName: "cni0",
     bridgeIP,
     podCIDR,
@@ -95,15 +135,16 @@ export async function createNodeNamespaces(): Promise<NodeNamespaces> {
   const save = () => writeFile(join(dir, "node.json"), `${JSON.stringify(ns, null, 2)}\n`);
   await save();
   try {
-    // A namespace file can only be bound on a private mount (else it would propagate into the
-    // namespace it names).
+    ns.holderPid = await startHolder();
+    await save();
+    // The namespace file goes on a private mount so that its bind propagates nowhere.
     await sh(
       [
         `mkdir -p ${q(join(dir, "ns"))}`,
         `mount --bind ${q(join(dir, "ns"))} ${q(join(dir, "ns"))}`,
         `mount --make-private ${q(join(dir, "ns"))}`,
-        `touch ${q(ns.netns)} ${q(ns.mountns)}`,
-        `unshare --net=${q(ns.netns)} --mount=${q(ns.mountns)} --propagation private true`,
+        `touch ${q(ns.netns)}`,
+        `mount --bind /proc/${ns.holderPid}/ns/net ${q(ns.netns)}`,
       ].join("\n"),
       "creating the node's namespaces",
     );
@@ -136,10 +177,11 @@ export async function createNodeNamespaces(): Promise<NodeNamespaces> {
       );
     }
     await sh(
-      `nsenter --net=${q(ns.netns)} --mount=${q(ns.mountns)} bash -euo pipefail -c ${q(inside.join("\n"))}`,
+      `${enterCommand(ns, "/").map(q).join(" ")} bash -euo pipefail -c ${q(inside.join("\n"))}`,
       "setting up the node's namespaces",
     );
   } catch (err) {
+    if (ns.holderPid) kill(ns.holderPid);
     await removeNodeNamespaces(ns);
     throw err;
   }
@@ -177,13 +219,7 @@ export async function removeNodeNamespaces(ns: NodeNamespaces): Promise<void> {
     const alive: number[] = [];
     for (const pid of pids) if (!(await isZombieOrGone(pid))) alive.push(pid);
     if (alive.length === 0) break;
-    for (const pid of alive) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // Gone already.
-      }
-    }
+    for (const pid of alive) kill(pid);
     if (Date.now() > deadline)
       throw new Error(`processes of node ${ns.id} would not die: ${alive.join(", ")}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -191,13 +227,21 @@ export async function removeNodeNamespaces(ns: NodeNamespaces): Promise<void> {
   await removeCgroupTree(ns.cgroupRoot);
   await sh(
     [
-      `for f in ${q(ns.netns)} ${q(ns.mountns)} ${q(join(ns.dir, "ns"))}; do`,
+      `for f in ${q(ns.netns)} ${q(join(ns.dir, "ns"))}; do`,
       '  if mountpoint -q "$f"; then umount "$f"; fi',
       "done",
     ].join("\n"),
     "unmounting the node's namespaces",
   );
   await rm(ns.dir, { recursive: true, force: true });
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Gone already.
+  }
 }
 
 function isAlive(pid: number): boolean {
