@@ -59,8 +59,9 @@ ensure_inotify_instances() {
   fi
 }
 
-# The Kubernetes 1.34 modules need Go 1.24 or newer; Debian's golang-go is older, so a
-# missing or old Go is an error that says so rather than an install that cannot help.
+# The Kubernetes builds need Go 1.24 or newer (a release whose pin needs a newer Go than the
+# machine's gets go1.27.3 through GOTOOLCHAIN, hack/k8s/toolchain.sh); Debian's golang-go is
+# older, so a missing or old Go is an error that says so rather than an install that cannot help.
 ensure_go() {
   local v
   v="$(go env GOVERSION 2>/dev/null || true)"
@@ -71,7 +72,7 @@ ensure_go() {
   local minor
   minor="$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$v")"
   if ((minor < 24)); then
-    echo "Go 1.24 or newer is required to build Kubernetes 1.34; found $v" >&2
+    echo "Go 1.24 or newer is required to build the Kubernetes binaries; found $v" >&2
     exit 1
   fi
 }

@@ -4,7 +4,7 @@
 // static pod from a locally built image, with the PKI on hostPath where kubeadm puts it, so
 // kube-cert-agent finds it the way it does on a kubeadm cluster.
 import { execFile } from "node:child_process";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -59,10 +59,11 @@ export interface NodeCluster {
   stop(): Promise<void>;
 }
 
-async function kubernetesVersion(): Promise<string> {
-  const goMod = await readFile(join(import.meta.dirname, "..", "k8s", "go.mod"), "utf8");
-  const version = /^\s*k8s\.io\/kubernetes (v\S+)/m.exec(goMod)?.[1];
-  if (!version) throw new Error("hack/k8s/go.mod pins no k8s.io/kubernetes version");
+/** The release the binaries were built from (hack/build-k8s.sh stamps it), e.g. `v1.37.2`. */
+async function kubernetesVersion(binDir: string): Promise<string> {
+  const { stdout } = await run(join(binDir, "kubelet"), ["--version"]);
+  const version = /^Kubernetes (v\d+\.\d+\.\d+)$/m.exec(stdout)?.[1];
+  if (!version) throw new Error(`${binDir}/kubelet --version printed no release: ${stdout.trim()}`);
   return version;
 }
 
@@ -325,7 +326,8 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
     throw new Error(`${pkiDir} exists: this node already runs a cluster (one per launch)`);
   const began = Date.now();
   const elapsed = () => `${((Date.now() - began) / 1000).toFixed(1)}s`;
-  const [binDir, version] = await Promise.all([kubernetesBinDir(), kubernetesVersion()]);
+  const binDir = await kubernetesBinDir();
+  const version = await kubernetesVersion(binDir);
   const logDir = join(node.dir, "logs");
   const containerdDir = join(node.dir, "containerd");
   const containerdSocket = join(containerdDir, "containerd.sock");
