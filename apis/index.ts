@@ -103,6 +103,8 @@ export const AuthenticatorConditionType = {
   DiscoveryURLValid: "DiscoveryURLValid",
   JWKSURLValid: "JWKSURLValid",
   JWKSFetchValid: "JWKSFetchValid",
+  // Ours, not upstream's: present only while spec.claims.extra maps something.
+  ClaimsExtraDeliverable: "ClaimsExtraDeliverable",
   // WebhookAuthenticator only.
   EndpointURLValid: "EndpointURLValid",
   WebhookConnectionValid: "WebhookConnectionValid",
@@ -127,6 +129,7 @@ export const AuthenticatorConditionReason = {
   InvalidProviderJWKSURLScheme: "InvalidProviderJWKSURLScheme",
   InvalidCouldNotFetchJWKS: "InvalidCouldNotFetchJWKS",
   InvalidAuthenticator: "InvalidAuthenticator",
+  NoStrategyCarriesExtras: "NoStrategyCarriesExtras",
   // WebhookAuthenticator only.
   InvalidEndpointURL: "InvalidEndpointURL",
   InvalidEndpointURLScheme: "InvalidEndpointURLScheme",

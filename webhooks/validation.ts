@@ -40,7 +40,8 @@ export function validateJWTAuthenticator(obj: unknown): FieldError[] {
  * Problems with a valid spec that the admission webhook still warns about: extras reach
  * kube-apiserver through no credential the Concierge issues. A client certificate cannot carry
  * them, so a TokenCredentialRequest refuses every login whose extra mappings produce a value
- * (upstream's validateUserInfo); the authenticator would read Ready while those logins fail.
+ * (upstream's validateUserInfo). The reconciler keeps such an authenticator out of the cache with
+ * a ClaimsExtraDeliverable condition; this warning says so where the apply runs.
  */
 export function jwtAuthenticatorAdvisories(obj: unknown): FieldError[] {
   const extra = (obj as { spec?: Partial<JWTAuthenticatorSpec> } | undefined)?.spec?.claims?.extra;
@@ -48,7 +49,7 @@ export function jwtAuthenticatorAdvisories(obj: unknown): FieldError[] {
   return [
     forbidden(
       "spec.claims.extra",
-      "the Concierge's client certificates cannot carry extras to kube-apiserver, so every login whose extra mappings produce a value fails with 'authentication failed'",
+      "the Concierge's client certificates cannot carry extras to kube-apiserver, so this JWTAuthenticator is not Ready and serves no login until spec.claims.extra is removed",
     ),
   ];
 }

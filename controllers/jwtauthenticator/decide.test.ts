@@ -7,6 +7,7 @@ import type { ConditionUpdate } from "../runtime/conditions.ts";
 import {
   type Decision,
   decide,
+  extrasCondition,
   fingerprint,
   issuerCondition,
   jwksURLCondition,
@@ -337,6 +338,27 @@ describe("decide", () => {
       assert.equal(d.retry, c.retry);
     });
   }
+
+  it("an authenticator mapping claims.extra is not Ready, since no credential can carry extras", () => {
+    const withExtra = {
+      ...spec,
+      claims: { extra: [{ key: "example.com/tenant", valueExpression: "claims.t" }] },
+    };
+    const d = final(decide(probed({ spec: withExtra })));
+    const { Ready: _, ...probesPassed } = happy;
+    assert.deepEqual(d.conditions, [
+      ...Object.values(probesPassed),
+      falseOf(
+        "ClaimsExtraDeliverable",
+        "NoStrategyCarriesExtras",
+        "spec.claims.extra cannot be delivered: the Concierge's client certificates cannot carry extras to kube-apiserver; this authenticator serves no login until spec.claims.extra is removed",
+      ),
+      notReady,
+    ]);
+    assert.equal(d.valid, false);
+    assert.equal(d.retry, undefined, "a user must fix the spec; retrying changes nothing");
+    assert.equal(extrasCondition({ ...spec, claims: { extra: [] } }), undefined);
+  });
 
   it("re-probes when the cached authenticator was built from anything else", () => {
     const o = observe({ cachedFingerprint: fingerprint({ ...spec, audience: "other" }, "abc") });

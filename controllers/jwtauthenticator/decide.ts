@@ -182,6 +182,23 @@ export function readDiscoveryDocument(
   return { ok: true, jwksURI: typeof fields.jwks_uri === "string" ? fields.jwks_uri : "" };
 }
 
+/**
+ * Ours, beyond upstream: every credential the Concierge issues is a client certificate, which
+ * cannot carry extras to kube-apiserver, so a TokenCredentialRequest refuses every login whose
+ * `spec.claims.extra` mappings produce a value (upstream's validateUserInfo). Upstream shows such
+ * an authenticator Ready; here it is not, so that `kubectl wait` and GitOps health checks see it.
+ * Without extra mappings there is no condition at all, so upstream's condition set is unchanged.
+ */
+export function extrasCondition(spec: JWTAuthenticatorSpec): ConditionUpdate | undefined {
+  if ((spec.claims?.extra ?? []).length === 0) return undefined;
+  return failure(
+    Type.ClaimsExtraDeliverable,
+    Reason.NoStrategyCarriesExtras,
+    "spec.claims.extra cannot be delivered: the Concierge's client certificates cannot carry extras " +
+      "to kube-apiserver; this authenticator serves no login until spec.claims.extra is removed",
+  );
+}
+
 /** The JSON of `value` with object keys sorted, so equal values always print the same. */
 function canonicalJSON(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJSON).join(",")}]`;
@@ -304,6 +321,9 @@ export function decide(o: Observation): Decision {
       conditions.push(success(Type.AuthenticatorValid, "authenticator initialized"));
     }
   }
+
+  const extras = extrasCondition(o.spec);
+  if (extras) conditions.push(extras);
 
   const valid = conditions.every((c) => c.status === "True");
   conditions.push(

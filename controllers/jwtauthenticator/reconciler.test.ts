@@ -355,6 +355,38 @@ describe("the JWTAuthenticator reconciler", () => {
     );
   });
 
+  it("keeps an authenticator mapping claims.extra out of the cache, and drops its condition with the extras", async () => {
+    const extra = [{ key: "example.com/tenant", valueExpression: "claims.tenant" }];
+    const f = fixture({ jwts: [jwt("a", { claims: { extra } })] });
+    await f.sync("a");
+    const status = f.statusOf("a");
+    assert.equal(status?.phase, "Error");
+    const conditions = byType(status?.conditions);
+    assert.deepEqual(
+      [conditions.ClaimsExtraDeliverable?.status, conditions.ClaimsExtraDeliverable?.reason],
+      ["False", "NoStrategyCarriesExtras"],
+    );
+    assert.equal(conditions.Ready?.status, "False");
+    assert.equal(conditions.AuthenticatorValid?.status, "True", "everything else checks out");
+    assert.equal(f.cached("a"), undefined);
+    assert.equal(f.built[0]?.closed, true);
+
+    const current = f.jwts.get("a");
+    assert.ok(current);
+    f.jwts.upsert({ ...jwt("a", {}, 2), status: structuredClone(current.status) });
+    f.clock.step(1_000);
+    await f.sync("a");
+    const ready = f.statusOf("a");
+    assert.equal(ready?.phase, "Ready");
+    assert.deepEqual(
+      ready?.conditions?.map((c) => [c.type, c.status]),
+      allHappy("", 2).map((c) => [c.type, c.status]),
+      "no ClaimsExtraDeliverable left behind",
+    );
+    assert.equal(byType(ready?.conditions).Ready?.lastTransitionTime, rfc3339(f.clock.now()));
+    assert.equal(f.cached("a")?.authenticator, f.built[1]);
+  });
+
   it("writes a failed discovery and then fails the sync, so that it is retried", async () => {
     const f = fixture({ jwts: [jwt("a", { issuer: `${server.base}/mismatch` })] });
     await assert.rejects(f.sync("a"), {

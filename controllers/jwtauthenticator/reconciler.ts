@@ -1,7 +1,11 @@
 // The JWTAuthenticator reconciler (upstream's jwtcachefiller): validates each JWTAuthenticator,
 // keeps a ready authenticator for it in the AuthenticatorCache, and reports upstream's
 // conditions. The decisions are `decide`'s; this file observes, probes and applies.
-import type { JWTAuthenticatorSpec, JWTAuthenticatorStatus } from "../../apis/index.ts";
+import {
+  AuthenticatorConditionType,
+  type JWTAuthenticatorSpec,
+  type JWTAuthenticatorStatus,
+} from "../../apis/index.ts";
 import {
   type AuthenticatorCache,
   type AuthenticatorKey,
@@ -262,8 +266,14 @@ export function jwtAuthenticatorController(env: ControllerEnv, deps: JWTAuthenti
         cache.delete(cacheKey);
         log.info("invalid jwt authenticator; removed from cache");
       }
+      // The merge keeps conditions it is not given; the extras one must leave with the extras.
+      const kept = jwt.status?.conditions?.filter(
+        (c) =>
+          c.type !== AuthenticatorConditionType.ClaimsExtraDeliverable ||
+          outcome.conditions.some((u) => u.type === c.type),
+      );
       const { conditions } = mergeConditions(
-        jwt.status?.conditions,
+        kept,
         outcome.conditions,
         jwt.metadata?.generation ?? 0,
         env.clock.now(),

@@ -222,7 +222,7 @@ describe("admission webhook", () => {
           }),
         ),
         [
-          "spec.claims.extra: Forbidden: the Concierge's client certificates cannot carry extras to kube-apiserver, so every login whose extra mappings produce a value fails with 'authentication failed'",
+          "spec.claims.extra: Forbidden: the Concierge's client certificates cannot carry extras to kube-apiserver, so this JWTAuthenticator is not Ready and serves no login until spec.claims.extra is removed",
         ],
       );
     });

@@ -69,6 +69,17 @@ const notReady: Expected = {
   reason: "NotReady",
   message: "the JWTAuthenticator is not ready: see other conditions for details",
 };
+/** Ours, beyond upstream's set: a JWTAuthenticator mapping claims.extra, which no credential carries. */
+const extrasNotDeliverable: Expected = {
+  type: "ClaimsExtraDeliverable",
+  status: "False",
+  reason: "NoStrategyCarriesExtras",
+  message:
+    "spec.claims.extra cannot be delivered: the Concierge's client certificates cannot carry extras to kube-apiserver; this authenticator serves no login until spec.claims.extra is removed",
+};
+/** `conditions` with `extra` added where the status sorts it, by type. */
+const including = (conditions: Expected[], extra: Expected): Expected[] =>
+  [...conditions, extra].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
 /** The conditions after DiscoveryURLValid, unknown because discovery failed. */
 const afterDiscovery = [
   unknown("JWKSURLValid"),
@@ -414,18 +425,21 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
         spec: async () =>
           specFor(provider, { claims: { extra: [{ key: "a=b", valueExpression: '"value"' }] } }),
         want: () =>
-          conditionSet([
-            notReady,
-            {
-              type: "AuthenticatorValid",
-              status: "False",
-              reason: "InvalidAuthenticator",
-              message:
-                `could not initialize jwt authenticator: [` +
-                `claims.extra[0].key: Invalid value: "a=b": must be a domain-prefixed path (such as "acme.io/foo"), ` +
-                `claims.extra[0].key: Invalid value: "a=b": Pinniped does not allow extra key names to contain equals sign]`,
-            },
-          ]),
+          including(
+            conditionSet([
+              notReady,
+              {
+                type: "AuthenticatorValid",
+                status: "False",
+                reason: "InvalidAuthenticator",
+                message:
+                  `could not initialize jwt authenticator: [` +
+                  `claims.extra[0].key: Invalid value: "a=b": must be a domain-prefixed path (such as "acme.io/foo"), ` +
+                  `claims.extra[0].key: Invalid value: "a=b": Pinniped does not allow extra key names to contain equals sign]`,
+              },
+            ]),
+            extrasNotDeliverable,
+          ),
       },
     ];
     for (const tc of cases) {
@@ -522,6 +536,35 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
       polling,
     );
     assert.deepEqual((await get(name)).status, ready.status);
+  });
+
+  it("shows an authenticator mapping claims.extra as not Ready, and Ready once the extras are gone", async () => {
+    const extra = [{ key: "example.com/tenant", valueExpression: "claims.tenant" }];
+    const name = await create("extras", specFor(provider, { claims: { extra } }));
+    const broken = await waitForPhase(name, "Error");
+    assert.deepEqual(
+      strip(broken.status?.conditions),
+      including(conditionSet([notReady]), extrasNotDeliverable),
+    );
+    assert.equal(cached(name), undefined);
+    // What a GitOps health check reads: Ready is False, with the reason one condition away.
+    const notYet = await c.kubectl([
+      "wait",
+      "--for=condition=ClaimsExtraDeliverable=False",
+      `jwtauthenticator/${name}`,
+      "--timeout=30s",
+    ]);
+    assert.equal(notYet.code, 0, notYet.stderr);
+
+    await admin.request({
+      method: "PATCH",
+      path: `${path}/${name}`,
+      contentType: "application/merge-patch+json",
+      body: { spec: { claims: null } },
+    });
+    const fixed = await waitForPhase(name, "Ready");
+    assert.deepEqual(strip(fixed.status?.conditions), conditionSet());
+    await eventually("the authenticator in the cache", () => cached(name), polling);
   });
 
   it("re-validates a changed spec and evicts a deleted authenticator", async () => {
