@@ -567,6 +567,28 @@ describe("JWTAuthenticator reconciler against the real API server and a real OID
     await eventually("the authenticator in the cache", () => cached(name), polling);
   });
 
+  it("a server-side apply of the same file twice writes nothing the second time, status included", async () => {
+    const name = c.uniqueName("gitops");
+    const file = JSON.stringify({
+      apiVersion: `${authenticationGroup}/v1alpha1`,
+      kind: "JWTAuthenticator",
+      metadata: { name, labels: { [label]: "yes" } },
+      spec: specFor(provider),
+    });
+    const kubectl = (verb: string[]) =>
+      c.kubectl([...verb, "--server-side", "--field-manager=gitops-test", "-f", "-"], { input: file });
+    const first = await kubectl(["apply"]);
+    assert.equal(first.code, 0, first.stderr);
+    await waitForPhase(name, "Ready");
+    await eventually("the authenticator in the cache", () => cached(name), polling);
+    const settled = await get(name);
+    const again = await kubectl(["apply", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, settled.metadata?.resourceVersion);
+    const diff = await kubectl(["diff"]);
+    assert.equal(diff.code, 0, `kubectl diff found drift:\n${diff.stdout}${diff.stderr}`);
+  });
+
   it("re-validates a changed spec and evicts a deleted authenticator", async () => {
     const name = await create("lifecycle", specFor(provider));
     await waitForPhase(name, "Ready");

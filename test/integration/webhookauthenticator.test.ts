@@ -264,6 +264,29 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
     );
   });
 
+  it("an endpoint the CRD admits but whose port is out of range is InvalidEndpointURL, and nothing is dialled", async () => {
+    const name = await create({
+      endpoint: "https://127.0.0.1:69999/some/fake/path",
+      tls: { certificateAuthorityData: webhook.caBase64 },
+    });
+    await waitForConditions(
+      name,
+      conditionSet([
+        unableToValidate("AuthenticatorValid"),
+        {
+          type: "EndpointURLValid",
+          status: "False",
+          reason: "InvalidEndpointURL",
+          message: 'spec.endpoint URL is not valid: invalid port "69999"',
+        },
+        notReady,
+        unableToValidate("WebhookConnectionValid"),
+      ]),
+      "Error",
+    );
+    assert.equal(cached(name), undefined);
+  });
+
   it("CA data that is not base64 is reported, and nothing downstream is validated", async () => {
     const name = await create({
       endpoint: webhook.url,
@@ -359,6 +382,29 @@ describe("WebhookAuthenticator reconciler against the real API server", () => {
       await eventually("the cached authenticator", () => cached(name), polling);
     });
   }
+
+  it("a server-side apply of the same file twice writes nothing the second time, status included", async () => {
+    const name = c.uniqueName("gitops");
+    created.push(name);
+    const file = JSON.stringify({
+      apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
+      kind: "WebhookAuthenticator",
+      metadata: { name },
+      spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
+    });
+    const kubectl = (verb: string[]) =>
+      c.kubectl([...verb, "--server-side", "--field-manager=gitops-test", "-f", "-"], { input: file });
+    const first = await kubectl(["apply"]);
+    assert.equal(first.code, 0, first.stderr);
+    await waitForConditions(name, conditionSet(), "Ready");
+    await eventually("the cached authenticator", () => cached(name), polling);
+    const settled = await get(name);
+    const again = await kubectl(["apply", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, settled.metadata?.resourceVersion);
+    const diff = await kubectl(["diff"]);
+    assert.equal(diff.code, 0, `kubectl diff found drift:\n${diff.stdout}${diff.stderr}`);
+  });
 
   it("reverts manual edits of the status", async () => {
     const name = await create({ endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } });
