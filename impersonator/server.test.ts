@@ -376,7 +376,7 @@ describe("impersonation proxy server", () => {
       assert.equal(asked.headers.host, `127.0.0.1:${p.port}`);
       assert.ok(Object.keys(asked.headers).every((k) => !k.startsWith(":") && k === k.toLowerCase()));
       assert.equal(asked.verifiedClientCertificate, undefined);
-      const audit = p.lines.find((l) => l.msg === "audit");
+      const audit = p.lines.find((l) => l.message === "audit");
       assert.equal(audit?.user, "alice");
       assert.equal(audit?.path, "/api/v1/namespaces");
       assert.equal(audit?.code, 200);

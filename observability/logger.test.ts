@@ -13,17 +13,37 @@ function capture(level: ConstructorParameters<typeof Logger>[0] = {}) {
 }
 
 describe("Logger", () => {
-  it("writes one JSON object per line with level, time, msg, bound fields and call fields", () => {
+  it("writes one JSON object per line with upstream's keys, bound fields and call fields", () => {
     const { log, lines } = capture();
     log
       .child({ component: "controllers" })
       .child({ controller: "jwt" })
       .info("synced", { key: "ns/a", count: 2 });
     assert.equal(lines.length, 1);
-    assert.equal(
-      lines[0],
-      '{"level":"info","time":"2026-01-02T03:04:05.006Z","msg":"synced","component":"controllers","controller":"jwt","key":"ns/a","count":2}',
+    assert.match(
+      lines[0] ?? "",
+      /^\{"level":"info","timestamp":"2026-01-02T03:04:05\.006Z","caller":"observability\/logger\.test\.ts:\d+\$[^"]+","message":"synced","component":"controllers","controller":"jwt","key":"ns\/a","count":2\}$/,
     );
+  });
+
+  it("names the file, line and function that logged", () => {
+    const { log, parsed } = capture();
+    function reconcile() {
+      log.warn("here");
+    }
+    reconcile();
+    assert.match(String(parsed()[0]?.caller), /^observability\/logger\.test\.ts:\d+\$reconcile$/);
+  });
+
+  it("writes text, tab-separated, when asked", () => {
+    const { log, lines } = capture({ format: "text" });
+    log.child({ component: "api" }).error("failed", { token: "t", code: 7 });
+    const [timestamp, level, caller, message, fields] = (lines[0] ?? "").split("\t");
+    assert.equal(timestamp, "2026-01-02T03:04:05.006Z");
+    assert.equal(level, "error");
+    assert.match(caller ?? "", /^observability\/logger\.test\.ts:\d+/);
+    assert.equal(message, "failed");
+    assert.deepEqual(JSON.parse(fields ?? ""), { component: "api", token: REDACTED, code: 7 });
   });
 
   it("filters by level", () => {
@@ -65,11 +85,11 @@ describe("Logger", () => {
       tokenID: "sha256-hex",
       empty: "",
     });
-    const [line] = parsed();
+    const { caller: _, ...line } = parsed()[0] ?? {};
     assert.deepEqual(line, {
       level: "info",
-      time: "2026-01-02T03:04:05.006Z",
-      msg: "x",
+      timestamp: "2026-01-02T03:04:05.006Z",
+      message: "x",
       token: REDACTED,
       password: REDACTED,
       clientSecret: REDACTED,
@@ -113,10 +133,11 @@ describe("Logger", () => {
       big: 10n,
       skipped: undefined,
     });
-    assert.deepEqual(parsed()[0], {
+    const { caller: _, ...line } = parsed()[0] ?? {};
+    assert.deepEqual(line, {
       level: "info",
-      time: "2026-01-02T03:04:05.006Z",
-      msg: "x",
+      timestamp: "2026-01-02T03:04:05.006Z",
+      message: "x",
       error: { name: "Error", message: "outer", code: "ECONNREFUSED", cause: "inner" },
       at: "1970-01-01T00:00:00.000Z",
       map: { a: 1 },
@@ -127,16 +148,26 @@ describe("Logger", () => {
     });
   });
 
-  it("does not let call fields overwrite level, time or msg", () => {
+  it("writes call fields named like upstream's keys as field.<name>, never over them", () => {
     const { log, parsed } = capture();
-    log.info("real", { msg: "fake", level: "error", time: "never" });
-    assert.deepEqual(parsed()[0], { level: "info", time: "2026-01-02T03:04:05.006Z", msg: "real" });
+    log.info("real", { message: "fake", level: "error", timestamp: "never", caller: "nobody" });
+    const { caller, ...line } = parsed()[0] ?? {};
+    assert.notEqual(caller, "nobody");
+    assert.deepEqual(line, {
+      level: "info",
+      timestamp: "2026-01-02T03:04:05.006Z",
+      message: "real",
+      "field.message": "fake",
+      "field.level": "error",
+      "field.timestamp": "never",
+      "field.caller": "nobody",
+    });
   });
 
   it("memoryLogger collects parsed lines for tests", () => {
     const { log, lines } = memoryLogger();
     log.trace("t", { a: 1 });
-    assert.equal(lines[0]?.msg, "t");
+    assert.equal(lines[0]?.message, "t");
   });
 });
 

@@ -1,7 +1,10 @@
 /**
- * Structured JSON-lines logging: one object per line with `level`, `time`, `msg`, then the
- * bound fields (component, controller, ...) and the call's own fields.
+ * Structured logging with upstream Pinniped's keys: one JSON object per line with `level`,
+ * `timestamp`, `caller` (`file:line$function` of the code that logged), `message`, then the bound
+ * fields (component, controller, ...) and the call's own fields; or the same as text, tab-separated
+ * with the fields as JSON at the end (upstream's `log.format: text`).
  */
+import { fileURLToPath } from "node:url";
 
 export const LEVELS = ["error", "warn", "info", "debug", "trace"] as const;
 export type Level = (typeof LEVELS)[number];
@@ -12,8 +15,15 @@ export const REDACTED = "[redacted]";
 /** Environment variable that sets the level when no level is passed explicitly. */
 export const LOG_LEVEL_ENV = "CONCIERGE_LOG_LEVEL";
 
+export const FORMATS = ["json", "text"] as const;
+export type Format = (typeof FORMATS)[number];
+
+/** The keys every line starts with; call and bound fields by these names are written as `field.<name>`. */
+const RESERVED = new Set(["level", "timestamp", "caller", "message"]);
+
 export interface LoggerOptions {
   level?: Level;
+  format?: Format;
   sink?: LogSink;
   /** Milliseconds since the epoch; injected so tests get stable output. */
   now?: () => number;
@@ -22,6 +32,7 @@ export interface LoggerOptions {
 
 export class Logger {
   readonly level: Level;
+  readonly format: Format;
   readonly #rank: number;
   readonly #sink: LogSink;
   readonly #now: () => number;
@@ -29,6 +40,7 @@ export class Logger {
 
   constructor(options: LoggerOptions = {}) {
     this.level = options.level ?? "info";
+    this.format = options.format ?? "json";
     this.#rank = LEVELS.indexOf(this.level);
     this.#sink = options.sink ?? ((line) => process.stderr.write(`${line}\n`));
     this.#now = options.now ?? Date.now;
@@ -39,6 +51,7 @@ export class Logger {
   child(fields: Fields): Logger {
     return new Logger({
       level: this.level,
+      format: this.format,
       sink: this.#sink,
       now: this.#now,
       fields: { ...this.#fields, ...fields },
@@ -67,25 +80,50 @@ export class Logger {
 
   #log(level: Level, msg: string, fields: Fields | undefined): void {
     if (!this.enabled(level)) return;
-    const entry: Record<string, unknown> = {
-      level,
-      time: new Date(this.#now()).toISOString(),
-      msg: scrub(msg),
-    };
+    const timestamp = new Date(this.#now()).toISOString();
+    const message = scrub(msg);
+    const entry: Record<string, unknown> = { level, timestamp, caller: callerOf(), message };
+    const extra: Record<string, unknown> = {};
     for (const source of [this.#fields, fields ?? {}]) {
       for (const [name, value] of Object.entries(source)) {
-        if (name === "level" || name === "time" || name === "msg" || value === undefined) continue;
-        entry[name] = sanitize(name, value, 0, new WeakSet());
+        if (value === undefined) continue;
+        extra[RESERVED.has(name) ? `field.${name}` : name] = sanitize(name, value, 0, new WeakSet());
       }
     }
     let line: string;
     try {
-      line = JSON.stringify(entry);
+      line =
+        this.format === "text"
+          ? [timestamp, level, entry.caller, message, JSON.stringify(extra)].join("\t")
+          : JSON.stringify({ ...entry, ...extra });
     } catch {
-      line = JSON.stringify({ level, time: entry.time, msg, logError: "fields could not be serialised" });
+      line = JSON.stringify({ ...entry, logError: "fields could not be serialised" });
     }
     this.#sink(line);
   }
+}
+
+// This file's folder's parent is the repository root (or, bundled, the bundle's folder), so
+// callers read `controllers/runtime/controller.ts:120` rather than a file:// URL.
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * The frame that called info/warn/...: frames are callerOf, #log, the level method, the caller.
+ * Only four are captured, which keeps this cheap next to serialising the line.
+ */
+function callerOf(): string {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 4;
+  const stack = new Error().stack ?? "";
+  Error.stackTraceLimit = limit;
+  const frame = stack.split("\n")[4]?.trim() ?? "";
+  const match = /^at (?:(.+?) \()?(.+?):(\d+):\d+\)?$/.exec(frame);
+  if (!match) return "unknown";
+  const [, fn, location = "", line] = match;
+  let file = location.startsWith("file://") ? fileURLToPath(location) : location;
+  if (file.startsWith(root)) file = file.slice(root.length);
+  const name = fn?.replace(/^async /, "");
+  return `${file}:${line}${name ? `$${name}` : ""}`;
 }
 
 export function parseLevel(value: string | undefined): Level | undefined {

@@ -50,6 +50,7 @@ describe("config file", () => {
       },
       audit: { logUsernamesAndGroups: false },
       logLevel: "info",
+      logFormat: "json",
       extraServingSANs: [],
       outbound: { allowLinkLocalAddresses: false },
       warnings: [],
@@ -217,6 +218,7 @@ audit:
     assert.equal(level("log: {level: all}"), "trace");
     assert.equal(level("logLevel: debug"), "debug");
     assert.equal(level("logLevel: debug\nlog: {level: debug}"), "debug");
+    assert.equal(parseConfig("log: {format: text}", env).logFormat, "text");
   });
 
   it("takes the namespace from POD_NAMESPACE before the ServiceAccount file", () => {
@@ -331,8 +333,8 @@ audit:
       ["disagreeing log levels", "logLevel: info\nlog: {level: debug}", "logLevel and log.level disagree"],
       [
         "an unknown log format",
-        "log: {format: text}",
-        "invalid log format, valid choices are the empty string or 'json'",
+        "log: {format: xml}",
+        "invalid log format, valid choices are the empty string, 'json' and 'text'",
       ],
       [
         "another API group suffix",

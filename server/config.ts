@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
 import { parse } from "yaml";
-import type { Level } from "../observability/logger.ts";
+import type { Format, Level } from "../observability/logger.ts";
 import {
   defaultClientCertificateTTLSeconds,
   maxClientCertificateTTLSeconds,
@@ -66,6 +66,8 @@ export interface ConciergeConfig {
   discovery?: { url: string };
   audit: { logUsernamesAndGroups: boolean };
   logLevel: Level;
+  /** Upstream's `log.format`: JSON lines (the default) or text. */
+  logFormat: Format;
   /** Ours: more SANs on the serving certificate, for a Concierge run as a local process. */
   extraServingSANs: string[];
   /** Ours: what authenticators may dial. */
@@ -345,8 +347,9 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
   if (logLevel === undefined) {
     errors.push("invalid log level, valid choices are the empty string, info, debug, trace and all");
   }
-  if (c.log?.format !== undefined && c.log.format !== "" && c.log.format !== "json") {
-    errors.push("invalid log format, valid choices are the empty string or 'json'");
+  const formatSetting = c.log?.format ?? "";
+  if (!["", "json", "text"].includes(formatSetting)) {
+    errors.push("invalid log format, valid choices are the empty string, 'json' and 'text'");
   }
 
   // Upstream's aggregated API runs admission plugins and this one runs none, so there is nothing to
@@ -427,6 +430,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     ...(discoveryURL !== undefined ? { discovery: { url: discoveryURL } } : {}),
     audit: { logUsernamesAndGroups: auditSetting === "enabled" },
     logLevel,
+    logFormat: formatSetting === "text" ? "text" : "json",
     extraServingSANs: [...(c.extraServingSANs ?? [])],
     outbound: { allowLinkLocalAddresses: c.outbound?.allowLinkLocalAddresses ?? false },
     warnings,

@@ -205,7 +205,7 @@ describe("front-proxy client certificates", () => {
     informer.remove("extension-apiserver-authentication", "kube-system");
     assert.equal(h.get(), undefined);
     assert.ok(
-      logs.lines.some((l) => l.msg === "front-proxy configuration is unusable; refusing every request"),
+      logs.lines.some((l) => l.message === "front-proxy configuration is unusable; refusing every request"),
     );
     stop();
   });

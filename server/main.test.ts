@@ -51,7 +51,7 @@ describe("startConcierge without a reachable cluster", () => {
       assert.ok(Date.now() - began < 10_000, "stop() took too long");
     }
     await concierge.stop();
-    assert.ok(lines.some((l) => l.msg === "stopped"));
+    assert.ok(lines.some((l) => l.message === "stopped"));
     await assert.rejects(fetch(`http://127.0.0.1:${healthPort}/healthz`));
   });
 

@@ -150,7 +150,9 @@ async function startHealthListener(host: string, port: number, ready: () => bool
 
 export async function startConcierge(options: StartOptions): Promise<Concierge> {
   const { config } = options;
-  const log = (options.log ?? createLogger({ level: config.logLevel })).child({ component: "concierge" });
+  const log = (options.log ?? createLogger({ level: config.logLevel, format: config.logFormat })).child({
+    component: "concierge",
+  });
   const host = options.host ?? "0.0.0.0";
   const namespace = config.namespace;
   const identity = options.identity ?? (process.env.POD_NAME || `${hostname()}-${process.pid}`);
@@ -368,7 +370,7 @@ async function main(argv: string[]): Promise<void> {
   const podInfo = values["downward-api-path"] ? readDownwardAPI(values["downward-api-path"]) : {};
   const podNamespace = podInfo.namespace;
   let config = loadConfig(values.config, podNamespace ? { readNamespaceFile: () => podNamespace } : {});
-  const log = createLogger({ level: config.logLevel });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
   for (const warning of config.warnings) log.warn(warning);
   const kubeConfig = new KubeConfig();
   if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);

@@ -61,6 +61,6 @@ describe("the Concierge's own image", () => {
       log,
     );
     assert.equal(found, undefined);
-    assert.ok(lines.some((l) => String(l.msg).includes("own Pod") && JSON.stringify(l).includes("ns/p")));
+    assert.ok(lines.some((l) => String(l.message).includes("own Pod") && JSON.stringify(l).includes("ns/p")));
   });
 });

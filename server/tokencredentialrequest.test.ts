@@ -283,7 +283,7 @@ describe("TokenCredentialRequest create", () => {
     }
     assert.deepEqual(calls, []);
     assert.equal(await outcome("no_authenticator"), refs.length);
-    const errors = logs.lines.filter((l) => l.msg === "TokenCredentialRequest Unexpected Error");
+    const errors = logs.lines.filter((l) => l.message === "TokenCredentialRequest Unexpected Error");
     assert.equal(errors.length, refs.length);
     assert.equal(errors[0]?.reason, "authenticator returned an error");
     assert.equal(errors[0]?.err, "no such authenticator");
@@ -294,7 +294,7 @@ describe("TokenCredentialRequest create", () => {
     const { handler, outcome, logs } = setup(a);
     assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
     assert.equal(await outcome("rejected"), 1);
-    const event = logs.lines.find((l) => l.msg === "TokenCredentialRequest Authentication Failed");
+    const event = logs.lines.find((l) => l.message === "TokenCredentialRequest Authentication Failed");
     assert.equal(event?.reason, "auth rejected by authenticator");
     assert.deepEqual(event?.authenticator, {
       apiGroup: authenticationGroup,
@@ -315,13 +315,13 @@ describe("TokenCredentialRequest create", () => {
     for (let i = 0; i < 3; i++) await handler(request({}), ctx());
     now = 10_000;
     await handler(request({}), ctx());
-    const lines = logs.lines.filter((l) => l.msg === "login rejected by authenticator");
+    const lines = logs.lines.filter((l) => l.message === "login rejected by authenticator");
     assert.deepEqual(
-      lines.map(({ level, authenticator, reason, message, suppressedSinceLast }) => ({
+      lines.map(({ level, authenticator, reason, detail, suppressedSinceLast }) => ({
         level,
         authenticator,
         reason,
-        message,
+        detail,
         suppressedSinceLast,
       })),
       [
@@ -329,14 +329,14 @@ describe("TokenCredentialRequest create", () => {
           level: "info",
           authenticator: { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: "corp" },
           reason: "issuer",
-          message: "issuer mismatch",
+          detail: "issuer mismatch",
           suppressedSinceLast: undefined,
         },
         {
           level: "info",
           authenticator: { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: "corp" },
           reason: "issuer",
-          message: "issuer mismatch",
+          detail: "issuer mismatch",
           suppressedSinceLast: 2,
         },
       ],
@@ -409,7 +409,7 @@ describe("TokenCredentialRequest create", () => {
       assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
       assert.deepEqual(issued, []);
       assert.equal(await outcome("unsupported_user_info"), 1);
-      const event = logs.lines.find((l) => l.msg === "TokenCredentialRequest Unsupported UserInfo");
+      const event = logs.lines.find((l) => l.message === "TokenCredentialRequest Unsupported UserInfo");
       assert.equal(event?.err, err);
       assert.equal(event?.reason, "unsupported value in userInfo returned by authenticator");
     });
@@ -429,7 +429,7 @@ describe("TokenCredentialRequest create", () => {
     });
     assert.deepEqual((await handler(request({}), ctx())).body, failedBody);
     assert.equal(await outcome("issuer_error"), 1);
-    const event = logs.lines.find((l) => l.msg === "TokenCredentialRequest Unexpected Error");
+    const event = logs.lines.find((l) => l.message === "TokenCredentialRequest Unexpected Error");
     assert.equal(event?.reason, "cert issuer returned an error");
     assert.equal(event?.err, "no signer is loaded");
   });
@@ -438,17 +438,18 @@ describe("TokenCredentialRequest create", () => {
     const { a } = ok();
     const { handler, logs } = setup(a);
     await handler(request({}), ctx());
-    const received = logs.lines.find((l) => l.msg === "TokenCredentialRequest Token Received");
+    const received = logs.lines.find((l) => l.message === "TokenCredentialRequest Token Received");
     assert.deepEqual(received, {
       level: "info",
-      time: received?.time,
-      msg: "TokenCredentialRequest Token Received",
+      timestamp: received?.timestamp,
+      caller: received?.caller,
+      message: "TokenCredentialRequest Token Received",
       component: "tokencredentialrequest",
       auditEvent: true,
       auditID: "audit-1",
       tokenID: createHash("sha256").update(token).digest("hex"),
     });
-    const user = logs.lines.find((l) => l.msg === "TokenCredentialRequest Authenticated User");
+    const user = logs.lines.find((l) => l.message === "TokenCredentialRequest Authenticated User");
     assert.deepEqual(user?.personalInfo, { username: "redacted", groups: ["redacted 2 values"] });
     assert.deepEqual(user?.issuedClientCert, {
       notBefore: "2026-11-28T11:55:00Z",
@@ -462,7 +463,7 @@ describe("TokenCredentialRequest create", () => {
     const { a } = ok();
     const { handler, logs } = setup(a, { logUsernamesAndGroups: true });
     await handler(request({}), ctx());
-    const user = logs.lines.find((l) => l.msg === "TokenCredentialRequest Authenticated User");
+    const user = logs.lines.find((l) => l.message === "TokenCredentialRequest Authenticated User");
     assert.deepEqual(user?.personalInfo, { username: "alice", groups: ["devs", "ops"] });
   });
 

@@ -277,7 +277,7 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
         log.info("login rejected by authenticator", {
           authenticator: ref,
           reason: code,
-          message: result.safeReason ?? result.reason,
+          detail: result.safeReason ?? result.reason,
           ...(take.suppressed > 0 ? { suppressedSinceLast: take.suppressed } : {}),
         });
       }

@@ -312,13 +312,13 @@ describe("webhook server", () => {
   });
 
   it("logs names and fields, never object contents", () => {
-    const warned = logs.lines.find((l) => l.msg === "admitted with warnings");
+    const warned = logs.lines.find((l) => l.message === "admitted with warnings");
     assert.ok(warned);
     assert.equal(warned.kind, "JWTAuthenticator");
     assert.equal(warned.name, "corp");
     assert.deepEqual(warned.fields, ["spec.issuer"]);
     assert.ok(!JSON.stringify(logs.lines).includes("do-not-log-me"));
-    assert.ok(logs.lines.some((l) => l.msg === "serving certificate changed"));
+    assert.ok(logs.lines.some((l) => l.message === "serving certificate changed"));
   });
 });
 

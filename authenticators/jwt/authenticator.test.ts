@@ -432,7 +432,7 @@ describe("JWT authenticator: token validation", () => {
       /concierge_jwt_authenticator_latency_seconds_count\{authenticator="counted",result="success"\} 2/,
     );
     const logged = JSON.stringify(lines);
-    assert.ok(lines.some((l) => l.msg === "token rejected" && l.reason === "token expired"));
+    assert.ok(lines.some((l) => l.message === "token rejected" && l.reason === "token expired"));
     for (const token of [good, expired]) {
       for (const part of token.split(".")) assert.ok(!logged.includes(part), "a log line contains the token");
     }

@@ -278,7 +278,7 @@ describe("JWT authenticator: keys", () => {
       ),
     );
     assert.deepEqual(
-      lines.map((l) => l.msg),
+      lines.map((l) => l.message),
       ["fetched a new JWKS", "fetched the JWKS, unchanged", "could not fetch the JWKS"],
     );
     assert.deepEqual(lines[0]?.kids, ["k1"]);

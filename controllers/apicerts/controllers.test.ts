@@ -124,7 +124,7 @@ function fixture(options: {
   for (const c of controllers) void c.run(stop.signal);
   const writes = (method: string, path?: string) =>
     rest.writes().filter((r) => r.method === method && (path === undefined || r.path === path));
-  const failures = () => lines.filter((l) => String(l.msg).startsWith("sync failed"));
+  const failures = () => lines.filter((l) => String(l.message).startsWith("sync failed"));
   return { clock, secrets, apiServices, rest, holder, state, lines, writes, failures };
 }
 
@@ -237,7 +237,7 @@ describe("apicerts controllers", () => {
     f.state.leading = false; // So that certs-manager cannot recreate it yet.
     f.secrets.remove(secretName, ns);
     await until("the observer to see the deletion", () =>
-      f.lines.some((l) => l.msg === "serving certificate Secret does not exist yet or was deleted"),
+      f.lines.some((l) => l.message === "serving certificate Secret does not exist yet or was deleted"),
     );
     assert.equal(f.holder.get()?.certPEM, decode(existing.data?.tlsCertificateChain));
   });
@@ -302,9 +302,9 @@ describe("apicerts controllers", () => {
       secrets: [{ ...broken, data: { ...broken.data, tlsCertificateChain: "bm90IFBFTQ==" } }],
       webhook: false,
     });
-    await until("the terminal error", () => f.lines.some((l) => l.msg === "sync failed; not retrying"));
+    await until("the terminal error", () => f.lines.some((l) => l.message === "sync failed; not retrying"));
     const line = f.lines.find(
-      (l) => l.controller === "certs-expirer" && l.msg === "sync failed; not retrying",
+      (l) => l.controller === "certs-expirer" && l.message === "sync failed; not retrying",
     );
     assert.match(
       JSON.stringify(line),
@@ -323,7 +323,7 @@ describe("apicerts controllers", () => {
     await until("the pair loaded", () => f.holder.get() !== undefined);
     f.secrets.upsert({ ...good, data: { ...good.data, tlsPrivateKey: other.data?.tlsPrivateKey ?? "" } });
     await until("the terminal error", () =>
-      f.lines.some((l) => l.controller === "certs-observer" && l.msg === "sync failed; not retrying"),
+      f.lines.some((l) => l.controller === "certs-observer" && l.message === "sync failed; not retrying"),
     );
     assert.equal(f.holder.get()?.keyPEM, decode(good.data?.tlsPrivateKey));
     assert.doesNotMatch(JSON.stringify(f.lines), /PRIVATE KEY-----\\n[A-Za-z0-9+/]/);

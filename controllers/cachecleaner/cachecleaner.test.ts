@@ -96,7 +96,7 @@ describe("cachecleaner", () => {
           .map(([k]) => k),
         ["jwtTwo", "webhookTwo"],
       );
-      const deleted = f.lines.filter((l) => l.msg === "deleting authenticator from cache");
+      const deleted = f.lines.filter((l) => l.message === "deleting authenticator from cache");
       assert.deepEqual(deleted.map((l) => [l.authenticator, l.kind]).sort(), [
         ["jwt-two", "JWTAuthenticator"],
         ["webhook-two", "WebhookAuthenticator"],

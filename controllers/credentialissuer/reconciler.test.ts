@@ -242,7 +242,7 @@ describe("credentialissuer reconciler", () => {
     await eventually(() => f.rest.writes().length === 1);
     await f.idle();
     assert.equal(
-      f.lines.some((l) => l.msg === "sync failed; will retry"),
+      f.lines.some((l) => l.message === "sync failed; will retry"),
       false,
     );
   });
@@ -250,8 +250,8 @@ describe("credentialissuer reconciler", () => {
   it("fails with upstream's message while the CredentialIssuer is missing, without a default spec never creates it, and writes once it appears", async () => {
     const f = fixture();
     f.holder.set("KubeClusterSigningCertificate", kcaError);
-    await eventually(() => f.lines.some((l) => l.msg === "sync failed; will retry"));
-    const failed = f.lines.find((l) => l.msg === "sync failed; will retry");
+    await eventually(() => f.lines.some((l) => l.message === "sync failed; will retry"));
+    const failed = f.lines.find((l) => l.message === "sync failed; will retry");
     assert.match(
       JSON.stringify(failed),
       /could not get CredentialIssuer to update: credentialissuer.config.concierge.pinniped.dev \\"pinniped-concierge-config\\" not found/,

@@ -216,12 +216,12 @@ describe("impersonator-config reconciler", () => {
       t.lines.filter(
         (l) =>
           l.level === "info" &&
-          /^(wrote|writing|created|creating|updated|updating|deleted|deleting)\b/.test(String(l.msg)),
+          /^(wrote|writing|created|creating|updated|updating|deleted|deleting)\b/.test(String(l.message)),
       );
     assert.deepEqual(writes(empty), []);
     assert.deepEqual(writes(follower), []);
     assert.deepEqual(
-      writes(leader).map((l) => l.msg),
+      writes(leader).map((l) => l.message),
       ["wrote CA Secret", "wrote CA Secret", "wrote TLS serving Secret"],
     );
   });

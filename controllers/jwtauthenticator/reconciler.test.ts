@@ -267,7 +267,7 @@ describe("the JWTAuthenticator reconciler", () => {
     assert.match(caPEM ?? "", /^-----BEGIN CERTIFICATE-----\n/);
     assert.equal(compiled.claimRules.length, 1);
     assert.equal(await f.metric("jwt_authenticator_validations_total", { outcome: "valid" }), 1);
-    assert.ok(f.lines.some((l) => l.msg === "added or updated jwt authenticator in cache"));
+    assert.ok(f.lines.some((l) => l.message === "added or updated jwt authenticator in cache"));
   });
 
   it("skips the probes, and writes nothing, once the cache holds the same authenticator", async () => {

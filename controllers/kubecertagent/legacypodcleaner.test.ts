@@ -98,7 +98,7 @@ describe("legacy kube-cert-agent pod cleaner", () => {
       ],
     );
     assert.deepEqual(
-      f.lines.filter((l) => l.msg === "deleted legacy kube-cert-agent pod").map((l) => l.pod),
+      f.lines.filter((l) => l.message === "deleted legacy kube-cert-agent pod").map((l) => l.pod),
       [{ name: "agent-with-extra-label", namespace: "concierge" }],
     );
   });
@@ -117,10 +117,10 @@ describe("legacy kube-cert-agent pod cleaner", () => {
       await eventually(() => f.client.writes().length === 2);
     });
     assert.deepEqual(
-      f.lines.filter((l) => l.msg === "sync failed; will retry").map((l) => (l.error as Error).message),
+      f.lines.filter((l) => l.message === "sync failed; will retry").map((l) => (l.error as Error).message),
       ["could not delete legacy agent pod: some delete error"],
     );
-    assert.equal(f.lines.filter((l) => l.msg === "deleted legacy kube-cert-agent pod").length, 0);
+    assert.equal(f.lines.filter((l) => l.message === "deleted legacy kube-cert-agent pod").length, 0);
   });
 
   it("looks again when the pod changed since the cache saw it", async () => {

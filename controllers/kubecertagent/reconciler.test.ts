@@ -287,7 +287,7 @@ describe("kube-cert-agent reconciler", () => {
     const { uid: _u, resourceVersion: _r, ...metadata } = existingAgentDeployment().metadata!;
     assert.deepEqual(create?.json, { ...existingAgentDeployment(), metadata });
     assert.equal(
-      f.lines.some((l) => l.msg === "creating new deployment"),
+      f.lines.some((l) => l.message === "creating new deployment"),
       true,
     );
   });

@@ -131,7 +131,7 @@ describe("mergeConditions", () => {
     const { log, lines } = memoryLogger();
     mergeConditions([cond("A", "True")], [upd("A", "True"), upd("B", "False")], 1, NOW_MS, log);
     assert.deepEqual(
-      lines.map((l) => [l.msg, l.type, l.status]),
+      lines.map((l) => [l.message, l.type, l.status]),
       [["updated condition", "B", "False"]],
     );
   });

@@ -136,7 +136,7 @@ describe("Controller", () => {
       (c) => c.withInformer(new FakeInformer({ name: "slow", synced: false }), ownKey),
     );
     await h.clock.advance(60_000);
-    assert.ok(h.lines.some((l) => l.msg === "still waiting for informer caches to sync"));
+    assert.ok(h.lines.some((l) => l.message === "still waiting for informer caches to sync"));
   });
 
   it("retries a failing key with growing backoff, then forgets it on success", async () => {
@@ -160,7 +160,7 @@ describe("Controller", () => {
     assert.equal(await metricValue(h.metrics, "controller_syncs_total", { result: "error" }), 2);
     assert.equal(await metricValue(h.metrics, "controller_syncs_total", { result: "success" }), 1);
     assert.equal(await metricValue(h.metrics, "controller_retries_total", { controller: "test" }), 2);
-    const errors = h.lines.filter((l) => l.msg === "sync failed; will retry");
+    const errors = h.lines.filter((l) => l.message === "sync failed; will retry");
     assert.deepEqual(
       errors.map((l) => [l.key, l.controller, (l.error as { message: string }).message]),
       [
@@ -187,7 +187,7 @@ describe("Controller", () => {
     await h.clock.advance(10_000);
     assert.equal(calls, 2);
     assert.equal(await metricValue(h.metrics, "controller_syncs_total", { result: "terminal" }), 2);
-    assert.equal(h.lines.filter((l) => l.msg === "sync failed; not retrying").length, 2);
+    assert.equal(h.lines.filter((l) => l.message === "sync failed; not retrying").length, 2);
   });
 
   it("requeues on SyntheticRequeue without logging an error", async () => {
@@ -304,7 +304,7 @@ describe("Controller", () => {
     informer.upsert(cm("fine"));
     await eventually(() => h.synced.length === 1);
     assert.deepEqual(h.synced, ["ns/fine"]);
-    assert.ok(h.lines.some((l) => l.msg === "event filter failed; event dropped"));
+    assert.ok(h.lines.some((l) => l.message === "event filter failed; event dropped"));
   });
 
   it("never runs one key on two workers; a key re-added while syncing runs once more afterwards", async () => {
@@ -358,7 +358,7 @@ describe("Controller", () => {
     assert.equal(stopped, false);
     release();
     await stopping;
-    assert.ok(h.lines.some((l) => l.msg === "controller stopped"));
+    assert.ok(h.lines.some((l) => l.message === "controller stopped"));
     await assert.rejects(h.controller.run(new AbortController().signal), /already started/);
   });
 });

@@ -280,7 +280,7 @@ describe("Informer", () => {
     assert.equal(s.transport.watches[1]?.query.resourceVersion, "rv-a0005");
     assert.equal(await metric(s.metrics, "informer_relists_total"), 1);
     assert.equal(await metric(s.metrics, "informer_watch_errors_total", { kind: "gone" }), 1);
-    assert.ok(s.lines.some((l) => l.msg === "resource version expired; relisting"));
+    assert.ok(s.lines.some((l) => l.message === "resource version expired; relisting"));
   });
 
   it("relists on an HTTP 410 answer to the watch request", async () => {
@@ -330,9 +330,9 @@ describe("Informer", () => {
     assert.equal(s.transport.watches.length, failures.length + 1);
     assert.ok(s.transport.watches.every((w) => w.query.resourceVersion === "rv-a0000"));
     assert.equal(await metric(s.metrics, "informer_restarts_total"), failures.length);
-    assert.ok(s.lines.some((l) => l.msg === "watch reconnected"));
+    assert.ok(s.lines.some((l) => l.message === "watch reconnected"));
     assert.ok(
-      s.lines.some((l) => l.msg === "list/watch failed; retrying" && l.kind === "connection_refused"),
+      s.lines.some((l) => l.message === "list/watch failed; retrying" && l.kind === "connection_refused"),
     );
   });
 
@@ -429,7 +429,7 @@ describe("Informer", () => {
     s.transport.put("a", "ns");
     s.transport.put("b", "ns");
     assert.equal(s.informer.list().length, 2);
-    assert.equal(s.lines.filter((l) => l.msg === "event handler failed").length, 2);
+    assert.equal(s.lines.filter((l) => l.message === "event handler failed").length, 2);
   });
 
   it("replays the cache to a handler added after sync, and unsubscribes", async () => {

@@ -168,7 +168,7 @@ describe("LeaderElector", () => {
     await clock.advance(1);
     assert.equal(a.elector.isLeader(), false);
     assert.deepEqual(a.changes, [true, false]);
-    assert.ok(a.lines.some((l) => l.msg === "stopped leading"));
+    assert.ok(a.lines.some((l) => l.message === "stopped leading"));
     store.failing = false;
     await clock.advance(2_000);
     assert.equal(a.elector.isLeader(), true, "nobody else took it: leads again");
@@ -198,7 +198,7 @@ describe("LeaderElector", () => {
     await clock.advance(2_000);
     assert.equal(a.elector.isLeader(), false);
     assert.equal(a.elector.observedHolder(), "usurper");
-    assert.ok(a.lines.some((l) => l.msg === "observed a new leader" && l.leader === "usurper"));
+    assert.ok(a.lines.some((l) => l.message === "observed a new leader" && l.leader === "usurper"));
   });
 
   it("guards writes with upstream's message", async () => {

@@ -108,8 +108,8 @@ describe("Manager", () => {
     stopLeader.abort();
     await runs[0];
     assert.equal(leases.lease?.spec?.holderIdentity, "", "released");
-    const stoppedController = leader.lines.findIndex((l) => l.msg === "controller stopped");
-    const released = leader.lines.findIndex((l) => l.msg === "released the lease");
+    const stoppedController = leader.lines.findIndex((l) => l.message === "controller stopped");
+    const released = leader.lines.findIndex((l) => l.message === "released the lease");
     assert.ok(
       stoppedController >= 0 && released > stoppedController,
       "controllers stop before the lease is released",

@@ -348,7 +348,7 @@ describe("aggregated API through kube-apiserver", () => {
     assert.notEqual(get.code, 0);
     assert.match(get.stderr, /User "pinny" cannot get resource "namespaces"/);
     // The audit trail carries the token's hash, never the token.
-    assert.ok(logs.lines.some((l) => l.msg === "TokenCredentialRequest Authenticated User"));
+    assert.ok(logs.lines.some((l) => l.message === "TokenCredentialRequest Authenticated User"));
     assert.ok(!JSON.stringify(logs.lines).includes(goodToken));
   });
 
@@ -399,7 +399,9 @@ describe("aggregated API through kube-apiserver", () => {
     assert.equal(tokenReply.status, 201, JSON.stringify(tokenReply.body));
     assert.ok((tokenReply.body as { status: { credential?: unknown } }).status.credential);
     // The audit events carry kube-apiserver's audit ID of the same request.
-    const audited = logs.lines.filter((l) => l.msg === "TokenCredentialRequest Authenticated User").at(-1);
+    const audited = logs.lines
+      .filter((l) => l.message === "TokenCredentialRequest Authenticated User")
+      .at(-1);
     assert.equal(audited?.auditID, tokenReply.auditID);
     const who = await anonymousPost(`/apis/${identity}/v1alpha1/whoamirequests`, {
       apiVersion: `${identity}/v1alpha1`,

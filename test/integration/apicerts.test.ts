@@ -338,7 +338,7 @@ describe("apicerts controllers against the real API server", () => {
     );
     assert.equal(config.webhooks?.[1]?.clientConfig?.caBundle, undefined);
     assert.deepEqual(
-      lines.filter((l) => String(l.msg).startsWith("sync failed")),
+      lines.filter((l) => String(l.message).startsWith("sync failed")),
       [],
     );
   });
@@ -380,7 +380,9 @@ describe("apicerts controllers against the real API server", () => {
     assert.ok(Date.now() - leaf.validFromDate.getTime() < 6 * 60_000, "a fresh certificate");
     await assertServedThroughAggregator(after);
     assert.ok(
-      lines.some((l) => l.msg === "deleted the serving certificate Secret to rotate it" && l.why === "aged"),
+      lines.some(
+        (l) => l.message === "deleted the serving certificate Secret to rotate it" && l.why === "aged",
+      ),
     );
   });
 
@@ -432,7 +434,7 @@ describe("apicerts controllers against the real API server", () => {
       // When it was due: not before (NotBefore has whole seconds, so due is never late), and not
       // much after, which only the requeue timer can do as no event happens in between.
       const deletion = lines.find(
-        (l) => l.msg === "deleted the serving certificate Secret to rotate it" && l.secretName === name,
+        (l) => l.message === "deleted the serving certificate Secret to rotate it" && l.secretName === name,
       );
       assert.ok(deletion, "the expirer logged the rotation");
       const deletedAt = Date.parse(String(deletion.time));

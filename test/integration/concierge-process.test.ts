@@ -228,7 +228,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
       async () => (await kubectl(["get", "pod", "-n", namespace, "legacy-agent"])).code !== 0,
       polling,
     );
-    assert.ok(logs.lines.some((l) => l.msg === "deleted legacy kube-cert-agent pod"));
+    assert.ok(logs.lines.some((l) => l.message === "deleted legacy kube-cert-agent pod"));
     const left = await ok(["get", "pods", "-n", namespace, "-o", "name", "not-ours", "current-label"]);
     assert.equal(left.trim(), "pod/not-ours\npod/current-label");
     await ok(["delete", "pod", "-n", namespace, "not-ours", "current-label", "--wait=false"]);
@@ -543,7 +543,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
     ]);
     assert.equal(holder, "");
     await assert.rejects(health("/healthz"));
-    assert.ok(logs.lines.some((l) => l.msg === "stopped"));
+    assert.ok(logs.lines.some((l) => l.message === "stopped"));
     // The process ran as its ServiceAccount throughout: a rule missing from config/02-rbac.yaml
     // would have shown up here as a refused request.
     assert.deepEqual(
@@ -619,7 +619,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
     const messages = stderr
       .split("\n")
       .filter(Boolean)
-      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+      .map((l) => (JSON.parse(l) as { message: string }).message);
     for (const step of [
       "config loaded",
       "starting",

@@ -242,7 +242,8 @@ describe("credentialissuer reconciler against the real API server", () => {
     holder.set("ImpersonationProxy", structuredClone(proxyDisabled));
     // An event on the CredentialIssuer syncs the reconciler with the holder as it is.
     const synced = () =>
-      lines.filter((l) => l.msg === "synced" && l.controller === "credentialissuer" && l.key === name).length;
+      lines.filter((l) => l.message === "synced" && l.controller === "credentialissuer" && l.key === name)
+        .length;
     const syncsBefore = synced();
     const labelled = await c.kubectl(["label", "credentialissuer", name, "concierge.test/touched=yes"]);
     assert.equal(labelled.code, 0, labelled.stderr);
@@ -319,7 +320,7 @@ describe("credentialissuer reconciler against the real API server", () => {
       () =>
         lines.some(
           (l) =>
-            l.msg === "sync failed; will retry" &&
+            l.message === "sync failed; will retry" &&
             JSON.stringify(l).includes(JSON.stringify(message).slice(1, -1)),
         ),
       polling,

@@ -192,8 +192,8 @@ describe("informer on the shared control plane", () => {
     await cms.create("after-restore");
     await eventually("a new event", () => informer.get("after-restore", ns) !== undefined, polling);
     assert.ok((await metric(metrics, "informer_restarts_total")) >= 2);
-    assert.ok(lines.some((l) => l.msg === "list/watch failed; retrying" && l.kind === "forbidden"));
-    assert.ok(lines.some((l) => l.msg === "watch reconnected"));
+    assert.ok(lines.some((l) => l.message === "list/watch failed; retrying" && l.kind === "forbidden"));
+    assert.ok(lines.some((l) => l.message === "watch reconnected"));
   });
 });
 
@@ -250,7 +250,7 @@ describe("informer across an API server restart (dedicated control plane)", () =
       polling,
     );
     assert.ok((await metric(metrics, "informer_restarts_total")) >= 1);
-    const kinds = lines.filter((l) => l.msg === "list/watch failed; retrying").map((l) => l.kind);
+    const kinds = lines.filter((l) => l.message === "list/watch failed; retrying").map((l) => l.kind);
     assert.ok(kinds.length >= 1);
     assert.ok(
       kinds.every((k) =>
