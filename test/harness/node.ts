@@ -10,6 +10,9 @@ import {
   installConcierge,
 } from "../../hack/node/install-concierge.ts";
 import { nodeDirVariable } from "../../hack/node/namespaces.ts";
+import { uniqueName } from "./cluster.ts";
+import { eventually } from "./eventually.ts";
+import { startTokenReviewWebhook, type TokenReviewWebhook, type WebhookUser } from "./tokenreview-webhook.ts";
 
 /** config/03-configmap.yaml: the key holding the config file, and the health and metrics port. */
 const configKey = "pinniped.yaml";
@@ -156,4 +159,70 @@ export async function changeConciergeConfig(
   };
   await apply(stringify(config));
   return () => apply(original);
+}
+
+/** A TokenReview webhook where the Concierge's pods reach it, and a Ready WebhookAuthenticator for it. */
+export interface NodeWebhookAuthenticator {
+  /** The WebhookAuthenticator's name: unique, as suites share the node. */
+  readonly name: string;
+  readonly webhook: TokenReviewWebhook;
+  /** Deletes the WebhookAuthenticator and closes the webhook. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Starts a TokenReview webhook on the bridge (tokens → users), applies a WebhookAuthenticator named
+ * `<prefix>-<random>` for it and waits until it is Ready: what most end-to-end suites log in with.
+ */
+export async function webhookAuthenticator(
+  node: NodeCluster,
+  prefix: string,
+  users: Record<string, WebhookUser>,
+): Promise<NodeWebhookAuthenticator> {
+  const name = uniqueName(prefix);
+  const webhook = await startTokenReviewWebhook({ users, host: node.node.bridgeIP });
+  const remove = async () => {
+    await node.kubectl(["delete", "webhookauthenticator", name, "--ignore-not-found"]).catch(() => "");
+    await webhook.close();
+  };
+  try {
+    await node.kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
+        kind: "WebhookAuthenticator",
+        metadata: { name },
+        spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
+      }),
+    );
+    await node.kubectl([
+      "wait",
+      "--for=jsonpath={.status.phase}=Ready",
+      "--timeout=60s",
+      `webhookauthenticator/${name}`,
+    ]);
+  } catch (err) {
+    await remove();
+    throw err;
+  }
+  return { name, webhook, remove };
+}
+
+/**
+ * Waits until the CredentialIssuer says kube-cert-agent borrowed the signing key (strategy
+ * KubeClusterSigningCertificate Success), as after a rollout the new replicas load it again.
+ */
+export async function signingKeyBorrowed(node: NodeCluster): Promise<void> {
+  await eventually(
+    "KubeClusterSigningCertificate Success",
+    async () => {
+      const issuer = JSON.parse(
+        await node.kubectl(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]),
+      ) as { status?: { strategies?: { type: string; status: string }[] } };
+      return (issuer.status?.strategies ?? []).some(
+        (s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success",
+      );
+    },
+    { timeoutMs: 90_000 },
+  );
 }

@@ -20,8 +20,12 @@ import { expiryMarginMs } from "../../cli/cache.ts";
 import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { closeBrowser } from "../harness/browser.ts";
 import { runKubectl, uniqueName } from "../harness/cluster.ts";
-import { eventually } from "../harness/eventually.ts";
-import { changeConciergeConfig, conciergeMetric, testConcierge } from "../harness/node.ts";
+import {
+  changeConciergeConfig,
+  conciergeMetric,
+  signingKeyBorrowed,
+  testConcierge,
+} from "../harness/node.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { installUpstreamCLI, pathWith } from "../harness/pinniped-cli.ts";
 import { runCommand } from "../harness/process.ts";
@@ -119,17 +123,7 @@ describe("pinniped CLI, OIDC login with a real browser, against the Concierge in
       "--timeout=60s",
       `jwtauthenticator/${authenticator}`,
     ]);
-    await eventually(
-      "KubeClusterSigningCertificate Success",
-      async () => {
-        const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
-        const strategies =
-          (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
-            ?.strategies ?? [];
-        return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success");
-      },
-      { timeoutMs: 90_000 },
-    );
+    await signingKeyBorrowed(n);
   });
 
   after(async () => {

@@ -1,12 +1,12 @@
-// The `pinniped` CLI (bin/pinniped) end to end, static-token path: the whole Concierge runs as a
-// local process (hack/run-local.ts) behind a dedicated control plane's real aggregator, with a
-// WebhookAuthenticator for the test TokenReview webhook. The signing key is borrowed for real by
-// kube-cert-agent, with the test playing the node (test/harness/play-node.ts: a Node whose
-// kubelet is a stand-in, kube-controller-manager's mirror pod, pods marked Running), so that the
-// CredentialIssuer's TokenCredentialRequestAPI strategy is genuinely Success.
+// The `pinniped` CLI (bin/pinniped) end to end, static-token path, against the Concierge installed
+// from its image on the real node (test/harness/node.ts): a WebhookAuthenticator trusts the test's
+// TokenReview webhook (on the bridge, where the Concierge's pods reach it), and the signing key is
+// borrowed by kube-cert-agent through the real kubelet from the static kube-controller-manager pod,
+// so the CredentialIssuer's TokenCredentialRequestAPI strategy is genuinely Success.
 //
 // Then: `pinniped get kubeconfig --static-token …` → kubectl runs `pinniped login static` as an
-// exec plugin for `auth whoami`, an allowed and a forbidden `get`, and `pinniped whoami`.
+// exec plugin for `auth whoami`, an allowed and a forbidden `get`, and `pinniped whoami`; the same
+// with the installed executable, the npm package and upstream's Go CLI.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,11 +14,15 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import type { ControlPlane } from "../../hack/controlplane.ts";
-import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
-import { memoryLogger } from "../../observability/logger.ts";
-import { runKubectl, startTestControlPlane } from "../harness/cluster.ts";
-import { eventually } from "../harness/eventually.ts";
+import type { NodeCluster } from "../../hack/node/cluster.ts";
+import { runKubectl, uniqueName } from "../harness/cluster.ts";
+import {
+  conciergeMetric,
+  type NodeWebhookAuthenticator,
+  signingKeyBorrowed,
+  testConcierge,
+  webhookAuthenticator,
+} from "../harness/node.ts";
 import {
   buildCLI,
   installExecutable,
@@ -26,31 +30,32 @@ import {
   installUpstreamCLI,
   pathWith,
 } from "../harness/pinniped-cli.ts";
-import { type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { runCommand } from "../harness/process.ts";
-import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const pinnipedBin = join(repoRoot, "bin", "pinniped");
-const namespace = "pinniped-concierge";
 const token = "cli-static-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
-const nodeName = "cli-static-node";
 
-describe("pinniped CLI, static token, against the locally run Concierge (dedicated control plane)", () => {
-  let cp: ControlPlane;
+describe("pinniped CLI, static token, against the Concierge installed from its image on the real node", () => {
+  let n: NodeCluster;
   let dir: string;
-  let concierge: LocalConcierge;
-  let webhook: TokenReviewWebhook;
-  let node: PlayedNode;
+  let authenticator: NodeWebhookAuthenticator;
   let generated: string;
   let credentialCache: string;
-  const logs = memoryLogger("info");
+  const rbacName = uniqueName("cli-static-seals");
+  /** Other suites may have authenticators of their own on the shared cluster: name ours. */
+  const authenticatorFlags = () => [
+    "--concierge-authenticator-type",
+    "webhook",
+    "--concierge-authenticator-name",
+    authenticator.name,
+  ];
 
   const kubectl = (args: string[], opts: { input?: string; kubeconfig?: string } = {}) =>
     runKubectl(
-      cp.binDir,
-      opts.kubeconfig ?? cp.kubeconfigPath,
+      n.binDir,
+      opts.kubeconfig ?? n.kubeconfigPath,
       ["--cache-dir", join(dir, "cache"), ...args],
       opts,
     );
@@ -60,76 +65,46 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
     return res.stdout;
   };
   /**
-   * Certificates the Concierge issued, from its /metrics: the webhook's answers would undercount,
-   * as the Concierge remembers successful TokenReviews for a few seconds.
+   * Certificates the Concierge's replicas issued, from their /metrics: the webhook's answers would
+   * undercount, as the Concierge remembers successful TokenReviews for a few seconds.
    */
-  const exchanges = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${concierge.ports.health}/metrics`)).text();
-    const m = /^concierge_token_credential_requests_total\{outcome="issued"\} (\d+)$/m.exec(text);
-    return Number(m?.[1] ?? 0);
-  };
+  const exchanges = () =>
+    conciergeMetric(n, /^concierge_token_credential_requests_total\{outcome="issued"\} (\d+)$/m);
 
   before(async () => {
+    ({ node: n } = await testConcierge());
     dir = await mkdtemp(join(tmpdir(), "cli-static-"));
     credentialCache = join(dir, "pinniped", "credentials.yaml");
     generated = join(dir, "generated.kubeconfig");
-    cp = await startTestControlPlane("cli-static");
-    webhook = await startTokenReviewWebhook({ users: { [token]: user } });
-    concierge = await runLocal({
-      kubeconfigPath: cp.kubeconfigPath,
-      binDir: cp.binDir,
-      log: logs.log,
-      identity: "cli-static-test",
-      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
-    });
-
-    // Play the node (test/harness/play-node.ts says why each part is needed).
-    node = await playControlPlaneNode({ kubeconfigPath: cp.kubeconfigPath, namespace, nodeName });
+    authenticator = await webhookAuthenticator(n, "cli-static", { [token]: user });
 
     await ok(["apply", "-f", "-"], {
-      input: [
-        "apiVersion: authentication.concierge.pinniped.dev/v1alpha1",
-        "kind: WebhookAuthenticator",
-        "metadata: {name: corp}",
-        `spec: {endpoint: '${webhook.url}', tls: {certificateAuthorityData: '${webhook.caBase64}'}}`,
-        "---",
-        "apiVersion: rbac.authorization.k8s.io/v1",
-        "kind: ClusterRole",
-        "metadata: {name: cli-static-read-namespaces}",
-        "rules: [{apiGroups: [''], resources: [namespaces], verbs: [get, list]}]",
-        "---",
-        "apiVersion: rbac.authorization.k8s.io/v1",
-        "kind: ClusterRoleBinding",
-        "metadata: {name: cli-static-seals}",
-        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cli-static-read-namespaces}",
-        "subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: seals}]",
-      ].join("\n"),
+      input: JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "ClusterRole",
+            metadata: { name: rbacName },
+            rules: [{ apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list"] }],
+          },
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "ClusterRoleBinding",
+            metadata: { name: rbacName },
+            roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: rbacName },
+            subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "seals" }],
+          },
+        ],
+      }),
     });
-    await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "webhookauthenticator/corp"]);
-    await eventually(
-      "KubeClusterSigningCertificate Success",
-      async () => {
-        const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
-        const strategies =
-          (JSON.parse(out) as { status?: { strategies?: { type: string; status: string }[] } }).status
-            ?.strategies ?? [];
-        return strategies.some((s) => s.type === "KubeClusterSigningCertificate" && s.status === "Success");
-      },
-      { timeoutMs: 90_000 },
-    );
-    await ok([
-      "wait",
-      "--for=condition=Available",
-      "--timeout=90s",
-      "apiservice/v1alpha1.login.concierge.pinniped.dev",
-    ]);
+    await signingKeyBorrowed(n);
   });
 
   after(async () => {
-    await concierge?.stop();
-    await node?.stop();
-    await webhook?.close();
-    await cp?.stop();
+    if (n) await kubectl(["delete", "clusterrole,clusterrolebinding", rbacName, "--ignore-not-found"]);
+    await authenticator?.remove();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -141,7 +116,8 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
       "--pinniped-cli-path",
       pinnipedBin,
       "--kubeconfig",
-      cp.kubeconfigPath,
+      n.kubeconfigPath,
+      ...authenticatorFlags(),
       "--static-token",
       token,
       "--credential-cache",
@@ -160,8 +136,8 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
     assert.equal(exec.interactiveMode, "Never");
     assert.deepEqual(exec.args.slice(0, 3), ["login", "static", "--enable-concierge"]);
     assert.ok(exec.args.includes("--concierge-authenticator-type=webhook"));
-    assert.ok(exec.args.includes("--concierge-authenticator-name=corp"));
-    assert.ok(exec.args.includes(`--concierge-endpoint=${cp.server}`));
+    assert.ok(exec.args.includes(`--concierge-authenticator-name=${authenticator.name}`));
+    assert.ok(exec.args.includes(`--concierge-endpoint=${n.server}`));
     assert.ok(exec.args.includes(`--token=${token}`));
   });
 
@@ -207,7 +183,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
     assert.equal(text.code, 0, text.stderr);
     assert.match(
       text.stdout,
-      /^Current cluster info:\n\nName: .+-pinniped\nURL: https:\/\/127\.0\.0\.1:\d+\n/,
+      new RegExp(`^Current cluster info:\n\nName: .+-pinniped\nURL: ${n.server.replaceAll(".", "\\.")}\n`),
     );
     assert.match(
       text.stdout,
@@ -236,7 +212,7 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
   /** kubectl as a user whose PATH starts with `bin`: the `pinniped` there is the exec plugin. */
   const userKubectl = (bin: string, kubeconfig: string, args: string[]) =>
     runCommand(
-      join(cp.binDir, "kubectl"),
+      join(n.binDir, "kubectl"),
       ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), ...args],
       {
         env: { PATH: pathWith(bin) },
@@ -251,7 +227,8 @@ describe("pinniped CLI, static token, against the locally run Concierge (dedicat
         "get",
         "kubeconfig",
         "--kubeconfig",
-        cp.kubeconfigPath,
+        n.kubeconfigPath,
+        ...authenticatorFlags(),
         "--static-token",
         token,
         "--credential-cache",
