@@ -56,6 +56,11 @@ export interface NodeCluster {
   /** Stops kubelet as a reboot would (containers keep running under containerd). */
   stopKubelet(): Promise<void>;
   startKubelet(): Promise<void>;
+  /**
+   * Stops etcd or kube-apiserver with no grace period (SIGTERM, then SIGKILL at once) and starts
+   * it again; resolves once kube-apiserver is ready. For the fault bench (bench/faults.ts).
+   */
+  restartControlPlane(component: "etcd" | "kube-apiserver"): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -581,6 +586,17 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
     async startKubelet() {
       kubelet.start();
       await nodeReady();
+    },
+    async restartControlPlane(component) {
+      if (component === "etcd") {
+        await etcd.stop(0);
+        etcd.start();
+        await waitUntil("etcd /health", etcd, async () => (await fetch(`${etcdURL}/health`)).ok, 30_000);
+      } else {
+        await apiserver.stop(0);
+        apiserver.start();
+      }
+      await waitUntil("kube-apiserver /readyz", apiserver, succeeds(["get", "--raw=/readyz"]), 90_000);
     },
     stop,
   };
