@@ -88,6 +88,19 @@ export interface KubeRestClientOptions {
   maxFreeSockets?: number;
   /** How long an idle pooled connection is kept; default 30 s. */
   idleSocketTimeoutMs?: number;
+  /** Told of every request's outcome, for client-go's rest_client metrics (controllers/runtime/manager.ts). */
+  onResult?: (result: RequestResult) => void;
+}
+
+/** One request as client-go's rest_client metrics label it. */
+export interface RequestResult {
+  method: string;
+  /** The API server's host:port. */
+  host: string;
+  /** The HTTP status, or `<error>` when none arrived (client-go's word). */
+  code: string;
+  /** Until the response headers (a watch's too), as client-go measures request latency. */
+  seconds: number;
 }
 
 const TCP_KEEPALIVE_MS = 30_000;
@@ -120,6 +133,7 @@ export class KubeRestClient implements RestClient {
   readonly #maxSockets: number;
   readonly #maxFreeSockets: number;
   readonly #idleSocketTimeoutMs: number;
+  readonly #onResult: ((result: RequestResult) => void) | undefined;
   readonly #pools = new Map<string, Pools>();
 
   constructor(kc: KubeConfig, options: KubeRestClientOptions = {}) {
@@ -129,6 +143,22 @@ export class KubeRestClient implements RestClient {
     this.#maxSockets = options.maxSockets ?? DEFAULT_MAX_SOCKETS;
     this.#maxFreeSockets = options.maxFreeSockets ?? DEFAULT_MAX_FREE_SOCKETS;
     this.#idleSocketTimeoutMs = options.idleSocketTimeoutMs ?? DEFAULT_IDLE_SOCKET_TIMEOUT_MS;
+    this.#onResult = options.onResult;
+  }
+
+  /** Reports a request to `onResult` once: its status when headers arrive, `<error>` if none did. */
+  #observe(req: http.ClientRequest, method: string, url: URL): void {
+    const onResult = this.#onResult;
+    if (!onResult) return;
+    const started = performance.now();
+    let reported = false;
+    const report = (code: string) => {
+      if (reported) return;
+      reported = true;
+      onResult({ method, host: url.host, code, seconds: (performance.now() - started) / 1000 });
+    };
+    req.once("response", (res: http.IncomingMessage) => report(String(res.statusCode ?? 0)));
+    req.once("error", () => report("<error>"));
   }
 
   async request<T = unknown>(options: RequestOptions): Promise<T> {
@@ -253,6 +283,7 @@ export class KubeRestClient implements RestClient {
       url,
       request: (onResponse) => {
         const req = transport.request(url, options, onResponse);
+        this.#observe(req, method, url);
         // Lets the kernel notice a silently dead peer on long-lived watches.
         req.on("socket", (socket) => socket.setKeepAlive(true, TCP_KEEPALIVE_MS));
         return req;

@@ -1,13 +1,18 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from "prom-client";
 
-/** Every metric name this process exports starts with this. */
+/** Every metric name of ours starts with this; the standard ones below keep their own names. */
 export const METRIC_PREFIX = "concierge_";
 
 export interface MetricSpec<L extends string> {
-  /** Without the `concierge_` prefix, which is added. */
+  /** Without the `concierge_` prefix, which is added unless `standard`. */
   name: string;
   help: string;
   labelNames?: readonly L[];
+  /**
+   * A name client-go and controller-runtime export (`workqueue_depth`, `rest_client_requests_total`,
+   * ...), kept as is so that their dashboards and alerts apply.
+   */
+  standard?: boolean;
 }
 
 export interface HistogramSpec<L extends string> extends MetricSpec<L> {
@@ -30,16 +35,16 @@ export class Metrics {
   }
 
   counter<L extends string = string>(spec: MetricSpec<L>): Counter<L> {
-    return this.#getOrCreate(spec.name, Counter, () => new Counter<L>(this.#config(spec)));
+    return this.#getOrCreate(fullName(spec), Counter, () => new Counter<L>(this.#config(spec)));
   }
 
   gauge<L extends string = string>(spec: MetricSpec<L>): Gauge<L> {
-    return this.#getOrCreate(spec.name, Gauge, () => new Gauge<L>(this.#config(spec)));
+    return this.#getOrCreate(fullName(spec), Gauge, () => new Gauge<L>(this.#config(spec)));
   }
 
   histogram<L extends string = string>(spec: HistogramSpec<L>): Histogram<L> {
     return this.#getOrCreate(
-      spec.name,
+      fullName(spec),
       Histogram,
       () => new Histogram<L>({ ...this.#config(spec), ...(spec.buckets ? { buckets: spec.buckets } : {}) }),
     );
@@ -61,7 +66,7 @@ export class Metrics {
 
   #config<L extends string>(spec: MetricSpec<L>) {
     return {
-      name: METRIC_PREFIX + spec.name,
+      name: fullName(spec),
       help: spec.help,
       labelNames: spec.labelNames ?? [],
       registers: [this.registry],
@@ -73,13 +78,17 @@ export class Metrics {
     kind: abstract new (...args: never[]) => M,
     create: () => M,
   ): M {
-    const existing = this.registry.getSingleMetric(METRIC_PREFIX + name);
+    const existing = this.registry.getSingleMetric(name);
     if (existing === undefined) return create();
     if (!(existing instanceof kind)) {
-      throw new Error(`metric ${METRIC_PREFIX}${name} is already registered as a different kind`);
+      throw new Error(`metric ${name} is already registered as a different kind`);
     }
     return existing;
   }
+}
+
+function fullName(spec: MetricSpec<string>): string {
+  return spec.standard ? spec.name : METRIC_PREFIX + spec.name;
 }
 
 /**

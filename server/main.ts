@@ -39,6 +39,7 @@ import {
   watchFrontProxyConfig,
 } from "./frontproxy.ts";
 import { setUpImpersonationProxy } from "./impersonation.ts";
+import { createMetricsHandler, metricsPath } from "./metricsendpoint.ts";
 import { fallbackAgentImage, ownImage } from "./ownimage.ts";
 
 /** The APIServices whose caBundle the serving CA fills (upstream's install names them so). */
@@ -307,6 +308,9 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
 
   try {
     const webhook = createWebhookHandler({ logger: log, metrics });
+    const reviews = new KubeRestClient(options.kubeConfig, { userAgent: "pinniped-concierge-metrics" });
+    closers.push(async () => reviews.close?.());
+    const metricsHandler = createMetricsHandler({ client: reviews, metrics, log });
     const api = await startAggregatedAPIServer({
       certs: holders.servingCerts,
       frontProxy: holders.frontProxy,
@@ -321,13 +325,15 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       // The webhook handler uses only the API that HTTP/1.1 and HTTP/2 compatibility requests share.
       extraRoutes: new Map([
         [validatePath, (req, res) => webhook(req as IncomingMessage, res as ServerResponse)],
+        [metricsPath, metricsHandler],
       ]),
     });
     closers.push((drainMs) => api.close(drainMs));
-    log.info("aggregated API and admission webhook listening", {
+    log.info("aggregated API, admission webhook and metrics listening", {
       host,
       port: api.port,
       webhookPath: validatePath,
+      metricsPath,
     });
     const health = await startHealthListener(host, config.healthPort, ready, metrics);
     closers.push(health.close);

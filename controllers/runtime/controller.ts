@@ -95,8 +95,47 @@ function controllerMetrics(metrics: Metrics) {
       help: "Keys requeued with backoff after a failed sync.",
       labelNames,
     }),
+    // client-go's workqueue metrics, labelled by queue name (the controller's), with its buckets.
+    queue: {
+      depth: metrics.gauge({
+        name: "workqueue_depth",
+        help: "Current depth of workqueue",
+        labelNames: queueLabel,
+        standard: true,
+      }),
+      adds: metrics.counter({
+        name: "workqueue_adds_total",
+        help: "Total number of adds handled by workqueue",
+        labelNames: queueLabel,
+        standard: true,
+      }),
+      waited: metrics.histogram({
+        name: "workqueue_queue_duration_seconds",
+        help: "How long in seconds an item stays in workqueue before being requested.",
+        labelNames: queueLabel,
+        buckets: clientGoQueueBuckets,
+        standard: true,
+      }),
+      worked: metrics.histogram({
+        name: "workqueue_work_duration_seconds",
+        help: "How long in seconds processing an item from workqueue takes.",
+        labelNames: queueLabel,
+        buckets: clientGoQueueBuckets,
+        standard: true,
+      }),
+      retries: metrics.counter({
+        name: "workqueue_retries_total",
+        help: "Total number of retries handled by workqueue",
+        labelNames: queueLabel,
+        standard: true,
+      }),
+    },
   };
 }
+
+const queueLabel = ["name"] as const;
+/** client-go's prometheus.ExponentialBuckets(10e-9, 10, 10): 10 ns to 10 s. */
+const clientGoQueueBuckets = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
 
 /**
  * Pinniped controllerlib's shape: informers feed keys through filters into a de-duplicating,
@@ -130,7 +169,16 @@ export class Controller {
       clock: this.#clock,
       baseDelayMs: options.baseDelayMs,
       maxDelayMs: options.maxDelayMs,
-      onDepth: (depth) => this.#metrics.depth.set({ controller: this.name }, depth),
+      onDepth: (depth) => {
+        this.#metrics.depth.set({ controller: this.name }, depth);
+        this.#metrics.queue.depth.set({ name: this.name }, depth);
+      },
+      observer: {
+        added: () => this.#metrics.queue.adds.inc({ name: this.name }),
+        waited: (seconds) => this.#metrics.queue.waited.observe({ name: this.name }, seconds),
+        worked: (seconds) => this.#metrics.queue.worked.observe({ name: this.name }, seconds),
+        retried: () => this.#metrics.queue.retries.inc({ name: this.name }),
+      },
     });
   }
 

@@ -66,6 +66,7 @@ export class LeaderElector {
   readonly #log: Logger;
   readonly #random: () => number;
   readonly #gauge;
+  readonly #masterStatus;
   readonly #transitions;
   readonly #label: { lease: string };
   readonly #listeners = new Set<(leader: boolean) => void>();
@@ -102,7 +103,15 @@ export class LeaderElector {
       help: "Changes of this replica's leadership, by the state entered.",
       labelNames: ["lease", "to"] as const,
     });
+    // client-go's name and label (the lock's name), which leader-election dashboards read.
+    this.#masterStatus = metrics.gauge({
+      name: "leader_election_master_status",
+      help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name.",
+      labelNames: ["name"] as const,
+      standard: true,
+    });
     this.#gauge.set(this.#label, 0);
+    this.#masterStatus.set({ name: options.lease.name }, 0);
   }
 
   /**
@@ -312,6 +321,7 @@ export class LeaderElector {
     if (this.#leading === leading) return;
     this.#leading = leading;
     this.#gauge.set(this.#label, leading ? 1 : 0);
+    this.#masterStatus.set({ name: this.#lease.name }, leading ? 1 : 0);
     this.#transitions.inc({ ...this.#label, to: leading ? "leader" : "follower" });
     if (leading) this.#log.info("became leader", { reason });
     else this.#log.info("stopped leading", { reason });

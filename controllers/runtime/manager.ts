@@ -1,6 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { type Clock, realClock, whenAborted } from "../../kube/clock.ts";
-import { KubeRestClient, type RestClient } from "../../kube/rest.ts";
+import { KubeRestClient, type RequestResult, type RestClient } from "../../kube/rest.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
@@ -117,7 +117,31 @@ export interface ManagerFromKubeConfigOptions extends Omit<ManagerOptions, "rest
 
 /** A manager talking to the cluster of `kc` (in the pod: `kc.loadFromCluster()`). */
 export function managerFromKubeConfig(kc: KubeConfig, options: ManagerFromKubeConfigOptions): Manager {
-  const rest = new KubeRestClient(kc, { userAgent: FIELD_MANAGER });
+  const rest = new KubeRestClient(kc, {
+    userAgent: FIELD_MANAGER,
+    ...(options.metrics ? { onResult: restClientMetrics(options.metrics) } : {}),
+  });
   const { leaseNamespace, leaseName, ...common } = options;
   return new Manager({ ...common, rest, lease: restLeaseClient(rest, leaseNamespace, leaseName) });
+}
+
+/** client-go's rest_client metrics (names, labels and latency buckets), which its dashboards read. */
+export function restClientMetrics(metrics: Metrics): (result: RequestResult) => void {
+  const requests = metrics.counter({
+    name: "rest_client_requests_total",
+    help: "Number of HTTP requests, partitioned by status code, method, and host.",
+    labelNames: ["code", "method", "host"] as const,
+    standard: true,
+  });
+  const duration = metrics.histogram({
+    name: "rest_client_request_duration_seconds",
+    help: "Request latency in seconds. Broken down by verb, and host.",
+    labelNames: ["verb", "host"] as const,
+    buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60],
+    standard: true,
+  });
+  return ({ method, host, code, seconds }) => {
+    requests.inc({ code, method, host });
+    duration.observe({ verb: method, host }, seconds);
+  };
 }

@@ -11,7 +11,23 @@ export interface WorkQueueOptions {
   maxDelayMs?: number;
   /** Called with the number of keys waiting to be handed out whenever it changes. */
   onDepth?: (depth: number) => void;
+  /** What client-go's workqueue metrics count; see controller.ts. */
+  observer?: QueueObserver;
 }
+
+/** client-go's workqueue metrics provider, in seconds. */
+export interface QueueObserver {
+  /** A key was added that was not already waiting. */
+  added(): void;
+  /** A key was handed out this long after it was added. */
+  waited(seconds: number): void;
+  /** A key was done this long after it was handed out. */
+  worked(seconds: number): void;
+  /** A key was added with its backoff after a failure. */
+  retried(): void;
+}
+
+const noObserver: QueueObserver = { added() {}, waited() {}, worked() {}, retried() {} };
 
 /**
  * A queue of string keys with client-go's workqueue guarantees:
@@ -26,6 +42,10 @@ export class WorkQueue {
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #onDepth: (depth: number) => void;
+  readonly #observer: QueueObserver;
+  /** When each waiting key was first added, and when each key in progress was handed out. */
+  readonly #addedAt = new Map<string, number>();
+  readonly #startedAt = new Map<string, number>();
 
   readonly #queue: string[] = [];
   readonly #dirty = new Set<string>();
@@ -41,11 +61,14 @@ export class WorkQueue {
     this.#baseDelayMs = options.baseDelayMs ?? 5;
     this.#maxDelayMs = options.maxDelayMs ?? 180_000;
     this.#onDepth = options.onDepth ?? (() => {});
+    this.#observer = options.observer ?? noObserver;
   }
 
   add(key: string): void {
     if (this.#shuttingDown || this.#dirty.has(key)) return;
     this.#dirty.add(key);
+    this.#observer.added();
+    if (!this.#addedAt.has(key)) this.#addedAt.set(key, this.#clock.now());
     if (this.#processing.has(key)) return;
     this.#enqueue(key);
   }
@@ -71,6 +94,7 @@ export class WorkQueue {
   addRateLimited(key: string): void {
     const failures = this.#failures.get(key) ?? 0;
     this.#failures.set(key, failures + 1);
+    this.#observer.retried();
     this.addAfter(key, this.backoffFor(failures));
   }
 
@@ -111,6 +135,11 @@ export class WorkQueue {
   }
 
   done(key: string): void {
+    const startedAt = this.#startedAt.get(key);
+    if (startedAt !== undefined) {
+      this.#startedAt.delete(key);
+      this.#observer.worked((this.#clock.now() - startedAt) / 1000);
+    }
     this.#processing.delete(key);
     if (this.#shuttingDown) {
       if (this.#processing.size === 0) this.#drained?.();
@@ -130,6 +159,7 @@ export class WorkQueue {
       this.#delayed.clear();
       this.#queue.length = 0;
       this.#dirty.clear();
+      this.#addedAt.clear();
       this.#onDepth(0);
       for (const resolve of this.#getters.splice(0)) resolve(undefined);
     }
@@ -147,7 +177,7 @@ export class WorkQueue {
     const getter = this.#getters.shift();
     if (getter) {
       this.#dirty.delete(key);
-      this.#processing.add(key);
+      this.#handOut(key);
       getter(key);
       return;
     }
@@ -159,8 +189,17 @@ export class WorkQueue {
     const key = this.#queue.shift();
     if (key === undefined) return undefined;
     this.#dirty.delete(key);
-    this.#processing.add(key);
+    this.#handOut(key);
     this.#onDepth(this.#queue.length);
     return key;
+  }
+
+  #handOut(key: string): void {
+    this.#processing.add(key);
+    const now = this.#clock.now();
+    const addedAt = this.#addedAt.get(key);
+    this.#addedAt.delete(key);
+    if (addedAt !== undefined) this.#observer.waited((now - addedAt) / 1000);
+    this.#startedAt.set(key, now);
   }
 }
