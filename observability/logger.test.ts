@@ -22,7 +22,7 @@ describe("Logger", () => {
     assert.equal(lines.length, 1);
     assert.match(
       lines[0] ?? "",
-      /^\{"level":"info","timestamp":"2026-01-02T03:04:05\.006Z","caller":"observability\/logger\.test\.ts:\d+\$[^"]+","message":"synced","component":"controllers","controller":"jwt","key":"ns\/a","count":2\}$/,
+      /^\{"level":"info","timestamp":"2026-01-02T03:04:05\.006Z","caller":"observability\/logger\.test\.ts:\d+(\$[^"]+)?","message":"synced","component":"controllers","controller":"jwt","key":"ns\/a","count":2\}$/,
     );
   });
 

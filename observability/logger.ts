@@ -109,21 +109,27 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 
 /**
  * The frame that called info/warn/...: frames are callerOf, #log, the level method, the caller.
- * Only four are captured, which keeps this cheap next to serialising the line.
+ * V8's structured call sites are read instead of the formatted stack text, which costs several
+ * times more; only four frames are walked.
  */
 function callerOf(): string {
   const limit = Error.stackTraceLimit;
+  const prepare = Error.prepareStackTrace;
   Error.stackTraceLimit = 4;
-  const stack = new Error().stack ?? "";
+  Error.prepareStackTrace = (_, sites) => sites;
+  const holder: { stack?: NodeJS.CallSite[] } = {};
+  Error.captureStackTrace(holder);
+  const site = holder.stack?.[3];
   Error.stackTraceLimit = limit;
-  const frame = stack.split("\n")[4]?.trim() ?? "";
-  const match = /^at (?:(.+?) \()?(.+?):(\d+):\d+\)?$/.exec(frame);
-  if (!match) return "unknown";
-  const [, fn, location = "", line] = match;
-  let file = location.startsWith("file://") ? fileURLToPath(location) : location;
+  Error.prepareStackTrace = prepare;
+  if (!site) return "unknown";
+  let file = site.getFileName() ?? "unknown";
+  if (file.startsWith("file://")) file = fileURLToPath(file);
   if (file.startsWith(root)) file = file.slice(root.length);
-  const name = fn?.replace(/^async /, "");
-  return `${file}:${line}${name ? `$${name}` : ""}`;
+  const type = site.getTypeName();
+  const fn = site.getFunctionName() ?? site.getMethodName();
+  const name = fn && type && !fn.includes(".") && type !== "Object" ? `${type}.${fn}` : fn;
+  return `${file}:${site.getLineNumber() ?? 0}${name ? `$${name}` : ""}`;
 }
 
 export function parseLevel(value: string | undefined): Level | undefined {
