@@ -474,6 +474,17 @@ describe("CRDs", () => {
         { impersonationProxy: { mode: "auto", service: { loadBalancerIP: "1.2.3" } } },
         'spec.impersonationProxy.service.loadBalancerIP: Invalid value: "object": invalid LoadBalancerIP "1.2.3"',
       ));
+    it("rejects an IPv4 loadBalancerIP with a leading zero, as isIP does", () =>
+      rejected(
+        k,
+        "ci",
+        { impersonationProxy: { mode: "auto", service: { loadBalancerIP: "10.0.0.01" } } },
+        'spec.impersonationProxy.service.loadBalancerIP: Invalid value: "object": invalid LoadBalancerIP "10.0.0.01"',
+      ));
+    it("accepts IPv4 and IPv6 loadBalancerIPs", async () => {
+      for (const ip of ["10.0.0.1", "255.255.255.255", "fd00::1", "::ffff:10.0.0.1"])
+        await accepted(k, "ci", { impersonationProxy: { mode: "auto", service: { loadBalancerIP: ip } } });
+    });
     it("rejects a tls block without a secretName", () =>
       rejected(
         k,

@@ -48,6 +48,8 @@ export const frontendTypes = ["TokenCredentialRequestAPI", "ImpersonationProxy"]
 // that in the ImpersonationProxy strategy; we reject them at admission already. Each rule is skipped when
 // the mode is "disabled", as the controller skips these checks then, so only specs the controller would
 // refuse to act on are rejected. The messages are the controller's.
+const ipv4Octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+
 export const impersonationProxyValidations = [
   {
     rule: "self.mode == 'disabled' || !has(self.service.type) || self.service.type != 'None' || (has(self.externalEndpoint) && self.externalEndpoint != '')",
@@ -55,8 +57,11 @@ export const impersonationProxyValidations = [
     fieldPath: ".externalEndpoint",
     reason: "FieldValueRequired",
   },
+  // CEL's isIP() is refused in new CRD rules before Kubernetes 1.31, and the CRDs install on 1.30:
+  // an IPv4 address is matched exactly (no leading zeros, as isIP and the controller want), an IPv6
+  // one only by its characters, and the controller refuses at sync time what slips through.
   {
-    rule: "self.mode == 'disabled' || !has(self.service.loadBalancerIP) || isIP(self.service.loadBalancerIP)",
+    rule: `self.mode == 'disabled' || !has(self.service.loadBalancerIP) || self.service.loadBalancerIP.matches('^(${ipv4Octet}[.]){3}${ipv4Octet}$') || self.service.loadBalancerIP.matches('^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$')`,
     messageExpression: "'invalid LoadBalancerIP \"' + self.service.loadBalancerIP + '\"'",
     fieldPath: ".service.loadBalancerIP",
     reason: "FieldValueInvalid",
