@@ -268,6 +268,9 @@ function kubeletConfig(node: NodeNamespaces, ports: { kubelet: number; healthz: 
       containerRuntimeEndpoint: `unix://${socket}`,
       cgroupDriver: "cgroupfs",
       cgroupRoot: node.cgroupRoot,
+      // Machines here mount cgroup v1 hierarchies, which kubelet 1.35 and newer refuse by default
+      // (1.37 still runs on them when asked). kubelet 1.30 lacks the field and decodes it leniently.
+      failCgroupV1: false,
       failSwapOn: false,
       staticPodPath: manifestsDir,
       fileCheckFrequency: "2s",
