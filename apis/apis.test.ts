@@ -318,9 +318,9 @@ describe("validation of CredentialIssuer", () => {
         { strategies: [{ ...strategy, type: "Magic", status: "Maybe", reason: "Because" }] },
       ),
       [
-        'status.strategies[0].reason: Unsupported value: "Because": supported values: "Listening", "Pending", "Disabled", "ErrorDuringSetup", "CouldNotFetchKey", "CouldNotGetClusterInfo", "FetchedKey"',
+        'status.strategies[0].reason: Unsupported value: "Because": supported values: "Listening", "Pending", "Disabled", "ErrorDuringSetup", "CouldNotFetchKey", "CouldNotGetClusterInfo", "FetchedKey", "ProbeSucceeded", "ProbeFailed"',
         'status.strategies[0].status: Unsupported value: "Maybe": supported values: "Success", "Error"',
-        'status.strategies[0].type: Unsupported value: "Magic": supported values: "KubeClusterSigningCertificate", "ImpersonationProxy"',
+        'status.strategies[0].type: Unsupported value: "Magic": supported values: "KubeClusterSigningCertificate", "ImpersonationProxy", "SecretSigningCertificate", "CertificateSigningRequestAPI"',
       ],
     ],
     [

@@ -46,6 +46,8 @@ export type ImpersonationProxyServiceType =
 export const StrategyType = {
   KubeClusterSigningCertificate: "KubeClusterSigningCertificate",
   ImpersonationProxy: "ImpersonationProxy",
+  SecretSigningCertificate: "SecretSigningCertificate",
+  CertificateSigningRequestAPI: "CertificateSigningRequestAPI",
 } as const satisfies ValuesOf<typeof credentialIssuer.strategyTypes>;
 export type StrategyType = (typeof StrategyType)[keyof typeof StrategyType];
 
@@ -63,6 +65,8 @@ export const StrategyReason = {
   CouldNotFetchKey: "CouldNotFetchKey",
   CouldNotGetClusterInfo: "CouldNotGetClusterInfo",
   FetchedKey: "FetchedKey",
+  ProbeSucceeded: "ProbeSucceeded",
+  ProbeFailed: "ProbeFailed",
 } as const satisfies ValuesOf<typeof credentialIssuer.strategyReasons>;
 export type StrategyReason = (typeof StrategyReason)[keyof typeof StrategyReason];
 

@@ -64,6 +64,22 @@ export function issueClientCertificate(
   return issue(ca, subject, "clientAuth", [], [], ttlMs, env);
 }
 
+/**
+ * A client certificate as issueClientCertificate writes it, for a key the client holds: its
+ * public key comes from the client's certificate signing request (certs/csr.ts checked it), so
+ * there is no key to return.
+ */
+export function issueClientCertificateForKey(
+  ca: CertificateAuthority,
+  identity: ClientIdentity,
+  subjectPublicKeyInfo: Buffer,
+  ttlMs: number = clientCertificateTTLMs,
+  env: CertEnv = defaultCertEnv,
+): Promise<Omit<IssuedCertificate, "keyPEM">> {
+  const subject = encodeName(identity.username, identity.groups, identity.organizationalUnits);
+  return signLeaf(ca, subject, "clientAuth", [], [], ttlMs, env, subjectPublicKeyInfo);
+}
+
 export interface ServingNames {
   dnsNames?: readonly string[];
   ips?: readonly string[];
@@ -88,11 +104,25 @@ async function issue(
   ttlMs: number,
   env: CertEnv,
 ): Promise<IssuedCertificate> {
-  const serial = randomSerial(env);
   // Synchronous on purpose: a P-256 key pair costs tens of microseconds, less than a hop to
   // the thread pool; the CA signature (~0.35 ms for RSA-2048 here) is what createCertificate moves
   // off the event loop.
   const { spki, pkcs8 } = newP256Key();
+  const signed = await signLeaf(ca, subject, usage, dnsNames, ips, ttlMs, env, spki);
+  return { ...signed, keyPEM: toPEM("PRIVATE KEY", pkcs8) };
+}
+
+async function signLeaf(
+  ca: CertificateAuthority,
+  subject: Buffer,
+  usage: ExtKeyUsage,
+  dnsNames: readonly string[],
+  ips: readonly string[],
+  ttlMs: number,
+  env: CertEnv,
+  spki: Buffer,
+): Promise<Omit<IssuedCertificate, "keyPEM">> {
+  const serial = randomSerial(env);
   const now = env.now();
   const extensions = [extKeyUsage([usage]), basicConstraints(false)];
   // Go copies the parent's SubjectKeyId unless the certificate would look self-issued.
@@ -114,7 +144,6 @@ async function issue(
   );
   return {
     certPEM: toPEM("CERTIFICATE", der),
-    keyPEM: toPEM("PRIVATE KEY", pkcs8),
     notBefore: new Date(Math.floor((now - certBackdateMs) / 1000) * 1000),
     notAfter: new Date(Math.floor((now + ttlMs) / 1000) * 1000),
   };

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { CertificateAuthority } from "../certs/ca.ts";
+import { createSigningRequest } from "../certs/csr.ts";
 import { SignerHolder } from "../certs/signer.ts";
 import type { Credential, IssueResult, Issuer } from "./issuer.ts";
 import { LocalCAIssuer } from "./localca.ts";
@@ -70,13 +71,24 @@ describe("OrderedIssuers of local CAs", () => {
     });
   });
 
-  it("says a local CA cannot sign a client's CSR, so a strategy that can is asked next", async () => {
+  it("signs a client's CSR: the certificate alone, for the client's key and the user", async () => {
     const kube = new SignerHolder("kube cluster signing CA");
     kube.set(kubeCA);
-    const result = await issuersOf(kube).issue({ ...request, certificateSigningRequestPEM: "PEM" });
-    assert.deepEqual(result, {
+    const { csrPEM, keyPEM } = await createSigningRequest({
+      username: "mallory",
+      groups: ["system:masters"],
+    });
+    const issued = certificate(
+      await issuersOf(kube).issue({ ...request, certificateSigningRequestPEM: csrPEM }),
+    );
+    assert.equal(issued.keyPEM, undefined);
+    const cert = new X509Certificate(issued.certificatePEM);
+    assert.ok(cert.checkPrivateKey(createPrivateKey(keyPEM)));
+    assert.equal(cert.subject, "O=devs\nCN=jane");
+    const bad = await issuersOf(kube).issue({ ...request, certificateSigningRequestPEM: "PEM" });
+    assert.deepEqual(bad, {
       ok: false,
-      reason: "kube cluster signing CA cannot sign a client's certificate signing request",
+      reason: "kube cluster signing CA failed to issue client cert: not a PEM CERTIFICATE REQUEST",
     });
   });
 });

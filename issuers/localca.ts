@@ -1,6 +1,7 @@
 // An issuer that signs client certificates with a CA held in memory: kube-cert-agent's borrowed
 // cluster signing key and the impersonation proxy's signer today, a CA loaded from a Secret next.
-import { issueClientCertificate } from "../certs/issue.ts";
+import { signingRequestPublicKey } from "../certs/csr.ts";
+import { issueClientCertificate, issueClientCertificateForKey } from "../certs/issue.ts";
 import type { SignerHolder } from "../certs/signer.ts";
 import type { IssueRequest, IssueResult, Issuer, IssuerHealth } from "./issuer.ts";
 
@@ -23,10 +24,21 @@ export class LocalCAIssuer implements Issuer {
   async issue(request: IssueRequest): Promise<IssueResult> {
     const ca = this.#holder.get();
     if (!ca) return { ok: false, reason: `${this.name} failed to issue client cert: no CA is loaded` };
-    if (request.certificateSigningRequestPEM !== undefined) {
-      return { ok: false, reason: `${this.name} cannot sign a client's certificate signing request` };
-    }
     try {
+      if (request.certificateSigningRequestPEM !== undefined) {
+        // The client holds the key: only its public key is taken from the request, the subject is the user.
+        const spki = signingRequestPublicKey(request.certificateSigningRequestPEM);
+        const issued = await issueClientCertificateForKey(ca, request.user, spki, request.ttlSeconds * 1000);
+        return {
+          ok: true,
+          credential: {
+            type: "certificate",
+            certificatePEM: issued.certPEM,
+            notBefore: issued.notBefore,
+            notAfter: issued.notAfter,
+          },
+        };
+      }
       const issued = await issueClientCertificate(ca, request.user, request.ttlSeconds * 1000);
       return {
         ok: true,

@@ -54,6 +54,14 @@ describe("config file", () => {
       extraServingSANs: [],
       outbound: { allowLinkLocalAddresses: false },
       warnings: [],
+      strategies: {
+        order: [
+          "KubeClusterSigningCertificate",
+          "SecretSigningCertificate",
+          "CertificateSigningRequestAPI",
+          "ImpersonationProxy",
+        ],
+      },
     });
   });
 

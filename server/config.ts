@@ -7,6 +7,12 @@ import { Ajv, type ErrorObject } from "ajv";
 import { parse } from "yaml";
 import type { Format, Level } from "../observability/logger.ts";
 import {
+  type RawStrategies,
+  type StrategiesConfig,
+  strategiesFromRaw,
+  strategiesSchema,
+} from "./strategyconfig.ts";
+import {
   defaultClientCertificateTTLSeconds,
   maxClientCertificateTTLSeconds,
   minClientCertificateTTLSeconds,
@@ -77,6 +83,8 @@ export interface ConciergeConfig {
   };
   /** Upstream keys accepted without effect here, one line each; the process logs them at start. */
   warnings: string[];
+  /** Ours: which login strategies run, in the order their issuers are asked (server/strategyconfig.ts). */
+  strategies: StrategiesConfig;
 }
 
 const app = "pinniped-concierge";
@@ -162,6 +170,7 @@ const schema = strict({
   log: strict({ level: str, format: str }),
   extraServingSANs: { type: "array", items: { type: "string", minLength: 1 } },
   outbound: strict({ allowLinkLocalAddresses: { type: "boolean" } }),
+  strategies: strategiesSchema,
 });
 
 const ajv = new Ajv({ allErrors: true });
@@ -189,6 +198,7 @@ interface RawConfig {
   log?: { level?: string; format?: string };
   extraServingSANs?: string[];
   outbound?: { allowLinkLocalAddresses?: boolean };
+  strategies?: RawStrategies;
 }
 
 export class ConfigError extends Error {
@@ -434,6 +444,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     extraServingSANs: [...(c.extraServingSANs ?? [])],
     outbound: { allowLinkLocalAddresses: c.outbound?.allowLinkLocalAddresses ?? false },
     warnings,
+    strategies: strategiesFromRaw(c.strategies),
   };
 }
 

@@ -117,7 +117,12 @@ describe("OpenAPI", () => {
     const tcr = schemas["dev.pinniped.concierge.login.v1alpha1.TokenCredentialRequest"] as {
       properties: { spec: { properties: Record<string, unknown> } };
     };
-    assert.deepEqual(Object.keys(tcr.properties.spec.properties), ["token", "authenticator"]);
+    // certificateSigningRequest (ours) is how a client discovers that it may keep its key.
+    assert.deepEqual(Object.keys(tcr.properties.spec.properties), [
+      "token",
+      "certificateSigningRequest",
+      "authenticator",
+    ]);
     for (const [, m] of JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)) {
       assert.ok(m! in schemas, m);
     }

@@ -18,13 +18,16 @@ import { register as registerAPICerts } from "../controllers/apicerts/controller
 import { register as registerCacheCleaner } from "../controllers/cachecleaner/cachecleaner.ts";
 import { StrategyHolder } from "../controllers/credentialissuer/holder.ts";
 import { register as registerCredentialIssuer } from "../controllers/credentialissuer/reconciler.ts";
+import { register as registerCSRAPI } from "../controllers/csrapi/reconciler.ts";
 import { register as registerJWTAuthenticators } from "../controllers/jwtauthenticator/reconciler.ts";
 import { websocketPodCommandExecutor } from "../controllers/kubecertagent/executor.ts";
 import { register as registerLegacyPodCleaner } from "../controllers/kubecertagent/legacypodcleaner.ts";
 import { register as registerKubeCertAgent } from "../controllers/kubecertagent/reconciler.ts";
 import type { LeaderElectorOptions } from "../controllers/runtime/leaderelection.ts";
 import { type Manager, managerFromKubeConfig } from "../controllers/runtime/manager.ts";
+import { register as registerSecretSigner } from "../controllers/secretsigner/reconciler.ts";
 import { register as registerWebhookAuthenticators } from "../controllers/webhookauthenticator/reconciler.ts";
+import type { Issuer } from "../issuers/issuer.ts";
 import { LocalCAIssuer } from "../issuers/localca.ts";
 import { OrderedIssuers } from "../issuers/ordered.ts";
 import { KubeRestClient } from "../kube/rest.ts";
@@ -83,6 +86,8 @@ export interface Holders {
   authenticators: AuthenticatorCache;
   servingCerts: ServingCertHolder;
   kubeSigner: SignerHolder;
+  /** The SecretSigningCertificate strategy's CA (empty when that strategy is not configured). */
+  secretSigner: SignerHolder;
   impersonationSigner: SignerHolder;
   strategies: StrategyHolder;
   /** Every strategy's credential issuer in priority order: the first that can issue serves. */
@@ -164,14 +169,50 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   metrics.collectProcessMetrics();
   const kubeSigner = new SignerHolder("kube cluster signing CA");
   const impersonationSigner = new SignerHolder("impersonation proxy signer");
+  const secretSigner = new SignerHolder("Secret signing CA");
+  const manager = managerFromKubeConfig(options.kubeConfig, {
+    identity,
+    leaseNamespace: namespace,
+    leaseName: config.names.deployment,
+    log,
+    metrics,
+    ...(options.leaderElection ? { leaderElection: options.leaderElection } : {}),
+  });
+  const strategies = config.strategies;
+  const strategyHolder = new StrategyHolder();
+  // Requests to the CSR API come from every replica, not only the leader: its own unguarded client.
+  const csrClient = strategies.certificateSigningRequestAPI
+    ? new KubeRestClient(options.kubeConfig)
+    : undefined;
+  // The one place strategies register their issuers; config.strategies.order says which are asked, in what order.
+  const issuerOf: Record<(typeof strategies.order)[number], Issuer | undefined> = {
+    KubeClusterSigningCertificate: new LocalCAIssuer(kubeSigner),
+    SecretSigningCertificate: strategies.secretSigningCertificate
+      ? new LocalCAIssuer(secretSigner)
+      : undefined,
+    CertificateSigningRequestAPI:
+      strategies.certificateSigningRequestAPI && csrClient
+        ? registerCSRAPI(manager, {
+            client: csrClient,
+            labels: config.labels,
+            probeIntervalMs: strategies.certificateSigningRequestAPI.probeIntervalSeconds * 1000,
+            ttlSeconds: config.tokenCredentialRequest.clientCertificateTTLSeconds,
+            ...(config.discovery ? { discoveryURLOverride: config.discovery.url } : {}),
+            strategyHolder,
+          })
+        : undefined,
+    ImpersonationProxy: new LocalCAIssuer(impersonationSigner),
+  };
   const holders: Holders = {
     authenticators: new AuthenticatorCache(),
     servingCerts: new ServingCertHolder(),
     kubeSigner,
+    secretSigner,
     impersonationSigner,
-    strategies: new StrategyHolder(),
-    // The one place strategies register their issuers, in upstream's order.
-    issuers: new OrderedIssuers([new LocalCAIssuer(kubeSigner), new LocalCAIssuer(impersonationSigner)]),
+    strategies: strategyHolder,
+    issuers: new OrderedIssuers(
+      strategies.order.map((name) => issuerOf[name]).filter((issuer) => issuer !== undefined),
+    ),
     frontProxy: new FrontProxyConfigHolder(),
   };
   // A deleted authenticator's metric series go with it; a replaced one keeps its counts.
@@ -184,14 +225,6 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     );
   });
 
-  const manager = managerFromKubeConfig(options.kubeConfig, {
-    identity,
-    leaseNamespace: namespace,
-    leaseName: config.names.deployment,
-    log,
-    metrics,
-    ...(options.leaderElection ? { leaderElection: options.leaderElection } : {}),
-  });
   registerJWTAuthenticators(manager, {
     cache: holders.authenticators,
     namespace,
@@ -243,6 +276,16 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     fieldSelector: `metadata.name=${extensionAPIServerAuthentication.name}`,
   });
   watchFrontProxyConfig(authenticationConfigMaps, holders.frontProxy, log);
+  if (strategies.secretSigningCertificate) {
+    registerSecretSigner(manager, {
+      sources: strategies.secretSigningCertificate.secrets,
+      ...(config.discovery ? { discoveryURLOverride: config.discovery.url } : {}),
+      strategyHolder: holders.strategies,
+      signerHolder: secretSigner,
+      authentication: authenticationConfigMaps,
+      authenticationName: extensionAPIServerAuthentication,
+    });
+  }
   const impersonationProxy = setUpImpersonationProxy({
     manager,
     kubeConfig: options.kubeConfig,
@@ -264,6 +307,8 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       "credentialissuer",
       "front-proxy-config",
       "impersonator-config",
+      ...(strategies.secretSigningCertificate ? ["secret-signer"] : []),
+      ...(strategies.certificateSigningRequestAPI ? ["csr-api-probe"] : []),
     ],
   });
 
@@ -299,6 +344,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     stopping.abort();
     await done.catch((err: unknown) => log.error("controllers failed", { error: err }));
     await proxyTokens;
+    csrClient?.close?.();
     // The reconciler may have started the proxy again while the controllers wound down.
     await impersonationProxy.stop();
     // JWT authenticators refresh their keys on timers, which would keep the process alive.

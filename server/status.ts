@@ -52,7 +52,7 @@ export const badRequest = (message: string): APIResponse => failure(400, "BadReq
 
 /** One field.Error: `field` is its path, `message` its ErrorBody() (e.g. `Required value: ...`). */
 export interface FieldError {
-  type: "FieldValueRequired" | "FieldValueNotSupported";
+  type: "FieldValueRequired" | "FieldValueNotSupported" | "FieldValueInvalid";
   field: string;
   message: string;
 }

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import type { AuthenticationResult, TokenAuthenticator, UserInfo } from "../authenticators/types.ts";
+import { createSigningRequest } from "../certs/csr.ts";
 import { memoryLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import {
@@ -469,5 +470,41 @@ describe("TokenCredentialRequest create", () => {
 
   it("formats times as metav1.Time does", () => {
     assert.equal(metaTime(new Date("2026-01-02T03:04:05.999Z")), "2026-01-02T03:04:05Z");
+  });
+});
+
+describe("TokenCredentialRequest create with a client's certificate signing request (not upstream)", () => {
+  it("passes a request signed with its own key to the issuer", async () => {
+    const { a } = ok();
+    const seen: (string | undefined)[] = [];
+    const { handler } = setup(a, {
+      issuer: {
+        issue: async ({ certificateSigningRequestPEM }) => {
+          seen.push(certificateSigningRequestPEM);
+          return { ok: true, credential: { type: "certificate", certificatePEM: "CERT PEM", notAfter } };
+        },
+      },
+    });
+    const { csrPEM } = await createSigningRequest({ username: "anyone", groups: [] });
+    const res = await handler(request({ certificateSigningRequest: csrPEM }), ctx());
+    assert.equal(res.code, 201);
+    assert.deepEqual(seen, [csrPEM]);
+    const credential = (res.body as { status: { credential: Record<string, unknown> } }).status.credential;
+    assert.equal(credential.clientCertificateData, "CERT PEM");
+    assert.equal("clientKeyData" in credential, false);
+  });
+
+  it("answers 422 naming the field for a request that is not one, before authenticating", async () => {
+    const { a, calls } = ok();
+    const { handler } = setup(a);
+    const res = await handler(request({ certificateSigningRequest: "not a CSR" }), ctx());
+    assert.equal(res.code, 422);
+    assert.equal(
+      (res.body as { message: string }).message,
+      '.login.concierge.pinniped.dev "req" is invalid: spec.certificateSigningRequest: Invalid value: "<omitted>": not a PEM CERTIFICATE REQUEST',
+    );
+    assert.deepEqual(calls, []);
+    const wrongType = await handler(request({ certificateSigningRequest: 7 }), ctx());
+    assert.equal(wrongType.code, 400);
   });
 });

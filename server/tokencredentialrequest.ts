@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { tokenCredentialRequest as tcr } from "../apis/index.ts";
 import { type AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import type { AuthenticationResult, UserInfo } from "../authenticators/types.ts";
+import { signingRequestPublicKey } from "../certs/csr.ts";
 import type { Credential, Issuer } from "../issuers/issuer.ts";
 import { isObject } from "../kube/isobject.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
@@ -87,6 +88,7 @@ interface Decoded {
   name: string;
   token: string;
   authenticator: Authenticator;
+  certificateSigningRequest?: string;
 }
 
 const cannotHandle = (why: string) =>
@@ -114,7 +116,15 @@ function decode(value: unknown): Decoded | APIResponse {
     return cannotHandle("spec.authenticator.apiGroup must be a string");
   if (typeof refKind !== "string") return cannotHandle("spec.authenticator.kind must be a string");
   if (typeof refName !== "string") return cannotHandle("spec.authenticator.name must be a string");
-  return { name, token, authenticator: { apiGroup, kind: refKind, name: refName } };
+  const csr = spec.certificateSigningRequest ?? undefined;
+  if (csr !== undefined && typeof csr !== "string")
+    return cannotHandle("spec.certificateSigningRequest must be a string");
+  return {
+    name,
+    token,
+    authenticator: { apiGroup, kind: refKind, name: refName },
+    ...(csr !== undefined ? { certificateSigningRequest: csr } : {}),
+  };
 }
 
 /** Upstream's validateUserInfo, with its error strings. */
@@ -226,6 +236,19 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
         },
       ]);
     }
+    if (decoded.certificateSigningRequest !== undefined) {
+      try {
+        signingRequestPublicKey(decoded.certificateSigningRequest);
+      } catch (error) {
+        return invalid(tcr.group, "", decoded.name, [
+          {
+            type: "FieldValueInvalid",
+            field: "spec.certificateSigningRequest",
+            message: `Invalid value: "<omitted>": ${(error as Error).message}`,
+          },
+        ]);
+      }
+    }
     const dryRun = dryRunError(tcr.group, ctx.dryRun);
     if (dryRun) return dryRun;
     if (ctx.namespace) return badRequest(`namespace is not allowed on ${tcr.kind}: ${ctx.namespace}`);
@@ -306,6 +329,9 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
       const result = await options.issuer.issue({
         user: { username: user.username, groups: [...user.groups] },
         ttlSeconds,
+        ...(decoded.certificateSigningRequest !== undefined
+          ? { certificateSigningRequestPEM: decoded.certificateSigningRequest }
+          : {}),
         ...(ctx.signal ? { signal: ctx.signal } : {}),
       });
       if (!result.ok) return unexpected("cert issuer returned an error", result.reason, "issuer_error");

@@ -237,11 +237,17 @@ export type StrategyReason =
   | "ErrorDuringSetup"
   | "CouldNotFetchKey"
   | "CouldNotGetClusterInfo"
-  | "FetchedKey";
+  | "FetchedKey"
+  | "ProbeSucceeded"
+  | "ProbeFailed";
 
 export type StrategyStatus = "Success" | "Error";
 
-export type StrategyType = "KubeClusterSigningCertificate" | "ImpersonationProxy";
+export type StrategyType =
+  | "KubeClusterSigningCertificate"
+  | "ImpersonationProxy"
+  | "SecretSigningCertificate"
+  | "CertificateSigningRequestAPI";
 
 /**
  * CredentialIssuerList is a list of CredentialIssuer objects.
@@ -724,6 +730,13 @@ export interface TokenCredentialRequestSpec {
    * Bearer token supplied with the credential request.
    */
   token?: string;
+  /**
+   * Not upstream: a PEM certificate signing request made by the client (ECDSA P-256 or P-384, Ed25519, or
+   * RSA of at least 2048 bits, signed with its own key). The answer then holds a certificate for that key and
+   * no private key, which never leaves the client. Only the key is used: the certificate names the
+   * authenticated user, whatever the request's subject says.
+   */
+  certificateSigningRequest?: string;
   /**
    * Reference to an authenticator which can validate this credential request.
    */

@@ -9,9 +9,15 @@ import { rfc3339 } from "../../kube/clock.ts";
  */
 export type StrategyUpdate = Omit<CredentialIssuerStrategy, "lastUpdateTime">;
 
-/** Upstream's preference order: higher weights sort first; unknown types weigh 0. */
+/**
+ * Upstream's preference order (higher weights sort first; unknown types weigh 0), with our
+ * strategies between its two in the default order of the issuers, so that the first Success
+ * (what the CLI and the Ready condition pick) is the strategy that serves.
+ */
 const weights: Partial<Record<string, number>> = {
-  KubeClusterSigningCertificate: 2,
+  KubeClusterSigningCertificate: 4,
+  SecretSigningCertificate: 3,
+  CertificateSigningRequestAPI: 2,
   ImpersonationProxy: 1,
 };
 

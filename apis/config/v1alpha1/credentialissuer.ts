@@ -31,7 +31,14 @@ export const printerColumns = [
 
 export const impersonationProxyModes = ["auto", "enabled", "disabled"] as const;
 export const impersonationProxyServiceTypes = ["LoadBalancer", "ClusterIP", "None"] as const;
-export const strategyTypes = ["KubeClusterSigningCertificate", "ImpersonationProxy"] as const;
+// Upstream's two types, then ours (additive: a client that knows only upstream's reads the
+// frontend, which is one upstream's CLI understands).
+export const strategyTypes = [
+  "KubeClusterSigningCertificate",
+  "ImpersonationProxy",
+  "SecretSigningCertificate",
+  "CertificateSigningRequestAPI",
+] as const;
 export const strategyStatuses = ["Success", "Error"] as const;
 export const strategyReasons = [
   "Listening",
@@ -41,6 +48,9 @@ export const strategyReasons = [
   "CouldNotFetchKey",
   "CouldNotGetClusterInfo",
   "FetchedKey",
+  // Ours: the CertificateSigningRequestAPI strategy's probe.
+  "ProbeSucceeded",
+  "ProbeFailed",
 ] as const;
 export const frontendTypes = ["TokenCredentialRequestAPI", "ImpersonationProxy"] as const;
 

@@ -32,6 +32,13 @@ export const schema = {
           type: "string",
           description: "Bearer token supplied with the credential request.",
         },
+        certificateSigningRequest: {
+          type: "string",
+          description: `Not upstream: a PEM certificate signing request made by the client (ECDSA P-256 or P-384, Ed25519, or
+RSA of at least 2048 bits, signed with its own key). The answer then holds a certificate for that key and
+no private key, which never leaves the client. Only the key is used: the certificate names the
+authenticated user, whatever the request's subject says.`,
+        },
         authenticator: {
           type: "object",
           description: "Reference to an authenticator which can validate this credential request.",

@@ -1,0 +1,463 @@
+// The login strategies beyond upstream's two, each alone and failing over to the next, on a
+// control plane of their own (the Concierge runs as a local process, as hack/run-local.ts runs
+// it, with exactly config/'s RBAC plus what each strategy's README row asks for), through the
+// real aggregator and checked by the real kube-apiserver with `kubectl auth whoami`.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { CertificateAuthority } from "../../certs/ca.ts";
+import { createSigningRequest } from "../../certs/csr.ts";
+import { generateKey, keyPEM, selfSignedCertificate } from "../../certs/testing.ts";
+import type { ControlPlane } from "../../hack/controlplane.ts";
+import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
+import { memoryLogger } from "../../observability/logger.ts";
+import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { eventually } from "../harness/eventually.ts";
+import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
+
+const goodToken = "strategies-test-token";
+const user = { username: "pinny", groups: ["seals", "walruses"] };
+const signerNamespace = "signers";
+const signerSecret = "csr-signer";
+const conciergeSA = { kind: "ServiceAccount", name: "pinniped-concierge", namespace: "pinniped-concierge" };
+
+type Strategy = { type: string; status: string; reason: string; message: string };
+type Credential = { clientCertificateData: string; clientKeyData: string; expirationTimestamp: string };
+
+describe("login strategies, on a dedicated control plane", () => {
+  let cp: ControlPlane;
+  let dir: string;
+  let webhook: TokenReviewWebhook;
+  let concierge: LocalConcierge | undefined;
+  const logs = memoryLogger("info");
+
+  const kubectl = (
+    args: string[],
+    opts: { input?: string; kubeconfig?: string } = {},
+  ): Promise<KubectlResult> =>
+    runKubectl(
+      cp.binDir,
+      opts.kubeconfig ?? cp.kubeconfigPath,
+      ["--cache-dir", join(dir, "cache"), ...args],
+      opts,
+    );
+  const ok = async (args: string[], opts?: { input?: string; kubeconfig?: string }) => {
+    const res = await kubectl(args, opts);
+    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
+    return res.stdout;
+  };
+  const apply = (...objects: object[]) =>
+    ok(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }) });
+
+  /** Stops the running Concierge, if any, and starts one with these `strategies` settings. */
+  const startWith = async (strategies: Record<string, unknown>) => {
+    await concierge?.stop();
+    concierge = await runLocal({
+      kubeconfigPath: cp.kubeconfigPath,
+      binDir: cp.binDir,
+      log: logs.log,
+      identity: "strategies-test",
+      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+      configOverrides: { strategies },
+    });
+    await eventually("the Concierge ready", () => concierge?.ready(), { timeoutMs: 90_000 });
+  };
+
+  const strategy = async (type: string) => {
+    const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
+    const all = (JSON.parse(out) as { status?: { strategies?: Strategy[] } }).status?.strategies ?? [];
+    return all.find((s) => s.type === type);
+  };
+  /** Waits until the strategy of `type` shows `status` with a message matching `message`. */
+  const shows = (type: string, status: string, message: RegExp) =>
+    eventually(
+      `${type} ${status} ${message}`,
+      async () => {
+        const s = await strategy(type);
+        return s?.status === status && message.test(s.message) ? s : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+
+  const login = async (
+    certificateSigningRequest?: string,
+  ): Promise<{ credential?: Credential; message?: string }> => {
+    const tcr = {
+      apiVersion: "login.concierge.pinniped.dev/v1alpha1",
+      kind: "TokenCredentialRequest",
+      spec: {
+        token: goodToken,
+        ...(certificateSigningRequest ? { certificateSigningRequest } : {}),
+        authenticator: {
+          apiGroup: "authentication.concierge.pinniped.dev",
+          kind: "WebhookAuthenticator",
+          name: "corp",
+        },
+      },
+    };
+    const res = await kubectl(["create", "-f", "-", "-o", "json"], { input: JSON.stringify(tcr) });
+    if (res.code !== 0) return { message: `kubectl failed: ${res.stderr}` };
+    return (JSON.parse(res.stdout) as { status: { credential?: Credential; message?: string } }).status;
+  };
+  /** `kubectl auth whoami` with a kubeconfig holding only the credential. */
+  const whoami = async (credential: Credential) => {
+    const kubeconfig = join(dir, "user.kubeconfig");
+    const caData = (await readFile(cp.pki.ca.cert)).toString("base64");
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    await writeFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "local", cluster: { server: cp.server, "certificate-authority-data": caData } }],
+        users: [
+          {
+            name: "user",
+            user: {
+              "client-certificate-data": b64(credential.clientCertificateData),
+              "client-key-data": b64(credential.clientKeyData),
+            },
+          },
+        ],
+        contexts: [{ name: "user", context: { cluster: "local", user: "user" } }],
+        "current-context": "user",
+      }),
+      { mode: 0o600 },
+    );
+    const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig })) as {
+      status: { userInfo: { username: string; groups: string[] } };
+    };
+    // Only who: kube-apiserver adds the certificate's fingerprint as an extra.
+    const { username, groups } = who.status.userInfo;
+    return { username, groups };
+  };
+  const loginAndWhoami = async () => {
+    const status = await login();
+    assert.ok(status.credential, `no credential: ${status.message}`);
+    return whoami(status.credential);
+  };
+  const signerSecretWith = (certPEM: string, privateKeyPEM: string) => ({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { namespace: signerNamespace, name: signerSecret },
+    type: "kubernetes.io/tls",
+    data: {
+      "tls.crt": Buffer.from(certPEM).toString("base64"),
+      "tls.key": Buffer.from(privateKeyPEM).toString("base64"),
+    },
+  });
+
+  /** The CSR API strategy's RBAC from the README; `approve: false` leaves out approval on the signer. */
+  const csrRBAC = (approve = true) => [
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "pinniped-concierge-csr-api" },
+      rules: [
+        {
+          apiGroups: ["certificates.k8s.io"],
+          resources: ["certificatesigningrequests"],
+          verbs: ["create", "get", "list", "watch", "delete"],
+        },
+        {
+          apiGroups: ["certificates.k8s.io"],
+          resources: ["certificatesigningrequests/approval"],
+          verbs: ["update"],
+        },
+        ...(approve
+          ? [
+              {
+                apiGroups: ["certificates.k8s.io"],
+                resources: ["signers"],
+                resourceNames: ["kubernetes.io/kube-apiserver-client"],
+                verbs: ["approve"],
+              },
+            ]
+          : []),
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "pinniped-concierge-csr-api" },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "pinniped-concierge-csr-api",
+      },
+      subjects: [conciergeSA],
+    },
+  ];
+  const clusterSecret = async () =>
+    signerSecretWith(await readFile(cp.pki.ca.cert, "utf8"), await readFile(cp.pki.ca.key, "utf8"));
+  /** Seconds from now until the credential expires: 300 from a local CA, 600 (the minimum) from the CSR API. */
+  const lifetime = (credential: Credential) =>
+    (Date.parse(credential.expirationTimestamp) - Date.now()) / 1000;
+  const csrLeft = async () =>
+    (await ok(["get", "csr", "-l", "concierge.pinniped.dev/strategy", "-o", "name"])).trim();
+
+  /**
+   * Logs in back to back while `breakIt` runs, until `servedByNext` says a credential came from
+   * the next strategy and a few more logins succeeded; returns how long after the break began the
+   * first login that the next strategy served was started, and every failure.
+   */
+  const failover = async (breakIt: () => Promise<unknown>, servedByNext: (c: Credential) => boolean) => {
+    const failures: string[] = [];
+    const broken = performance.now();
+    const breaking = breakIt();
+    let switchedAfterMs: number | undefined;
+    let servedAfter = 0;
+    while (servedAfter < 3) {
+      const started = performance.now();
+      const status = await login();
+      if (!status.credential) failures.push(status.message ?? "no credential");
+      else if (servedByNext(status.credential)) switchedAfterMs ??= started - broken;
+      if (switchedAfterMs !== undefined) servedAfter++;
+      assert.ok(
+        performance.now() - broken < 60_000,
+        `no switch within a minute; failures: ${failures.join("; ")}`,
+      );
+    }
+    await breaking;
+    return { switchedAfterMs: switchedAfterMs ?? Number.NaN, failures };
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "strategies-"));
+    cp = await startTestControlPlane("strategies");
+    webhook = await startTokenReviewWebhook({ users: { [goodToken]: user } });
+  });
+
+  after(async () => {
+    await concierge?.stop();
+    await webhook?.close();
+    await cp?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  describe("SecretSigningCertificate", () => {
+    const secretStrategies = {
+      order: ["SecretSigningCertificate"],
+      secretSigningCertificate: { secrets: [{ namespace: signerNamespace, name: signerSecret }] },
+    };
+
+    it("with get/list/watch on exactly its Secret, signs with the cluster's CA from the Secret: kubectl auth whoami is the user", async () => {
+      await ok(["create", "namespace", signerNamespace]);
+      // The README's RBAC for this strategy: the named Secret only.
+      await apply(
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "Role",
+          metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
+          rules: [
+            {
+              apiGroups: [""],
+              resources: ["secrets"],
+              resourceNames: [signerSecret],
+              verbs: ["get", "list", "watch"],
+            },
+          ],
+        },
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
+          roleRef: {
+            apiGroup: "rbac.authorization.k8s.io",
+            kind: "Role",
+            name: "pinniped-concierge-signer-secret",
+          },
+          subjects: [conciergeSA],
+        },
+        await clusterSecret(),
+      );
+      await startWith(secretStrategies);
+      await apply({
+        apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
+        kind: "WebhookAuthenticator",
+        metadata: { name: "corp" },
+        spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
+      });
+      await ok([
+        "wait",
+        "--for=jsonpath={.status.phase}=Ready",
+        "--timeout=60s",
+        "webhookauthenticator/corp",
+      ]);
+      await shows("SecretSigningCertificate", "Success", /^key was loaded from Secret signers\/csr-signer$/);
+      assert.deepEqual(await loginAndWhoami(), {
+        username: user.username,
+        groups: [...user.groups, "system:authenticated"],
+      });
+      const cannot = await kubectl(["auth", "can-i", "get", "secrets", "-n", signerNamespace], {
+        kubeconfig: concierge!.kubeconfigPath,
+      });
+      assert.equal(cannot.code, 1, "the Concierge may read only the named Secret");
+    });
+
+    it("signs a client's own certificate signing request: the answer holds the certificate only, for the user whatever the request's subject", async () => {
+      const { csrPEM, keyPEM } = await createSigningRequest({
+        username: "mallory",
+        groups: ["system:masters"],
+      });
+      const status = await login(csrPEM);
+      assert.ok(status.credential, status.message);
+      assert.equal(status.credential.clientKeyData, undefined);
+      assert.deepEqual(await whoami({ ...status.credential, clientKeyData: keyPEM }), {
+        username: user.username,
+        groups: [...user.groups, "system:authenticated"],
+      });
+      const refused = await kubectl(["create", "-f", "-", "-o", "json"], {
+        input: JSON.stringify({
+          apiVersion: "login.concierge.pinniped.dev/v1alpha1",
+          kind: "TokenCredentialRequest",
+          spec: {
+            token: goodToken,
+            authenticator: {
+              apiGroup: "authentication.concierge.pinniped.dev",
+              kind: "WebhookAuthenticator",
+              name: "corp",
+            },
+            certificateSigningRequest: "not a CSR",
+          },
+        }),
+      });
+      assert.notEqual(refused.code, 0);
+      assert.match(
+        refused.stderr,
+        /spec\.certificateSigningRequest: Invalid value: "<omitted>": not a PEM CERTIFICATE REQUEST/,
+      );
+    });
+
+    it("shows each broken Secret's reason in the CredentialIssuer, issues nothing meanwhile, and reloads the good one without a restart", async () => {
+      const untrusted = await CertificateAuthority.create("not the cluster's CA", 3_600_000);
+      const key = generateKey("ec-p256");
+      const leaf = await selfSignedCertificate(key, { commonName: "a leaf", isCA: false });
+      const where = "Secret signers/csr-signer";
+      const cases: [object, RegExp][] = [
+        [
+          signerSecretWith(untrusted.certPEM, untrusted.privateKeyPEM()),
+          new RegExp(
+            `^${where}: kube-apiserver does not trust its CA \\(subject "CN=not the cluster's CA"\\) for client certificates`,
+          ),
+        ],
+        [
+          signerSecretWith(leaf, keyPEM(key, "sec1")),
+          new RegExp(`^${where}: invalid CA certificate: passed in key pair is not a CA$`),
+        ],
+        [
+          signerSecretWith(await readFile(cp.pki.ca.cert, "utf8"), keyPEM(key, "sec1")),
+          new RegExp(`^${where}: could not load CA: tls: private key does not match public key$`),
+        ],
+      ];
+      for (const [secret, message] of cases) {
+        await apply(secret);
+        await shows("SecretSigningCertificate", "Error", message);
+        assert.equal((await login()).message, "authentication failed");
+      }
+      await ok(["delete", "secret", "-n", signerNamespace, signerSecret]);
+      await shows("SecretSigningCertificate", "Error", new RegExp(`^${where} not found$`));
+      assert.equal((await login()).message, "authentication failed");
+
+      await apply(
+        signerSecretWith(await readFile(cp.pki.ca.cert, "utf8"), await readFile(cp.pki.ca.key, "utf8")),
+      );
+      await shows("SecretSigningCertificate", "Success", /^key was loaded/);
+      assert.equal((await loginAndWhoami()).username, user.username);
+      // kubectl get credentialissuer -o yaml shows the same entry, in upstream's fields.
+      const yaml = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "yaml"]);
+      assert.match(yaml, /type: SecretSigningCertificate/);
+      assert.match(yaml, /frontend:\n\s+tokenCredentialRequestInfo:/);
+    });
+  });
+
+  describe("CertificateSigningRequestAPI", () => {
+    it("alone: the real kube-controller-manager signs an approved CSR; kubectl auth whoami is the user; the CSR is deleted", async () => {
+      await apply(...csrRBAC());
+      await startWith({
+        order: ["CertificateSigningRequestAPI"],
+        certificateSigningRequestAPI: { probeIntervalSeconds: 10 },
+      });
+      await shows(
+        "CertificateSigningRequestAPI",
+        "Success",
+        /^the kubernetes.io\/kube-apiserver-client signer issued a probe certificate; certificates live 600s, the CSR API's minimum/,
+      );
+      const status = await login();
+      assert.ok(status.credential, status.message);
+      assert.ok(lifetime(status.credential) > 500, "the CSR API's minimum of 600 s, not the 300 s TTL");
+      assert.deepEqual(await whoami(status.credential), {
+        username: user.username,
+        groups: [...user.groups, "system:authenticated"],
+      });
+      await eventually("the CSRs deleted", async () => (await csrLeft()) === "");
+    });
+
+    it("shows RBAC that forbids approval in the CredentialIssuer, and recovers when it is granted", async () => {
+      await apply(...csrRBAC(false));
+      await shows(
+        "CertificateSigningRequestAPI",
+        "Error",
+        /^CertificateSigningRequest API: could not approve CertificateSigningRequest .*forbidden/,
+      );
+      assert.equal((await login()).message, "authentication failed");
+      await apply(...csrRBAC());
+      await shows("CertificateSigningRequestAPI", "Success", /probe certificate/);
+      assert.equal((await loginAndWhoami()).username, user.username);
+    });
+  });
+
+  describe("failover", () => {
+    const both = {
+      secretSigningCertificate: { secrets: [{ namespace: signerNamespace, name: signerSecret }] },
+      certificateSigningRequestAPI: { probeIntervalSeconds: 10 },
+    };
+
+    it("from a deleted Secret to the CSR API within 5 s, with no failed TokenCredentialRequest", async () => {
+      await startWith({ order: ["SecretSigningCertificate", "CertificateSigningRequestAPI"], ...both });
+      await shows("SecretSigningCertificate", "Success", /^key was loaded/);
+      await shows("CertificateSigningRequestAPI", "Success", /probe certificate/);
+      const first = await login();
+      assert.ok(first.credential && lifetime(first.credential) < 400, "the Secret's CA serves first");
+      const { switchedAfterMs, failures } = await failover(
+        () => ok(["delete", "secret", "-n", signerNamespace, signerSecret]),
+        (c) => lifetime(c) > 500,
+      );
+      process.stdout.write(
+        `# failover Secret -> CSR API: first login served by the CSR API began ${Math.round(switchedAfterMs)} ms after the delete\n`,
+      );
+      assert.deepEqual(failures, []);
+      assert.ok(switchedAfterMs < 5_000, `switched after ${switchedAfterMs} ms`);
+      await shows("SecretSigningCertificate", "Error", / not found$/);
+      // The Ready condition names the strategy that serves.
+      const ready = await ok([
+        "get",
+        "credentialissuer",
+        "pinniped-concierge-config",
+        "-o",
+        'jsonpath={.status.conditions[?(@.type=="Ready")].message}',
+      ]);
+      assert.match(ready, /CertificateSigningRequestAPI strategy/);
+    });
+
+    it("from the CSR API, when approval becomes forbidden, to the Secret within 5 s, with no failed TokenCredentialRequest", async () => {
+      await apply(await clusterSecret());
+      await startWith({ order: ["CertificateSigningRequestAPI", "SecretSigningCertificate"], ...both });
+      await shows("SecretSigningCertificate", "Success", /^key was loaded/);
+      await shows("CertificateSigningRequestAPI", "Success", /probe certificate/);
+      const { switchedAfterMs, failures } = await failover(
+        () => apply(...csrRBAC(false)),
+        (c) => lifetime(c) < 400,
+      );
+      process.stdout.write(
+        `# failover CSR API -> Secret: first login served by the Secret began ${Math.round(switchedAfterMs)} ms after RBAC changed\n`,
+      );
+      assert.deepEqual(failures, []);
+      assert.ok(switchedAfterMs < 5_000, `switched after ${switchedAfterMs} ms`);
+      await shows("CertificateSigningRequestAPI", "Error", /could not approve/);
+      await apply(...csrRBAC());
+    });
+  });
+});
