@@ -437,9 +437,9 @@ describe("apicerts controllers against the real API server", () => {
         (l) => l.message === "deleted the serving certificate Secret to rotate it" && l.secretName === name,
       );
       assert.ok(deletion, "the expirer logged the rotation");
-      const deletedAt = Date.parse(String(deletion.time));
-      assert.ok(deletedAt >= due, `${deletion.time} is not before ${new Date(due).toISOString()}`);
-      assert.ok(deletedAt < due + 3_000, `${deletion.time} is soon after ${new Date(due).toISOString()}`);
+      const deletedAt = Date.parse(String(deletion.timestamp));
+      assert.ok(deletedAt >= due, `${deletion.timestamp} is not before ${new Date(due).toISOString()}`);
+      assert.ok(deletedAt < due + 3_000, `${deletion.timestamp} is soon after ${new Date(due).toISOString()}`);
     } finally {
       timedStop.abort();
       await timedRunning;
