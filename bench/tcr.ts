@@ -15,6 +15,11 @@
 //   aggregator  HTTP/2 POST to kube-apiserver with the admin client certificate, as kubectl does;
 //               kube-apiserver authenticates, authorizes and proxies to our listener
 //
+// Per strategy, through the aggregator: the local-CA strategies (KubeClusterSigningCertificate,
+// SecretSigningCertificate and the impersonation proxy's signer all issue as the aggregator rows
+// above do, from a CA in memory), and CertificateSigningRequestAPI, whose every request is a CSR
+// created, approved, signed by the real kube-controller-manager, watched for and deleted.
+//
 // Each at 1 and 8 requests in flight over one keep-alive HTTP/2 connection, in short interleaved
 // rounds so a noisy neighbour or a GC pause hits every stage alike. Clients, our server and the
 // control plane all share this machine, so the HTTP rows include the client's own cost, and the
@@ -31,9 +36,14 @@ import { CertificateAuthority } from "../certs/ca.ts";
 import { issueClientCertificate, issueServingCertificate } from "../certs/issue.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
 import { SignerHolder } from "../certs/signer.ts";
+import { type CSR, strategyLabel, strategyLabelValue } from "../controllers/csrapi/decide.ts";
+import { CSRAPIIssuer, csrResource } from "../controllers/csrapi/issuer.ts";
+import { InformerFactory } from "../controllers/runtime/informer-factory.ts";
+import { restTransport } from "../controllers/runtime/listwatch.ts";
 import { type ControlPlane, startControlPlane } from "../hack/controlplane.ts";
+import type { IssueRequest, Issuer } from "../issuers/issuer.ts";
 import { LocalCAIssuer } from "../issuers/localca.ts";
-import { OrderedIssuers } from "../issuers/ordered.ts";
+import { KubeRestClient } from "../kube/rest.ts";
 import { Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type AggregatedAPIServer, startAggregatedAPIServer } from "../server/aggregated.ts";
@@ -116,10 +126,25 @@ function postTCR(session: ClientHttp2Session, headers: Record<string, string>): 
   });
 }
 
-/** Our listener, issuing from `signer`, registered behind kube-apiserver and Available. */
+/** The issuer the stage measures: the bench switches strategies between rounds. */
+class SwitchedIssuer implements Issuer {
+  readonly name = "bench strategy";
+  current: Issuer;
+  constructor(initial: Issuer) {
+    this.current = initial;
+  }
+  health() {
+    return this.current.health();
+  }
+  issue(request: IssueRequest) {
+    return this.current.issue(request);
+  }
+}
+
+/** Our listener, issuing from `issuer`, registered behind kube-apiserver and Available. */
 async function registerConciergeAPI(
   cp: ControlPlane,
-  signer: SignerHolder,
+  issuer: Issuer,
 ): Promise<{ server: AggregatedAPIServer; servingCAPEM: string }> {
   const servingCA = await CertificateAuthority.create("bench serving CA", 3_600_000);
   const serving = await issueServingCertificate(
@@ -165,7 +190,7 @@ async function registerConciergeAPI(
     host: "127.0.0.1",
     port: 0,
     authenticators,
-    issuer: new OrderedIssuers([new LocalCAIssuer(signer)]),
+    issuer,
     // Info level into nowhere: the audit lines are formatted as in production, then dropped.
     log: new Logger({ level: "info", sink: () => {} }),
     metrics: new Metrics(),
@@ -217,6 +242,7 @@ process.once("SIGINT", () => process.exit(130)); // the control plane's exit hoo
 const began = Date.now();
 const cp = await startControlPlane({ name: "bench", log });
 let server: AggregatedAPIServer | undefined;
+let informers: InformerFactory | undefined;
 const sessions: ClientHttp2Session[] = [];
 try {
   const [caCert, caKey, frontProxyCert, frontProxyKey, adminCert, adminKey] = await Promise.all(
@@ -234,7 +260,21 @@ try {
   const signer = new SignerHolder("bench signing CA");
   signer.set(clusterCA);
 
-  const registered = await registerConciergeAPI(cp, signer);
+  const localCA = new LocalCAIssuer(signer);
+  const switched = new SwitchedIssuer(localCA);
+  const registered = await registerConciergeAPI(cp, switched);
+  // The CSR API strategy as the Concierge runs it, here with the admin's rights.
+  const rest = new KubeRestClient(cp.kubeConfig());
+  informers = new InformerFactory({ transport: restTransport(rest) });
+  const csrAPI = new CSRAPIIssuer({
+    client: rest,
+    csrs: informers.informer<CSR>({
+      ...csrResource,
+      labelSelector: `${strategyLabel}=${strategyLabelValue}`,
+    }),
+  });
+  csrAPI.state.set({ ok: true });
+  informers.start();
   server = registered.server;
   apiserverPid = await findApiserverPid();
   const direct = await openSession(
@@ -248,9 +288,12 @@ try {
   const frontProxyHeaders = { "x-remote-user": "kubernetes-admin", "x-remote-group": "system:masters" };
   const directOp = () => postTCR(direct, { ...frontProxyHeaders, "audit-id": randomUUID() });
   const aggregatorOp = () => postTCR(viaAggregator, {});
-  // Both paths must work before anything is timed.
+  // Every path must work before anything is timed.
   await directOp();
   await aggregatorOp();
+  switched.current = csrAPI;
+  await aggregatorOp();
+  switched.current = localCA;
   log(`set up in ${((Date.now() - began) / 1000).toFixed(1)}s; measuring`);
 
   const stages: Stage[] = [];
@@ -265,6 +308,16 @@ try {
       { name: "aggregator (kube-apiserver, admin)", ca, caName, op: aggregatorOp },
     );
   }
+
+  // Per strategy through the aggregator; the local-CA strategies with the cluster's RSA CA.
+  const strategyStages: { name: string; issuer: Issuer }[] = [
+    {
+      name: "local CA (KubeClusterSigningCertificate, SecretSigningCertificate, ImpersonationProxy)",
+      issuer: localCA,
+    },
+    { name: "CertificateSigningRequestAPI (real kube-controller-manager)", issuer: csrAPI },
+  ];
+  const strategyResults = new Map<number, Tally[]>();
 
   const results = new Map<number, Tally[]>();
   const measureStarted = performance.now();
@@ -282,6 +335,20 @@ try {
       }
     }
     results.set(concurrency, tallies);
+    signer.set(clusterCA);
+    const strategyTallies = strategyStages.map(newTally);
+    for (const stage of strategyStages) {
+      switched.current = stage.issuer;
+      await round(aggregatorOp, concurrency, warmupMs, scratch, { apiserver: apiserverPid });
+    }
+    for (let i = 0; i < rounds; i++) {
+      for (const [j, stage] of strategyStages.entries()) {
+        switched.current = stage.issuer;
+        await round(aggregatorOp, concurrency, roundMs, strategyTallies[j]!, { apiserver: apiserverPid });
+      }
+    }
+    switched.current = localCA;
+    strategyResults.set(concurrency, strategyTallies);
   }
   const measuredSeconds = (performance.now() - measureStarted) / 1000;
 
@@ -319,7 +386,30 @@ try {
       }
     }
   }
+  const ceilingRate = (concurrency: number) => {
+    const t = results.get(concurrency)![0]!;
+    return t.count / t.seconds;
+  };
+  for (const concurrency of concurrencies) {
+    console.log(
+      `\nper strategy, through the aggregator (kube-apiserver, admin), ${concurrency} in flight; ` +
+        `crypto ceiling with the RSA-2048 CA in this run: ${ceilingRate(concurrency).toFixed(0)} req/s`,
+    );
+    console.log(
+      `  ${"strategy".padEnd(86)} ${"req/s".padStart(7)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)}  ratio`,
+    );
+    for (const [j, stage] of strategyStages.entries()) {
+      const t = strategyResults.get(concurrency)![j]!;
+      const sorted = t.latenciesMs.sort((a, b) => a - b);
+      const rate = t.count / t.seconds;
+      console.log(
+        `  ${stage.name.padEnd(86)} ${rate.toFixed(0).padStart(7)} ${percentile(sorted, 50).toFixed(2).padStart(7)} ` +
+          `${percentile(sorted, 99).toFixed(2).padStart(7)}  ${((100 * rate) / ceilingRate(concurrency)).toFixed(1)}% of ceiling`,
+      );
+    }
+  }
 } finally {
+  await informers?.stop();
   for (const session of sessions) session.close();
   await server?.close();
   await cp.stop();
