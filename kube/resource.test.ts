@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  cacheable,
   collectionPath,
   deepFreeze,
   groupResource,
@@ -38,5 +39,21 @@ describe("resource paths and keys", () => {
   it("freezes deeply", () => {
     const o = deepFreeze({ a: { b: [1, { c: 2 }] } });
     assert.ok(Object.isFrozen(o.a.b[1]));
+  });
+
+  it("caches objects without managedFields, frozen, the rest untouched", () => {
+    const o = cacheable({
+      kind: "Secret",
+      metadata: {
+        name: "s",
+        labels: { a: "b" },
+        managedFields: [{ manager: "kubectl", operation: "Apply", fieldsV1: { "f:data": {} } }],
+      },
+      data: { k: "dg==" },
+    });
+    assert.deepEqual(o, { kind: "Secret", metadata: { name: "s", labels: { a: "b" } }, data: { k: "dg==" } });
+    assert.ok(Object.isFrozen(o.metadata.labels));
+    const frozen = deepFreeze({ metadata: { name: "f", managedFields: [] } });
+    assert.equal(cacheable(frozen), frozen, "an object frozen before is kept as it is");
   });
 });

@@ -67,6 +67,19 @@ export function splitKey(key: string): { name: string; namespace?: string } {
   return slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
+/**
+ * A decoded object as a cache keeps it: without `metadata.managedFields`, which no reconciler reads
+ * and which is often the largest part of a small object (client-go's informers drop it the same
+ * way with a transform), and frozen. Takes ownership of `obj`: it must be freshly decoded.
+ */
+export function cacheable<T extends KubeObject>(obj: T): T {
+  // A frozen object was cached before (a test's fixture); it keeps what it has.
+  if (obj.metadata && "managedFields" in obj.metadata && !Object.isFrozen(obj.metadata)) {
+    delete obj.metadata.managedFields;
+  }
+  return deepFreeze(obj);
+}
+
 /** Freezes an object and everything inside it, so cached objects cannot be mutated by callers. */
 export function deepFreeze<T>(value: T): T {
   if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {

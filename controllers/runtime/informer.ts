@@ -1,7 +1,7 @@
 import { type Clock, realClock, sleep, type Timer } from "../../kube/clock.ts";
 import {
+  cacheable,
   collectionPath,
-  deepFreeze,
   groupResource,
   type KubeObject,
   keyFor,
@@ -322,7 +322,7 @@ export class Informer<T extends KubeObject = KubeObject> implements InformerSour
   #replace(items: T[], resourceVersion: string | undefined): void {
     const previous = this.#items;
     const next = new Map<string, T>();
-    for (const item of items) next.set(keyOf(item), deepFreeze(item));
+    for (const item of items) next.set(keyOf(item), cacheable(item));
     this.#items = next;
     this.#resourceVersion = resourceVersion;
     const firstSync = !this.#synced;
@@ -439,13 +439,13 @@ export class Informer<T extends KubeObject = KubeObject> implements InformerSour
     if (event.type === "DELETED") {
       this.#items.delete(key);
       this.#resourceVersion = rv ?? this.#resourceVersion;
-      this.#emit("delete", deepFreeze(obj));
+      this.#emit("delete", cacheable(obj));
       return;
     }
     if (event.type !== "ADDED" && event.type !== "MODIFIED") {
       throw new DecodeError(`unknown watch event type ${JSON.stringify(event.type)}`);
     }
-    this.#items.set(key, deepFreeze(obj));
+    this.#items.set(key, cacheable(obj));
     this.#resourceVersion = rv ?? this.#resourceVersion;
     if (old) this.#emit("update", obj, old);
     else this.#emit("add", obj);
