@@ -25,7 +25,7 @@
 //   node bench/impersonation-proxy.ts   (Node 24; node_modules/.bin/node where the system node is older)
 import { type ChildProcess, fork } from "node:child_process";
 import { readdir, readFile, readlink } from "node:fs/promises";
-import { type ClientHttp2Session, type ClientHttp2Stream, constants } from "node:http2";
+import { type ClientHttp2Session, constants } from "node:http2";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -37,7 +37,20 @@ import { startImpersonationProxy } from "../impersonator/server.ts";
 import { ProxyTLSHolder } from "../impersonator/tlsholder.ts";
 import type { ProxyTLS } from "../impersonator/types.ts";
 import { KubeRestClient } from "../kube/rest.ts";
-import { findApiserverPid, kubectl, newTally, openSession, percentile, round, type Tally } from "./lib.ts";
+import {
+  expectOK,
+  findApiserverPid,
+  kubectl,
+  newTally,
+  openSession,
+  openWatch,
+  percentile,
+  processRSS,
+  request,
+  round,
+  type Tally,
+  type WatchEvent,
+} from "./lib.ts";
 
 const warmupMs = 300;
 const rounds = 5;
@@ -110,13 +123,6 @@ async function runProxyChild(): Promise<void> {
   });
 }
 
-async function processRSS(pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined;
-  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
-  return kb === undefined ? undefined : Number(kb) * 1024;
-}
-
 async function openFDs(pid: number | undefined): Promise<number | undefined> {
   if (pid === undefined) return undefined;
   return (await readdir(`/proc/${pid}/fd`).catch(() => undefined))?.length;
@@ -150,86 +156,6 @@ async function tcpConnections(
 }
 
 const sortedCopy = (values: number[]) => [...values].sort((a, b) => a - b);
-
-function request(
-  session: ClientHttp2Session,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({
-      ":method": method,
-      ":path": path,
-      accept: "application/json",
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    });
-    let status = 0;
-    let text = "";
-    req.setEncoding("utf8");
-    req.on("response", (h) => {
-      status = Number(h[":status"]);
-    });
-    req.on("data", (chunk: string) => {
-      text += chunk;
-    });
-    req.on("end", () => resolve({ status, text }));
-    req.on("error", reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-async function expectOK(session: ClientHttp2Session, method: string, path: string, body?: unknown) {
-  const res = await request(session, method, path, body);
-  if (res.status < 200 || res.status > 299)
-    throw new Error(`${method} ${path} answered ${res.status}: ${res.text.slice(0, 400)}`);
-  return JSON.parse(res.text) as { metadata?: { resourceVersion?: string } };
-}
-
-interface WatchEvent {
-  type: string;
-  object: { metadata?: { name?: string } };
-}
-
-/** A watch; `opened` resolves on 200 headers, rejects on any other answer or a stream error. */
-function openWatch(
-  session: ClientHttp2Session,
-  path: string,
-  onEvent: (event: WatchEvent, atMs: number) => void,
-): { stream: ClientHttp2Stream; opened: Promise<void> } {
-  const stream = session.request({ ":method": "GET", ":path": path, accept: "application/json" });
-  stream.end();
-  stream.setEncoding("utf8");
-  const opened = new Promise<void>((resolve, reject) => {
-    stream.once("response", (h) => {
-      const status = Number(h[":status"]);
-      if (status === 200) {
-        resolve();
-        return;
-      }
-      let text = "";
-      stream.on("data", (chunk: string) => {
-        text += chunk;
-      });
-      stream.on("end", () => reject(new Error(`watch answered ${status}: ${text.slice(0, 400)}`)));
-    });
-    stream.once("error", reject);
-    stream.once("close", () => reject(new Error(`watch stream closed (code ${stream.rstCode})`)));
-  });
-  // Errors after the watch opened are counted by whoever notices missing events.
-  opened.catch(() => {});
-  let pending = "";
-  stream.on("data", (chunk: string) => {
-    const at = performance.now();
-    pending += chunk;
-    for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (line.trim() !== "") onEvent(JSON.parse(line) as WatchEvent, at);
-    }
-  });
-  return { stream, opened };
-}
 
 async function setUpRBAC(cp: ControlPlane): Promise<string> {
   const role = (name: string, rules: unknown[], kind = "ClusterRole", ns?: string) => ({

@@ -1,7 +1,7 @@
 // What the benchmarks share: timed rounds with CPU accounting (ours and other processes' from
 // /proc), percentiles, HTTP/2 sessions and kubectl against the bench's own control plane.
 import { readdir, readFile } from "node:fs/promises";
-import { type ClientHttp2Session, connect } from "node:http2";
+import { type ClientHttp2Session, type ClientHttp2Stream, connect } from "node:http2";
 import type { ControlPlane } from "../hack/controlplane.ts";
 import { runKubectl } from "../test/harness/cluster.ts";
 
@@ -29,6 +29,31 @@ export async function findApiserverPid(): Promise<number | undefined> {
     if (name === "kube-apiserver" && ppid === process.pid) return Number(entry);
   }
   return undefined;
+}
+
+/** Resident memory of a process from /proc (Linux), in bytes; undefined once it is gone. */
+export interface ProcessMemory {
+  /** VmRSS: what `ps` and most dashboards show. */
+  rss: number;
+  /** RssAnon: the part not backed by files (heap, stacks, buffers): what a container's cgroup is charged for beyond the page cache. */
+  anon: number;
+  /** VmHWM: the highest RSS since the process started or its counter was last reset. */
+  peak: number;
+}
+
+export async function processMemory(pid: number | undefined): Promise<ProcessMemory | undefined> {
+  if (pid === undefined) return undefined;
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const kib = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+  const rss = kib("VmRSS");
+  return Number.isNaN(rss)
+    ? undefined
+    : { rss: rss * 1024, anon: kib("RssAnon") * 1024, peak: kib("VmHWM") * 1024 };
+}
+
+export async function processRSS(pid: number | undefined): Promise<number | undefined> {
+  return (await processMemory(pid))?.rss;
 }
 
 export interface Tally {
@@ -113,4 +138,84 @@ export async function kubectl(cp: ControlPlane, args: string[], input?: string):
   const res = await runKubectl(cp.binDir, cp.kubeconfigPath, args, input === undefined ? {} : { input });
   if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${res.stderr}`);
   return res.stdout;
+}
+
+export function request(
+  session: ClientHttp2Session,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({
+      ":method": method,
+      ":path": path,
+      accept: "application/json",
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    });
+    let status = 0;
+    let text = "";
+    req.setEncoding("utf8");
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+    });
+    req.on("data", (chunk: string) => {
+      text += chunk;
+    });
+    req.on("end", () => resolve({ status, text }));
+    req.on("error", reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+export async function expectOK(session: ClientHttp2Session, method: string, path: string, body?: unknown) {
+  const res = await request(session, method, path, body);
+  if (res.status < 200 || res.status > 299)
+    throw new Error(`${method} ${path} answered ${res.status}: ${res.text.slice(0, 400)}`);
+  return JSON.parse(res.text) as { metadata?: { resourceVersion?: string } };
+}
+
+export interface WatchEvent {
+  type: string;
+  object: { metadata?: { name?: string } };
+}
+
+/** A watch; `opened` resolves on 200 headers, rejects on any other answer or a stream error. */
+export function openWatch(
+  session: ClientHttp2Session,
+  path: string,
+  onEvent: (event: WatchEvent, atMs: number) => void,
+): { stream: ClientHttp2Stream; opened: Promise<void> } {
+  const stream = session.request({ ":method": "GET", ":path": path, accept: "application/json" });
+  stream.end();
+  stream.setEncoding("utf8");
+  const opened = new Promise<void>((resolve, reject) => {
+    stream.once("response", (h) => {
+      const status = Number(h[":status"]);
+      if (status === 200) {
+        resolve();
+        return;
+      }
+      let text = "";
+      stream.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      stream.on("end", () => reject(new Error(`watch answered ${status}: ${text.slice(0, 400)}`)));
+    });
+    stream.once("error", reject);
+    stream.once("close", () => reject(new Error(`watch stream closed (code ${stream.rstCode})`)));
+  });
+  // Errors after the watch opened are counted by whoever notices missing events.
+  opened.catch(() => {});
+  let pending = "";
+  stream.on("data", (chunk: string) => {
+    const at = performance.now();
+    pending += chunk;
+    for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n")) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (line.trim() !== "") onEvent(JSON.parse(line) as WatchEvent, at);
+    }
+  });
+  return { stream, opened };
 }

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse, parseAllDocuments } from "yaml";
 import { createLogger, type Logger } from "../observability/logger.ts";
-import { configFromObject } from "../server/config.ts";
+import { type ConciergeConfig, configFromObject } from "../server/config.ts";
 import { type Concierge, type StartOptions, startConcierge } from "../server/main.ts";
 import { runKubectl } from "../test/harness/cluster.ts";
 import { freePorts, kubernetesBinDir } from "./controlplane.ts";
@@ -91,7 +91,20 @@ export interface LocalConcierge extends Concierge {
   namespace: string;
 }
 
-export async function runLocal(options: RunLocalOptions): Promise<LocalConcierge> {
+export interface LocalInstall {
+  config: ConciergeConfig;
+  /** The pinniped.yaml settings `config` was made from, for a Concierge run as its own process. */
+  settings: Record<string, unknown>;
+  kubeConfig: KubeConfig;
+  /** The kubeconfig the Concierge runs with (its ServiceAccount's token). */
+  kubeconfigPath: string;
+  namespace: string;
+}
+
+/** config/ installed for a local process, and what that process runs with; starts nothing. */
+export async function installLocal(
+  options: Omit<RunLocalOptions, "leaderElection" | "identity">,
+): Promise<LocalInstall> {
   const log = options.log ?? createLogger();
   const binDir = options.binDir ?? (await kubernetesBinDir());
   const kubectl = async (args: string[], input?: string) => {
@@ -106,17 +119,15 @@ export async function runLocal(options: RunLocalOptions): Promise<LocalConcierge
   const configMap = manifests.find((o) => o.kind === "ConfigMap" && o.data?.["pinniped.yaml"] !== undefined);
   if (!configMap) throw new Error(`no ConfigMap with pinniped.yaml in ${configDir}`);
   const namespace = configMap.metadata.namespace!;
-  const config = configFromObject(
-    {
-      ...(parse(configMap.data!["pinniped.yaml"]!) as Record<string, unknown>),
-      ...options.configOverrides,
-      namespace,
-      aggregatedAPIServerPort: apiPort,
-      healthPort,
-      extraServingSANs: ["localhost", "127.0.0.1"],
-    },
-    { env: {} },
-  );
+  const settings = {
+    ...(parse(configMap.data!["pinniped.yaml"]!) as Record<string, unknown>),
+    ...options.configOverrides,
+    namespace,
+    aggregatedAPIServerPort: apiPort,
+    healthPort,
+    extraServingSANs: ["localhost", "127.0.0.1"],
+  };
+  const config = configFromObject(settings, { env: {} });
   await kubectl(
     ["apply", "-f", "-"],
     JSON.stringify({
@@ -144,7 +155,12 @@ export async function runLocal(options: RunLocalOptions): Promise<LocalConcierge
   });
   const kubeconfigPath = join(dirname(options.kubeconfigPath), "pinniped-concierge.kubeconfig");
   await writeFile(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
+  return { config, settings, kubeConfig, kubeconfigPath, namespace };
+}
 
+export async function runLocal(options: RunLocalOptions): Promise<LocalConcierge> {
+  const log = options.log ?? createLogger();
+  const { config, kubeConfig, kubeconfigPath, namespace } = await installLocal({ ...options, log });
   const concierge = await startConcierge({
     config,
     kubeConfig,
