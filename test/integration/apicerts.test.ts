@@ -439,7 +439,10 @@ describe("apicerts controllers against the real API server", () => {
       assert.ok(deletion, "the expirer logged the rotation");
       const deletedAt = Date.parse(String(deletion.timestamp));
       assert.ok(deletedAt >= due, `${deletion.timestamp} is not before ${new Date(due).toISOString()}`);
-      assert.ok(deletedAt < due + 3_000, `${deletion.timestamp} is soon after ${new Date(due).toISOString()}`);
+      assert.ok(
+        deletedAt < due + 3_000,
+        `${deletion.timestamp} is soon after ${new Date(due).toISOString()}`,
+      );
     } finally {
       timedStop.abort();
       await timedRunning;
