@@ -180,6 +180,11 @@ export class Controller {
         retried: () => this.#metrics.queue.retries.inc({ name: this.name }),
       },
     });
+    // Keys handed straight to an idle worker never change the depth, so every series starts at 0
+    // (as client-go's do): a dashboard sees each queue from the start.
+    this.#metrics.queue.depth.set({ name: this.name }, 0);
+    this.#metrics.queue.adds.inc({ name: this.name }, 0);
+    this.#metrics.queue.retries.inc({ name: this.name }, 0);
   }
 
   /** Subscribes to an informer; its events become keys through `filter`. */

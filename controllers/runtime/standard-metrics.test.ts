@@ -71,6 +71,8 @@ describe("client-go's standard metrics", () => {
       await done;
     });
     const name = { name: "jwtcachefiller-controller" };
+    assert.match(await metrics.text(), /^workqueue_depth\{name="jwtcachefiller-controller"\} \d+$/m);
+    assert.match(await metrics.text(), /^workqueue_retries_total\{name="jwtcachefiller-controller"\} \d+$/m);
     await eventually(() => failures === 0);
     await clock.advance(5);
     await eventually(() => failures < 0);
