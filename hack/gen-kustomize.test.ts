@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { parse, parseAllDocuments } from "yaml";
@@ -29,7 +30,7 @@ const clusterScoped = new Set([
 
 async function kustomize(dir: string): Promise<Obj[]> {
   const kubectl = join(await kubernetesBinDir(), "kubectl");
-  const { stdout } = await promisify(execFile)(kubectl, ["kustomize", join(repoRoot, dir)], {
+  const { stdout } = await promisify(execFile)(kubectl, ["kustomize", resolve(repoRoot, dir)], {
     maxBuffer: 16 * 1024 * 1024,
   });
   return parseAllDocuments(stdout).map((d) => d.toJS() as Obj);
@@ -86,5 +87,28 @@ describe("the kustomize base and component", () => {
     const configMap = objects.find((o) => o.kind === "ConfigMap" && o.data?.["pinniped.yaml"]);
     const config = parse(configMap?.data?.["pinniped.yaml"] ?? "") as { kubeCertAgent?: { image?: string } };
     assert.equal(config.kubeCertAgent?.image, undefined);
+  });
+
+  it("adds a ServiceMonitor that follows the namespace into its own and the serving certificate's name", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "kustomize-servicemonitor-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      join(dir, "kustomization.yaml"),
+      `resources: [${relative(dir, join(repoRoot, "deploy/kustomize/example/concierge"))}]\n` +
+        `components: [${relative(dir, join(repoRoot, "deploy/kustomize/components/servicemonitor"))}]\n`,
+    );
+    const objects = await kustomize(dir);
+    const monitor = objects.find((o) => o.kind === "ServiceMonitor") as
+      | (Obj & { spec: { endpoints: { port: string; tlsConfig: { serverName: string } }[] } })
+      | undefined;
+    assert.equal(monitor?.metadata.namespace, "auth-system");
+    assert.deepEqual(
+      monitor?.spec.endpoints.map((e) => [e.port, e.tlsConfig.serverName]),
+      [["https-metrics", "pinniped-concierge-api.auth-system.svc"]],
+    );
+    const service = objects.find(
+      (o) => o.kind === "Service" && o.metadata.name === "pinniped-concierge-metrics",
+    );
+    assert.equal(service?.metadata.namespace, "auth-system");
   });
 });
