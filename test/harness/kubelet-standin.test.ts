@@ -3,14 +3,9 @@
 // through the real kube-apiserver).
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import type { IncomingMessage } from "node:http";
-import { get as httpsGet } from "node:https";
-import { type AddressInfo, createServer, connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { connect, type TLSSocket } from "node:tls";
 import { newCA, newCert } from "../../hack/pki.ts";
@@ -19,6 +14,7 @@ import {
   apiServerKubeletClientCN,
   type ControlFrame,
   decodeHeaders,
+  type ExecHandler,
   type ExecRequest,
   type ExecResult,
   encodeControlFrame,
@@ -32,7 +28,6 @@ import {
   idAndStatus,
   initialWindow,
   type KubeletStandIn,
-  type LogRequest,
   parseSynStream,
   refusedStream,
   registerNode,
@@ -240,6 +235,8 @@ describe("the stand-in kubelet's endpoints (the test plays kube-apiserver)", () 
   let kubelet: KubeletStandIn;
   const ran: ExecRequest[] = [];
   const results = new Map<string, ExecResult>();
+  /** Commands that read stdin or write as they run, by name. */
+  const programs = new Map<string, ExecHandler>();
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "kubelet-standin-"));
@@ -263,7 +260,9 @@ describe("the stand-in kubelet's endpoints (the test plays kube-apiserver)", () 
     kubelet = await startKubeletStandIn({
       clientCAPEM: await readFile(ca.cert, "utf8"),
       streamTimeoutMs: 1_000,
-      exec(request) {
+      exec(request, io) {
+        const program = programs.get(request.command[0] ?? "");
+        if (program) return program(request, io);
         ran.push(request);
         const result = results.get(request.command[0] ?? "");
         if (!result) throw new Error(`no such command ${request.command[0]}`);
@@ -407,11 +406,9 @@ describe("the stand-in kubelet's endpoints (the test plays kube-apiserver)", () 
   });
 
   it("streams stdin to a running command, and output past the 64 KiB window to a peer without flow control", async () => {
-    kubelet.addPod("ns-1", "cat", {
-      async exec(_request, io) {
-        for await (const chunk of io.stdin ?? []) io.stdout.write(chunk);
-        return {};
-      },
+    programs.set("cat", async (_request, io) => {
+      for await (const chunk of io.stdin ?? []) io.stdout.write(chunk);
+      return {};
     });
     const { client } = await upgrade(
       kubelet.port,
@@ -445,13 +442,11 @@ describe("the stand-in kubelet's endpoints (the test plays kube-apiserver)", () 
 
   it("stops at a closed window of a peer that sends WINDOW_UPDATE, and goes on when it opens", async () => {
     const output = randomBytes(100 * 1024);
-    kubelet.addPod("ns-1", "big", {
-      exec(_request, io) {
-        io.stdout.write(output);
-        return {};
-      },
+    programs.set("big", (_request, io) => {
+      io.stdout.write(output);
+      return {};
     });
-    const { client } = await upgrade(kubelet.port, apiServer, "/exec/ns-1/big/c?command=x&output=1");
+    const { client } = await upgrade(kubelet.port, apiServer, "/exec/ns-1/big/c?command=big&output=1");
     assert.ok(client);
     try {
       const error = await client.open("error");
@@ -466,112 +461,6 @@ describe("the stand-in kubelet's endpoints (the test plays kube-apiserver)", () 
     } finally {
       client.close();
     }
-  });
-
-  it("attaches to a pod's container: the attach handler runs with no command", async () => {
-    const attached: ExecRequest[] = [];
-    kubelet.addPod("ns-1", "attached", {
-      attach(request) {
-        attached.push(request);
-        return { stdout: "hi\n" };
-      },
-    });
-    const { client } = await upgrade(kubelet.port, apiServer, "/attach/ns-1/attached/c?output=1");
-    assert.ok(client);
-    try {
-      const error = await client.open("error");
-      const stdout = await client.open("stdout");
-      assert.equal(await client.streamText(stdout), "hi\n");
-      assert.deepEqual(JSON.parse(await client.streamText(error)), { metadata: {}, status: "Success" });
-      assert.deepEqual(attached, [{ namespace: "ns-1", pod: "attached", container: "c", command: [] }]);
-    } finally {
-      client.close();
-    }
-  });
-
-  it("splices each port-forward stream pair to the pod's port, and reports one it cannot reach", async () => {
-    const echo = createServer((socket) => socket.pipe(socket));
-    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
-    kubelet.addPod("ns-1", "web", {
-      async portForward(port) {
-        if (port !== 80) throw new Error("connection refused");
-        const socket = netConnect({ host: "127.0.0.1", port: (echo.address() as AddressInfo).port });
-        await once(socket, "connect");
-        return socket;
-      },
-    });
-    const { head, client } = await upgrade(kubelet.port, apiServer, "/portForward/ns-1/web", {
-      Upgrade: "SPDY/3.1",
-      "X-Stream-Protocol-Version": "portforward.k8s.io",
-    });
-    assert.match(head, /X-Stream-Protocol-Version: portforward\.k8s\.io/i);
-    assert.ok(client);
-    try {
-      const error = await client.open("error", { port: "80", requestID: "0" });
-      const data = await client.open("data", { port: "80", requestID: "0" });
-      await client.frame(isControl(frameType.synReply, data));
-      client.send(encodeDataFrame(data, 0, Buffer.from("ping")));
-      await client.frame((f) => !f.control && f.streamId === data && f.data.length > 0);
-      client.send(encodeDataFrame(data, flagFin, Buffer.alloc(0)));
-      assert.equal(await client.streamText(data), "ping");
-      assert.equal(await client.streamText(error), "");
-
-      const refusedError = await client.open("error", { port: "81", requestID: "1" });
-      await client.open("data", { port: "81", requestID: "1" });
-      assert.equal(
-        await client.streamText(refusedError),
-        "error forwarding port 81 to pod ns-1/web: connection refused",
-      );
-    } finally {
-      client.close();
-      echo.close();
-    }
-  });
-
-  it("serves a container's log, following it until the client goes away", async () => {
-    const seen: LogRequest[] = [];
-    let follower: Writable | undefined;
-    let followerGone: Promise<void> | undefined;
-    kubelet.addPod("ns-1", "logger", {
-      async logs(request, out, signal) {
-        seen.push(request);
-        out.write("old\n");
-        if (!request.follow) return;
-        follower = out;
-        followerGone = once(signal, "abort").then(() => undefined);
-        await followerGone;
-      },
-    });
-    const get = (path: string) =>
-      new Promise<IncomingMessage>((resolve, reject) =>
-        httpsGet(
-          { host: "127.0.0.1", port: kubelet.port, path, rejectUnauthorized: false, ...apiServer },
-          resolve,
-        ).once("error", reject),
-      );
-    const whole = await get("/containerLogs/ns-1/logger/c?tailLines=5&timestamps=true");
-    assert.equal(whole.statusCode, 200);
-    assert.equal((await whole.toArray()).join(""), "old\n");
-    assert.deepEqual(seen[0], {
-      namespace: "ns-1",
-      pod: "logger",
-      container: "c",
-      follow: false,
-      tailLines: 5,
-      timestamps: true,
-    });
-
-    const followed = await get("/containerLogs/ns-1/logger/c?follow=true");
-    const lines = followed[Symbol.asyncIterator]();
-    assert.equal(String((await lines.next()).value), "old\n");
-    follower?.write("new\n");
-    assert.equal(String((await lines.next()).value), "new\n");
-    followed.destroy();
-    await followerGone;
-
-    const missing = await get("/containerLogs/ns-1/nobody/c");
-    assert.equal(missing.statusCode, 404);
-    missing.resume();
   });
 });
 

@@ -1,18 +1,15 @@
-// A stand-in for the parts of a kubelet that the API server's node proxies reach, so that
-// pods/exec, pods/attach, pods/portforward and pods/log made through the real kube-apiserver end
-// at code the test controls. kube-apiserver (1.34) always talks SPDY/3.1 to the kubelet, whatever
-// the client spoke to it: a websocket (v5.channel.k8s.io) exec or attach is translated, a
-// websocket port-forward tunnels the client's own SPDY frames, and a SPDY client's upgrade is
-// proxied as is. The endpoints, all authenticated by kube-apiserver's kubelet client certificate:
-// - `POST /exec/<ns>/<pod>/<container>?command=...&input=1&output=1&error=1&tty=1` and
-//   `POST /attach/<ns>/<pod>/<container>?...`: a SPDY/3.1 upgrade (v4.channel.k8s.io) with one
-//   stream per `streamtype` header (error, stdin, stdout, stderr, resize); the command runs once
-//   every stream the query asked for is open and ends with the v4 Status on the error stream;
-// - `POST /portForward/<ns>/<pod>`: a SPDY/3.1 upgrade (portforward.k8s.io) on which the client
-//   opens an error and a data stream per forwarded connection, both with `port` and `requestid`;
-// - `GET /containerLogs/<ns>/<pod>/<container>?follow=true&tailLines=N&timestamps=true`.
+// A stand-in for the one part of a kubelet that kube-cert-agent's exec reaches through the real
+// kube-apiserver's node proxy, so that a unit-level test of the reconciler controls what the agent
+// pod "prints" and which pod states it sees (end-to-end suites run on the real node instead).
+// kube-apiserver (1.34) always talks SPDY/3.1 to the kubelet, whatever the client spoke to it: a
+// websocket (v5.channel.k8s.io) exec is translated, and a SPDY client's upgrade is proxied as is.
+// The endpoint, authenticated by kube-apiserver's kubelet client certificate:
+// `POST /exec/<ns>/<pod>/<container>?command=...&input=1&output=1&error=1&tty=1`, a SPDY/3.1
+// upgrade (v4.channel.k8s.io) with one stream per `streamtype` header (error, stdin, stdout,
+// stderr, resize); the command runs once every stream the query asked for is open and ends with
+// the v4 Status on the error stream.
 //
-// Only the SPDY/3.1 subset those exchanges use is implemented: SYN_STREAM, SYN_REPLY, DATA,
+// Only the SPDY/3.1 subset that exchange uses is implemented: SYN_STREAM, SYN_REPLY, DATA,
 // RST_STREAM, SETTINGS (the initial window), PING, GOAWAY and WINDOW_UPDATE; HEADERS is ignored.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -611,19 +608,19 @@ interface RemoteCommand {
 }
 
 function parseRemoteCommand(parts: string[], query: URLSearchParams): RemoteCommand {
-  const [kind, namespace = "", pod = "", container = ""] = parts;
+  const [, namespace = "", pod = "", container = ""] = parts;
   const wanted: StreamType[] = ["error"];
   if (query.get("input") === "1") wanted.push("stdin");
   if (query.get("output") === "1") wanted.push("stdout");
   if (query.get("error") === "1") wanted.push("stderr");
   const tty = query.get("tty") === "1";
   if (tty) wanted.push("resize");
-  const command = kind === "exec" ? query.getAll("command") : [];
+  const command = query.getAll("command");
   return { request: { namespace, pod, container, command }, wanted, tty };
 }
 
 /**
- * One exec or attach: answers the connection's streams, runs the handler once every stream the
+ * One exec: answers the connection's streams, runs the handler once every stream the
  * request asked for is open, then finishes the output streams and writes the Status, after which
  * the API server hangs up (it sends GOAWAY once it has read the Status).
  */
@@ -690,122 +687,7 @@ function serveRemoteCommand(
 }
 
 // ---------------------------------------------------------------------------------------------
-// port-forward
-
-/** Connects a forwarded connection to whatever listens on the pod's port. */
-export type PortForwardHandler = (port: number) => Duplex | Promise<Duplex>;
-
-/**
- * One port-forward connection: kubectl opens an error and a data stream per local connection,
- * paired by `requestid`; the data stream is spliced to the pod's port until either side ends,
- * and a failure to reach the port is reported on the error stream, as the kubelet does.
- */
-function servePortForward(socket: Duplex, namespace: string, pod: string, connect: PortForwardHandler): void {
-  const session = new SpdySession(socket);
-  const pairs = new Map<string, { error?: SpdyStream; data?: SpdyStream }>();
-  const targets = new Set<Duplex>();
-  session.signal.addEventListener("abort", () => {
-    for (const target of targets) target.destroy();
-  });
-
-  const forward = async (port: number, error: SpdyStream, data: SpdyStream) => {
-    let target: Duplex;
-    try {
-      target = await connect(port);
-    } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      await error.end(Buffer.from(`error forwarding port ${port} to pod ${namespace}/${pod}: ${why}`));
-      await data.end();
-      return;
-    }
-    targets.add(target);
-    data.incoming.pipe(target);
-    target.on("data", (chunk: Buffer) => {
-      target.pause();
-      data.write(chunk).then(
-        () => target.resume(),
-        () => target.destroy(),
-      );
-    });
-    // A reset from the pod's server ends the forwarded connection as its end does.
-    target.on("error", () => target.destroy());
-    await new Promise<void>((resolve) => {
-      target.once("end", resolve);
-      target.once("close", resolve);
-    });
-    targets.delete(target);
-    await data.end();
-    await error.end();
-  };
-
-  session.handler = {
-    accept(stream) {
-      const type = stream.headers.streamtype;
-      const port = Number(stream.headers.port);
-      if ((type !== "error" && type !== "data") || !Number.isInteger(port)) return false;
-      const key = stream.headers.requestid ?? String(port);
-      const pair = pairs.get(key) ?? {};
-      if (pair[type]) return false;
-      pair[type] = stream;
-      pairs.set(key, pair);
-      return true;
-    },
-    opened(stream) {
-      const key = stream.headers.requestid ?? String(stream.headers.port);
-      const pair = pairs.get(key);
-      if (!pair?.error || !pair.data) return;
-      pairs.delete(key);
-      // The client's error stream carries nothing towards the pod.
-      pair.error.incoming.resume();
-      forward(Number(stream.headers.port), pair.error, pair.data).catch(() => socket.destroy());
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// logs
-
-export interface LogRequest {
-  namespace: string;
-  pod: string;
-  container: string;
-  follow: boolean;
-  /** Only the last this many lines of what exists; undefined for all of it. */
-  tailLines: number | undefined;
-  /** Prefix each line with its RFC 3339 time, as `kubectl logs --timestamps` asks. */
-  timestamps: boolean;
-}
-
-/**
- * Writes the container's log to `out`; with follow, keeps writing new lines until `signal`
- * aborts (the client went away). sinceSeconds, sinceTime and limitBytes are not honoured: the
- * tests' logs are a handful of lines.
- */
-export type LogHandler = (request: LogRequest, out: Writable, signal: AbortSignal) => Promise<void>;
-
-function parseLogRequest(parts: string[], query: URLSearchParams): LogRequest {
-  const [, namespace = "", pod = "", container = ""] = parts;
-  const tail = query.get("tailLines");
-  return {
-    namespace,
-    pod,
-    container,
-    follow: query.get("follow") === "true",
-    tailLines: tail === null ? undefined : Number(tail),
-    timestamps: query.get("timestamps") === "true",
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // The server
-
-/** What a played pod answers; a missing one is a 404, as for a pod the kubelet does not run. */
-export interface PodHandlers {
-  exec?: ExecHandler;
-  attach?: ExecHandler;
-  portForward?: PortForwardHandler;
-  logs?: LogHandler;
-}
 
 export interface KubeletStandIn {
   readonly port: number;
@@ -813,17 +695,14 @@ export interface KubeletStandIn {
   readonly execs: readonly ExecRequest[];
   /** Requests it turned away, e.g. for a missing or wrong client certificate. */
   readonly rejected: readonly string[];
-  /** Serves `namespace/pod` with these handlers from now on (replacing earlier ones). */
-  addPod(namespace: string, pod: string, handlers: PodHandlers): void;
-  removePod(namespace: string, pod: string): void;
   close(): Promise<void>;
 }
 
 export interface KubeletStandInOptions {
   /** The CA that signed kube-apiserver's kubelet client certificate (the cluster CA). */
   clientCAPEM: string;
-  /** Execs in pods without handlers of their own added. */
-  exec?: ExecHandler;
+  /** Runs every exec. */
+  exec: ExecHandler;
   /** How long to wait for the streams the request asked for; the kubelet's default is 30s. */
   streamTimeoutMs?: number;
 }
@@ -846,7 +725,6 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
   const serving = await ca.issue({ cn: "127.0.0.1", ips: ["127.0.0.1"] });
   const execs: ExecRequest[] = [];
   const rejected: string[] = [];
-  const pods = new Map<string, PodHandlers>();
   const sockets = new Set<Duplex>();
   const server = createServer({
     cert: serving.certPEM,
@@ -867,30 +745,11 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
   };
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    const unauthenticated = authenticate(req);
-    const { parts, query } = pathParts(req.url ?? "");
-    const logs = pods.get(`${parts[1]}/${parts[2]}`)?.logs;
-    if (
-      unauthenticated ||
-      req.method !== "GET" ||
-      parts[0] !== "containerLogs" ||
-      parts.length !== 4 ||
-      !logs
-    ) {
-      const why = unauthenticated ?? `${req.method} ${req.url} is not served`;
-      rejected.push(why);
-      res.writeHead(unauthenticated ? 401 : 404, { "Content-Type": "text/plain" }).end(why);
-      return;
-    }
-    const aborted = new AbortController();
-    res.once("close", () => aborted.abort());
-    res.writeHead(200, { "Content-Type": "text/plain" });
-    // Followers must see the headers before the first line arrives.
-    res.flushHeaders();
-    logs(parseLogRequest(parts, query), res, aborted.signal).then(
-      () => res.end(),
-      () => res.destroy(),
-    );
+    const why = authenticate(req) ?? `${req.method} ${req.url} is not served`;
+    rejected.push(why);
+    res
+      .writeHead(why.startsWith("client certificate") ? 401 : 404, { "Content-Type": "text/plain" })
+      .end(why);
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
@@ -902,21 +761,10 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
       return refuse(socket, "401 Unauthorized", unauthenticated);
     }
     const { parts, query } = pathParts(req.url ?? "");
-    const [kind] = parts;
-    const pod = pods.get(`${parts[1]}/${parts[2]}`);
     const upgrades = String(req.headers.upgrade ?? "").toLowerCase();
     const protocols = String(req.headers["x-stream-protocol-version"] ?? "");
-    const protocol = kind === "portForward" ? "portforward.k8s.io" : "v4.channel.k8s.io";
-    const handler =
-      kind === "exec"
-        ? (pod?.exec ?? options.exec)
-        : kind === "attach"
-          ? pod?.attach
-          : kind === "portForward"
-            ? pod?.portForward
-            : undefined;
-    const arity = kind === "portForward" ? 3 : 4;
-    if (req.method !== "POST" || parts.length !== arity || !handler) {
+    const protocol = "v4.channel.k8s.io";
+    if (req.method !== "POST" || parts[0] !== "exec" || parts.length !== 4) {
       rejected.push(`${req.method} ${req.url} is not served`);
       return refuse(socket, "404 Not Found", "not found");
     }
@@ -928,13 +776,9 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n" +
         `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
     );
-    if (kind === "portForward") {
-      servePortForward(socket, parts[1] ?? "", parts[2] ?? "", handler as PortForwardHandler);
-      return;
-    }
     const command = parseRemoteCommand(parts, query);
-    if (kind === "exec") execs.push(command.request);
-    serveRemoteCommand(socket, command, handler as ExecHandler, streamTimeoutMs);
+    execs.push(command.request);
+    serveRemoteCommand(socket, command, options.exec, streamTimeoutMs);
   });
 
   await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
@@ -944,12 +788,6 @@ export async function startKubeletStandIn(options: KubeletStandInOptions): Promi
     port,
     execs,
     rejected,
-    addPod(namespace, pod, handlers) {
-      pods.set(`${namespace}/${pod}`, handlers);
-    },
-    removePod(namespace, pod) {
-      pods.delete(`${namespace}/${pod}`);
-    },
     async close() {
       for (const socket of sockets) socket.destroy();
       server.closeAllConnections();

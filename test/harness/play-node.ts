@@ -1,6 +1,7 @@
 // Plays the control plane's node for kube-cert-agent. hack/controlplane.ts runs kube-apiserver
 // and kube-controller-manager as processes, with no kubelet and no Pod objects for them, so
-// whoever wants the Concierge to borrow the signing key for real (tests, the demo) stands in for:
+// whoever wants the Concierge to borrow the signing key for real there (concierge-process.test.ts;
+// everything end to end runs on the real node) stands in for:
 // - the node and its kubelet: a Node object (kube-controller-manager's pod GC deletes pods bound
 //   to a missing node) whose kubelet endpoint is test/harness/kubelet-standin.ts, which
 //   kube-apiserver dials with its kubelet client certificate and which answers the agent's
