@@ -145,6 +145,54 @@ async function makePKI(dir: string, caKeyType: KeyType): Promise<ControlPlanePKI
   };
 }
 
+/** What every kube-apiserver here is started with, loopback control plane and real node alike. */
+export interface ApiServerInputs {
+  etcdURL: string;
+  /** Where it listens and what it advertises: 127.0.0.1, or the node's bridge address. */
+  address: string;
+  port: number;
+  ca: CertFiles;
+  serving: CertFiles;
+  kubeletClient: CertFiles;
+  serviceAccount: { publicKey: string; privateKey: string };
+  frontProxyCA: CertFiles;
+  frontProxyClient: CertFiles;
+}
+
+/**
+ * kube-apiserver's flags shared by the loopback control plane and the real node (hack/node/),
+ * so both clusters authenticate, authorize and aggregate the same way; each adds its own after.
+ */
+export function apiServerFlags(i: ApiServerInputs): string[] {
+  return [
+    `--etcd-servers=${i.etcdURL}`,
+    `--bind-address=${i.address}`,
+    `--advertise-address=${i.address}`,
+    `--secure-port=${i.port}`,
+    `--tls-cert-file=${i.serving.cert}`,
+    `--tls-private-key-file=${i.serving.key}`,
+    `--client-ca-file=${i.ca.cert}`,
+    `--kubelet-client-certificate=${i.kubeletClient.cert}`,
+    `--kubelet-client-key=${i.kubeletClient.key}`,
+    `--service-account-issuer=${serviceAccountIssuer}`,
+    `--service-account-key-file=${i.serviceAccount.publicKey}`,
+    `--service-account-signing-key-file=${i.serviceAccount.privateKey}`,
+    `--service-cluster-ip-range=${serviceClusterIPRange}`,
+    "--authorization-mode=Node,RBAC",
+    "--allow-privileged=true",
+    // Aggregation: the API server authenticates to aggregated APIs (ours) with this client cert.
+    `--requestheader-client-ca-file=${i.frontProxyCA.cert}`,
+    "--requestheader-allowed-names=front-proxy-client",
+    "--requestheader-username-headers=X-Remote-User",
+    "--requestheader-group-headers=X-Remote-Group",
+    "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+    `--proxy-client-cert-file=${i.frontProxyClient.cert}`,
+    `--proxy-client-key-file=${i.frontProxyClient.key}`,
+    "--profiling=false",
+    "--v=1",
+  ];
+}
+
 export async function writeKubeconfig(
   path: string,
   server: string,
@@ -281,33 +329,19 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     command: join(binDir, "kube-apiserver"),
     logFile: logFiles["kube-apiserver"],
     args: [
-      `--etcd-servers=${etcdURL}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
-      `--secure-port=${apiPort}`,
-      `--tls-cert-file=${p.apiserver!.cert}`,
-      `--tls-private-key-file=${p.apiserver!.key}`,
-      `--client-ca-file=${pki.ca.cert}`,
-      `--kubelet-client-certificate=${p.kubeletClient!.cert}`,
-      `--kubelet-client-key=${p.kubeletClient!.key}`,
-      `--service-account-issuer=${serviceAccountIssuer}`,
-      `--service-account-key-file=${pki.serviceAccount.publicKey}`,
-      `--service-account-signing-key-file=${pki.serviceAccount.privateKey}`,
-      `--service-cluster-ip-range=${serviceClusterIPRange}`,
-      "--authorization-mode=Node,RBAC",
-      "--allow-privileged=true",
-      // Aggregation: the API server authenticates to aggregated APIs (ours) with this client cert.
-      `--requestheader-client-ca-file=${pki.frontProxyCA.cert}`,
-      "--requestheader-allowed-names=front-proxy-client",
-      "--requestheader-username-headers=X-Remote-User",
-      "--requestheader-group-headers=X-Remote-Group",
-      "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-      `--proxy-client-cert-file=${pki.frontProxyClient.cert}`,
-      `--proxy-client-key-file=${pki.frontProxyClient.key}`,
+      ...apiServerFlags({
+        etcdURL,
+        address: "127.0.0.1",
+        port: apiPort!,
+        ca: pki.ca,
+        serving: p.apiserver!,
+        kubeletClient: p.kubeletClient!,
+        serviceAccount: pki.serviceAccount,
+        frontProxyCA: pki.frontProxyCA,
+        frontProxyClient: pki.frontProxyClient,
+      }),
       // Endpoints may not hold loopback addresses, so the kubernetes Service gets none.
       "--endpoint-reconciler-type=none",
-      "--profiling=false",
-      "--v=1",
       ...(options.apiServerArgs ?? []),
     ],
   });

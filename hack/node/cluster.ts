@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import {
+  apiServerFlags,
   freePorts,
   kubernetesBinDir,
   publishClusterInfo,
-  serviceAccountIssuer,
   serviceClusterIPRange,
   writeKubeconfig,
 } from "../controlplane.ts";
@@ -405,33 +405,21 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
     "--log-level=warn",
   ]);
   const apiserver = proc("kube-apiserver", join(binDir, "kube-apiserver"), [
-    `--etcd-servers=${etcdURL}`,
-    `--bind-address=${node.bridgeIP}`,
-    `--advertise-address=${node.bridgeIP}`,
-    `--secure-port=${apiPort}`,
-    `--tls-cert-file=${pki.apiserver.cert}`,
-    `--tls-private-key-file=${pki.apiserver.key}`,
-    `--client-ca-file=${pki.ca.cert}`,
-    `--kubelet-client-certificate=${pki.apiserverKubeletClient.cert}`,
-    `--kubelet-client-key=${pki.apiserverKubeletClient.key}`,
+    ...apiServerFlags({
+      etcdURL,
+      address: node.bridgeIP,
+      port: apiPort!,
+      ca: pki.ca,
+      serving: pki.apiserver,
+      kubeletClient: pki.apiserverKubeletClient,
+      serviceAccount: pki.sa,
+      frontProxyCA: pki.frontProxyCA,
+      frontProxyClient: pki.frontProxyClient,
+    }),
+    // A real kubelet: its serving certificate is checked, and it is reached at the node's address.
     `--kubelet-certificate-authority=${pki.ca.cert}`,
     "--kubelet-preferred-address-types=InternalIP",
-    `--service-account-issuer=${serviceAccountIssuer}`,
-    `--service-account-key-file=${pki.sa.publicKey}`,
-    `--service-account-signing-key-file=${pki.sa.privateKey}`,
-    `--service-cluster-ip-range=${serviceClusterIPRange}`,
-    "--authorization-mode=Node,RBAC",
     "--enable-admission-plugins=NodeRestriction",
-    "--allow-privileged=true",
-    `--requestheader-client-ca-file=${pki.frontProxyCA.cert}`,
-    "--requestheader-allowed-names=front-proxy-client",
-    "--requestheader-username-headers=X-Remote-User",
-    "--requestheader-group-headers=X-Remote-Group",
-    "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-    `--proxy-client-cert-file=${pki.frontProxyClient.cert}`,
-    `--proxy-client-key-file=${pki.frontProxyClient.key}`,
-    "--profiling=false",
-    "--v=1",
   ]);
   const scheduler = proc("kube-scheduler", join(binDir, "kube-scheduler"), [
     `--kubeconfig=${conf("scheduler")}`,
