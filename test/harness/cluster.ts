@@ -52,6 +52,8 @@ export function runKubectl(
         resolve({ code, stdout, stderr });
       },
     );
+    // A kubectl that exits without reading its stdin must not fail the write (EPIPE).
+    child.stdin?.on("error", () => {});
     child.stdin?.end(opts.input ?? "");
   });
 }

@@ -347,8 +347,14 @@ describe("impersonation proxy of the Concierge on the real node, end to end with
   });
 
   it("pinniped get kubeconfig points at the load balancer's address, and the login goes through the proxy", async () => {
-    const s = await strategy();
-    assert.equal(s?.frontend?.impersonationProxyInfo?.endpoint, `https://${loadBalancerIP}`);
+    // In a full run under load the strategy was no longer Listening a moment after before() saw
+    // it so (the cause is not known yet): wait for the endpoint rather than read it once.
+    const endpoint = await eventually(
+      "the ImpersonationProxy strategy's endpoint",
+      async () => (await strategy())?.frontend?.impersonationProxyInfo?.endpoint,
+      { timeoutMs: 120_000 },
+    ).catch(async (err: Error) => assert.fail(`${err.message}: ${JSON.stringify(await strategy())}`));
+    assert.equal(endpoint, `https://${loadBalancerIP}`);
     const res = await runCommand(
       pinnipedBin,
       [
