@@ -63,6 +63,13 @@ describe("login strategies, on a dedicated control plane", () => {
       configOverrides: { strategies },
     });
     await eventually("the Concierge ready", () => concierge?.ready(), { timeoutMs: 90_000 });
+    // The APIServices now name the new listener's port; until the aggregator has taken that in,
+    // it answers 503 for the group.
+    await eventually(
+      "the aggregator routing to the new listener",
+      async () => (await kubectl(["get", "--raw", "/apis/login.concierge.pinniped.dev/v1alpha1"])).code === 0,
+      { timeoutMs: 90_000 },
+    );
   };
 
   const strategy = async (type: string) => {
