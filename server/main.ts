@@ -100,8 +100,9 @@ export interface Concierge {
   holders: Holders;
   manager: Manager;
   /**
-   * True once every informer has synced and a serving certificate is loaded, until stop() is
-   * called (what /readyz says).
+   * True once every informer has synced, every controller has synced once what they held then
+   * (authenticators, the signing key: loaded where they can be) and a serving certificate is
+   * loaded, until stop() is called (what /readyz says).
    */
   ready(): boolean;
   /**
@@ -326,7 +327,11 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     () => {},
   );
   let shuttingDown = false;
-  const ready = () => !shuttingDown && synced && holders.servingCerts.get() !== undefined;
+  // Every controller's first pass too: a replica is not put behind the Service before it has
+  // loaded the authenticators and the signing key that it can load, or its first logins would
+  // fail while an older replica could have answered them.
+  const ready = () =>
+    !shuttingDown && synced && holders.servingCerts.get() !== undefined && manager.firstPassDone();
 
   const closers: ((drainMs: number) => Promise<void>)[] = [];
   let stopped: Promise<void> | undefined;

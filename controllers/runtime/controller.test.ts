@@ -130,6 +130,32 @@ describe("Controller", () => {
     assert.deepEqual(h.synced.sort(), ["init", "ns/a"]);
   });
 
+  it("reports its first pass done once every key known at sync has been synced once, whatever the outcome", async () => {
+    const late = new FakeInformer({ synced: false, objects: [cm("a"), cm("b")] });
+    let releaseB = () => {};
+    const b = new Promise<void>((resolve) => {
+      releaseB = resolve;
+    });
+    const h = start(
+      async ({ key }) => {
+        if (key === "ns/a") throw new Error("not loadable");
+        if (key === "ns/b") await b;
+        return undefined;
+      },
+      (c) => c.withInformer(late, ownKey).withInitialEvent("init"),
+    );
+    await settle();
+    assert.equal(h.controller.firstPassDone(), false, "caches not synced");
+    late.markSynced();
+    await eventually(() => h.synced.includes("ns/b"));
+    assert.equal(h.controller.firstPassDone(), false, "ns/b is still syncing");
+    releaseB();
+    await eventually(() => h.controller.firstPassDone());
+    // A key that appears later is not part of the first pass.
+    late.upsert(cm("c"));
+    assert.equal(h.controller.firstPassDone(), true);
+  });
+
   it("warns while informers have not synced", async () => {
     const h = start(
       () => undefined,

@@ -154,6 +154,9 @@ export class Controller {
   readonly #informers: InformerSource<KubeObject>[] = [];
   readonly #unsubscribes: (() => void)[] = [];
   readonly #initialKeys: string[] = [];
+  /** Keys known by the time the caches synced that have not had a sync attempt yet. */
+  readonly #firstPass = new Set<string>();
+  #cachesSynced = false;
   #started = false;
 
   constructor(options: ControllerOptions) {
@@ -201,7 +204,7 @@ export class Controller {
         });
         return;
       }
-      for (const key of typeof keys === "string" ? [keys] : (keys ?? [])) this.#queue.add(key);
+      for (const key of typeof keys === "string" ? [keys] : (keys ?? [])) this.#add(key);
     };
     this.#unsubscribes.push(
       informer.addHandler({
@@ -222,7 +225,21 @@ export class Controller {
 
   /** Queues a key from outside the informers (a holder changed, a timer fired). */
   enqueue(key: string): void {
+    this.#add(key);
+  }
+
+  #add(key: string): void {
+    if (!this.#cachesSynced) this.#firstPass.add(key);
     this.#queue.add(key);
+  }
+
+  /**
+   * True once the caches have synced and every key known by then (the objects listed, the
+   * initial events) has been synced once, whatever the outcome: what the informers held at start
+   * has been loaded where it could be (readiness waits for this).
+   */
+  firstPassDone(): boolean {
+    return this.#cachesSynced && this.#firstPass.size === 0;
   }
 
   /**
@@ -242,7 +259,8 @@ export class Controller {
     this.#started = true;
     try {
       if (await this.#waitForCaches(signal)) {
-        for (const key of this.#initialKeys) this.#queue.add(key);
+        for (const key of this.#initialKeys) this.#add(key);
+        this.#cachesSynced = true;
         this.#log.info("controller started", { workers: this.#workers });
         const workers = Array.from({ length: this.#workers }, () => this.#work(signal));
         await whenAborted(signal);
@@ -284,6 +302,7 @@ export class Controller {
       try {
         await this.#process(key, signal);
       } finally {
+        this.#firstPass.delete(key);
         this.#queue.done(key);
       }
     }

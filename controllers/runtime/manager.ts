@@ -88,6 +88,11 @@ export class Manager {
     return controller;
   }
 
+  /** Every controller has synced once each key its caches held at start (Controller.firstPassDone). */
+  firstPassDone(): boolean {
+    return this.#controllers.every((c) => c.firstPassDone());
+  }
+
   /**
    * Runs everything until `signal` aborts (once per manager), then stops in the order that keeps writes safe:
    * controllers first (no sync left in flight), then leader election (which releases the
