@@ -1,8 +1,10 @@
 // Draining on close: what a rolling restart relies on so that no request in flight is lost.
 import assert from "node:assert/strict";
+import type { ServerResponse } from "node:http";
 import { connect } from "node:http2";
-import { request as h1request } from "node:https";
+import { Agent, request as h1request } from "node:https";
 import { before, describe, it } from "node:test";
+import { connect as tlsConnect } from "node:tls";
 import { AuthenticatorCache } from "../authenticators/cache.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
 import { memoryLogger } from "../observability/logger.ts";
@@ -41,6 +43,28 @@ describe("aggregated API server: close(graceMs) drains", () => {
       },
       log: memoryLogger("debug").log,
       extraRoutes: new Map([
+        [
+          "/fast",
+          (req, res) => {
+            req.resume();
+            req.once("end", () => {
+              res.statusCode = 200;
+              res.end("fast");
+            });
+          },
+        ],
+        [
+          "/begun",
+          (req, res) => {
+            req.resume();
+            // Only HTTP/1.1 reaches this route in these tests.
+            const response = res as ServerResponse;
+            response.writeHead(200);
+            response.write("begun ");
+            release = () => response.end("done");
+            arrived();
+          },
+        ],
         [
           "/slow",
           (_req, res) => {
@@ -144,5 +168,114 @@ describe("aggregated API server: close(graceMs) drains", () => {
     await server.close(50);
     await gone;
     session.destroy();
+  });
+
+  it("speaks HTTP/1.1 to a client that offers it too, as the aggregator does, and HTTP/2 only to one that offers nothing else", async () => {
+    const { server } = await start();
+    const negotiate = (protocols: string[]) =>
+      new Promise<string | false>((resolve, reject) => {
+        const socket = tlsConnect({
+          host: "127.0.0.1",
+          port: server.port,
+          ca: pki.servingCAPEM,
+          servername: "localhost",
+          ALPNProtocols: protocols,
+        });
+        socket.once("secureConnect", () => {
+          resolve(socket.alpnProtocol ?? false);
+          socket.destroy();
+        });
+        socket.once("error", reject);
+      });
+    assert.equal(await negotiate(["h2", "http/1.1"]), "http/1.1");
+    assert.equal(await negotiate(["h2"]), "h2");
+    await server.close(0);
+  });
+
+  /** POSTs `path` through `agent`; the status, the Connection header, and whether the socket was reused. */
+  const post = (port: number, agent: Agent, path: string) =>
+    new Promise<{ status: number; connection: string | undefined; reused: boolean }>((resolve, reject) => {
+      const req = h1request(
+        {
+          host: "127.0.0.1",
+          port,
+          path,
+          method: "POST",
+          ca: pki.servingCAPEM,
+          cert: pki.proxyClient.certPEM,
+          key: pki.proxyClient.keyPEM,
+          agent,
+        },
+        (res) => {
+          res.resume();
+          res.once("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              connection: res.headers.connection,
+              reused: req.reusedSocket,
+            }),
+          );
+        },
+      );
+      req.once("error", reject);
+      req.end("{}");
+    });
+
+  it("HTTP/1.1: a keep-alive connection idle when the drain starts answers the request the client sends on it, with Connection: close", async () => {
+    const { server } = await start();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    assert.deepEqual(await post(server.port, agent, "/fast"), {
+      status: 200,
+      connection: "keep-alive",
+      reused: false,
+    });
+    const closing = server.close(60_000);
+    // The client cannot know the drain has begun: it reuses its idle connection, and a POST lost
+    // there could not be retried.
+    assert.deepEqual(await post(server.port, agent, "/fast"), {
+      status: 200,
+      connection: "close",
+      reused: true,
+    });
+    await closing;
+    agent.destroy();
+  });
+
+  it("HTTP/1.1: an answer begun with keep-alive before the drain leaves its connection to the client, whose next request is answered with Connection: close", async () => {
+    const { server, release, arrived } = await start();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const first = post(server.port, agent, "/begun");
+    await arrived;
+    const closing = server.close(60_000);
+    release();
+    assert.deepEqual(await first, { status: 200, connection: "keep-alive", reused: false });
+    // Promised keep-alive, the client reuses the connection at once; ending it here lost this one.
+    assert.deepEqual(await post(server.port, agent, "/fast"), {
+      status: 200,
+      connection: "close",
+      reused: true,
+    });
+    await closing;
+    agent.destroy();
+  });
+
+  it("HTTP/1.1: an idle connection stays open through the drain until the client closes it, then close settles", async () => {
+    const { server } = await start();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    await post(server.port, agent, "/fast");
+    const [socket] = Object.values(agent.freeSockets).flat();
+    assert.ok(socket);
+    let closed = false;
+    // The test's own timeout is far shorter than this grace period.
+    const closing = server.close(600_000).then(() => {
+      closed = true;
+    });
+    // The drain's first checks have passed and the connection is still open.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(socket.destroyed, false);
+    assert.equal(closed, false);
+    // As Go's clients do after 90 s idle.
+    agent.destroy();
+    await closing;
   });
 });

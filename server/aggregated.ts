@@ -1,8 +1,9 @@
 // The aggregated API server: login.concierge.pinniped.dev (TokenCredentialRequest) and
 // identity.concierge.pinniped.dev (WhoAmIRequest), reached only through kube-apiserver's
-// aggregator. One HTTPS listener speaks HTTP/2 (which the aggregator prefers) and HTTP/1.1; every
-// request but the health checks must come from the front proxy (see frontproxy.ts), whose
-// authentication and authorization kube-apiserver has already done.
+// aggregator. One HTTPS listener speaks HTTP/1.1 to every client that offers it (the aggregator
+// and the webhook client do; see `chooseProtocol`) and HTTP/2 to the others; every request but
+// the health checks must come from the front proxy (see frontproxy.ts), whose authentication and
+// authorization kube-apiserver has already done.
 import { randomUUID, X509Certificate } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
@@ -13,7 +14,7 @@ import {
   constants as http2constants,
   type ServerHttp2Session,
 } from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls";
 import { whoAmIRequest } from "../apis/index.ts";
 import { maxTokenBytes } from "../authenticators/jwt/authenticator.ts";
@@ -383,6 +384,24 @@ export interface AggregatedAPIServerOptions extends AggregatedAPIOptions {
   handshakeTimeoutMs?: number;
 }
 
+/**
+ * HTTP/1.1 whenever the client offers it, HTTP/2 only to clients that offer nothing else.
+ *
+ * A draining pod must answer every request the aggregator sends it, and the aggregator cannot
+ * retry one whose body it has sent (a TokenCredentialRequest is a POST). Over HTTP/1.1 that holds:
+ * each answer during the drain says `Connection: close`, so the client sends nothing more on that
+ * connection and opens the next one through the Service to a ready pod. Over HTTP/2 it cannot:
+ * nghttp2 (Node's HTTP/2) silently drops every stream that arrives after it has sent any GOAWAY,
+ * even one whose last stream ID promises to take it, so a request that crosses the GOAWAY on the
+ * wire is refused by the final one and the aggregator answers 503. The same connection choice
+ * also spreads the aggregator's requests over the replicas (kube-proxy balances connections; one
+ * HTTP/2 connection carried all of them to one pod).
+ */
+export function chooseProtocol({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes("http/1.1")) return "http/1.1";
+  return protocols.includes("h2") ? "h2" : undefined;
+}
+
 /** Between the shutdown notice and the final GOAWAY: golang.org/x/net/http2's goAwayTimeout. */
 const goawayNoticeMs = 1000;
 /** How often a drain checks whether the last connection has gone. */
@@ -393,8 +412,8 @@ export interface AggregatedAPIServer {
   readonly server: Http2SecureServer;
   /**
    * Drains: HTTP/2 sessions get GOAWAY and finish their streams, HTTP/1.1 connections answer
-   * their request in flight with `Connection: close` and idle ones are closed; a connection that
-   * still arrives is served the same way. Stops listening once none has been open for a moment;
+   * their next request with `Connection: close` and idle ones stay until the client closes them;
+   * a connection that still arrives is served the same way. Stops listening once none has been open for a moment;
    * whatever is still open after `graceMs` (default 0) is cut.
    */
   close(graceMs?: number): Promise<void>;
@@ -417,8 +436,8 @@ export async function startAggregatedAPIServer(
   const api = createAggregatedAPIHandler(options);
   const extraRoutes = options.extraRoutes ?? new Map();
   let draining = false;
-  // Requests in flight on each HTTP/1.1 connection, so that draining closes only idle ones.
-  const http1InFlight = new Map<Socket, number>();
+  // HTTP/1.1 answers in flight: a drain turns those not yet begun into `Connection: close`.
+  const http1Responses = new Set<ServerResponse>();
   const inFlight = new InFlightLimit(options.maxInFlight ?? defaultMaxInFlight);
   const metrics = options.metrics ?? new Metrics();
   const throttled = metrics.counter({
@@ -429,6 +448,7 @@ export async function startAggregatedAPIServer(
     {
       ...secureOptions(options.certs.get()),
       allowHTTP1: true,
+      ALPNCallback: chooseProtocol,
       requestCert: true,
       rejectUnauthorized: false,
       handshakeTimeout: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs,
@@ -436,14 +456,10 @@ export async function startAggregatedAPIServer(
     (req, res) => {
       // allowHTTP1 hands HTTP/1.1 requests to this handler as node:http's objects.
       if (req.httpVersionMajor === 1) {
-        const socket = (req as unknown as IncomingMessage).socket;
-        http1InFlight.set(socket, (http1InFlight.get(socket) ?? 0) + 1);
-        if (draining) (res as unknown as ServerResponse).shouldKeepAlive = false;
-        res.once("close", () => {
-          const left = (http1InFlight.get(socket) ?? 1) - 1;
-          http1InFlight.set(socket, left);
-          if (draining && left === 0) socket.end();
-        });
+        const response = res as unknown as ServerResponse;
+        if (draining) response.shouldKeepAlive = false;
+        http1Responses.add(response);
+        res.once("close", () => http1Responses.delete(response));
       }
       const path = (req.url ?? "").split("?")[0] ?? "";
       const handler = extraRoutes.get(path) ?? api;
@@ -464,15 +480,12 @@ export async function startAggregatedAPIServer(
   const sessions = new Set<ServerHttp2Session>();
   server.on("secureConnection", (socket: TLSSocket) => {
     sockets.add(socket);
-    socket.once("close", () => {
-      sockets.delete(socket);
-      http1InFlight.delete(socket);
-    });
+    socket.once("close", () => sockets.delete(socket));
   });
   let noticeMs = goawayNoticeMs;
-  // Go's two-step GOAWAY: first "no new streams" with the largest stream ID, then the real last
-  // stream a moment later. A single GOAWAY would refuse streams already on the wire, and the
-  // aggregator cannot retry a request whose body it has sent.
+  // For clients that speak only HTTP/2: Go's two-step GOAWAY, "no new streams" with the largest
+  // stream ID, then the real last stream a moment later. nghttp2 still drops a stream that
+  // crosses the first one on the wire (see chooseProtocol), so the kube-apiserver gets HTTP/1.1.
   const drainSession = (session: ServerHttp2Session) => {
     session.goaway(http2constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
     setTimeout(() => session.close(), noticeMs);
@@ -505,9 +518,13 @@ export async function startAggregatedAPIServer(
         draining = true;
         noticeMs = Math.min(goawayNoticeMs, graceMs);
         for (const session of sessions) drainSession(session);
-        for (const socket of sockets) {
-          if (socket.alpnProtocol !== "h2" && (http1InFlight.get(socket) ?? 0) === 0) socket.end();
-        }
+        // HTTP/1.1: only the client may end a connection it was promised it could keep. One
+        // closed here as the client writes its next request on it loses that request (the
+        // aggregator answers 503 "EOF"). So answers not yet begun say `Connection: close`, after
+        // which Node closes; an answer already sent with keep-alive leaves its connection idle;
+        // idle connections get `Connection: close` on their next request or are closed by the
+        // client (Go's after 90 s idle, within the grace period the Deployment gives).
+        for (const response of http1Responses) if (!response.headersSent) response.shouldKeepAlive = false;
         // The listener stays open until no connection has been open for a moment (or the grace
         // period ends): a client still routed here by a Service whose endpoints have not caught
         // up everywhere is answered (and told to go away) rather than refused.
