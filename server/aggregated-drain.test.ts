@@ -259,6 +259,25 @@ describe("aggregated API server: close(graceMs) drains", () => {
     agent.destroy();
   });
 
+  it("keeps listening for listenAtLeastMs with no connection open, answering a late one with Connection: close", async () => {
+    const { server } = await start();
+    let closed = false;
+    const closing = server.close(5_000, 5_000).then(() => {
+      closed = true;
+    });
+    // Past the one quiet second after which the listener would otherwise close.
+    await new Promise((r) => setTimeout(r, 1_200));
+    assert.equal(closed, false);
+    const agent = new Agent({ keepAlive: true });
+    assert.deepEqual(await post(server.port, agent, "/fast"), {
+      status: 200,
+      connection: "close",
+      reused: false,
+    });
+    agent.destroy();
+    await closing;
+  });
+
   it("HTTP/1.1: an idle connection stays open through the drain until the client closes it, then close settles", async () => {
     const { server } = await start();
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });

@@ -414,9 +414,11 @@ export interface AggregatedAPIServer {
    * Drains: HTTP/2 sessions get GOAWAY and finish their streams, HTTP/1.1 connections answer
    * their next request with `Connection: close` and idle ones stay until the client closes them;
    * a connection that still arrives is served the same way. Stops listening once none has been open for a moment;
-   * whatever is still open after `graceMs` (default 0) is cut.
+   * whatever is still open after `graceMs` (default 0) is cut. The listener stays open for at
+   * least `listenAtLeastMs` (within `graceMs`): connections kube-proxy still sends here, on a
+   * node whose rules lag behind the endpoints, are answered rather than refused or lost.
    */
-  close(graceMs?: number): Promise<void>;
+  close(graceMs?: number, listenAtLeastMs?: number): Promise<void>;
 }
 
 // Upstream's "Secure" TLS profile: TLS 1.3 only, which kube-apiserver speaks. The client
@@ -512,7 +514,7 @@ export async function startAggregatedAPIServer(
   return {
     port,
     server,
-    close: (graceMs = 0) =>
+    close: (graceMs = 0, listenAtLeastMs = 0) =>
       new Promise<void>((resolve) => {
         unsubscribe();
         draining = true;
@@ -533,7 +535,7 @@ export async function startAggregatedAPIServer(
         const timer = setInterval(() => {
           const now = Date.now();
           if (now - started < graceMs) {
-            if (sockets.size > 0) {
+            if (now - started < listenAtLeastMs || sockets.size > 0) {
               quietSince = undefined;
               return;
             }

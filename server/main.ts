@@ -155,6 +155,9 @@ async function startHealthListener(host: string, port: number, ready: () => bool
   };
 }
 
+/** How long a draining replica keeps listening at least (bounded by the drain). */
+const keepListeningMs = 15_000;
+
 export async function startConcierge(options: StartOptions): Promise<Concierge> {
   const { config } = options;
   const log = (options.log ?? createLogger({ level: config.logLevel, format: config.logFormat })).child({
@@ -379,7 +382,10 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
         [metricsPath, metricsHandler],
       ]),
     });
-    closers.push((drainMs) => api.close(drainMs));
+    // Listening on for a while also when no connection is open: once a stopping pod's address is
+    // gone, a connection kube-proxy still sends it is lost (refused, or unanswered for the
+    // aggregator's 5 s discovery check, which then marks the APIService unavailable).
+    closers.push((drainMs) => api.close(drainMs, Math.min(keepListeningMs, drainMs)));
     log.info("aggregated API, admission webhook and metrics listening", {
       host,
       port: api.port,
