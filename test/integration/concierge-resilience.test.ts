@@ -23,6 +23,11 @@ const token = "resilience-test-token";
 const authenticatorName = "resilience";
 const tcrPath = "/apis/login.concierge.pinniped.dev/v1alpha1/tokencredentialrequests";
 const polling = { timeoutMs: 180_000 };
+/**
+ * A stopping pod drains until kube-apiserver closes its idle connections (90 s idle) and the
+ * Deployment gives it 120 s (config/07-deployment.yaml).
+ */
+const terminating = { timeoutMs: 300_000 };
 
 interface Pod {
   metadata: { name: string; deletionTimestamp?: string };
@@ -83,7 +88,7 @@ async function tcrStream(client: KubeRestClient, workers: number, stop: AbortSig
 }
 
 describe("the installed Concierge under deletion, rolling restart and uninstall", {
-  timeout: 900_000,
+  timeout: 1_800_000,
 }, () => {
   let n: NodeCluster;
   let webhook: TokenReviewWebhook;
@@ -217,19 +222,23 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
   async function duringStream(what: string, disrupt: () => Promise<void>): Promise<StreamResult> {
     const stop = new AbortController();
     const stream = tcrStream(client, 4, stop.signal);
-    await new Promise((r) => setTimeout(r, 2000));
-    await disrupt();
-    await eventually(
-      "two Ready replicas and none terminating",
-      async () => {
-        const all = await concierges();
-        return all.length === 2 && all.every(isReady);
-      },
-      polling,
-    );
-    // A little more through the new pods only.
-    await new Promise((r) => setTimeout(r, 3000));
-    stop.abort();
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      await disrupt();
+      await eventually(
+        "two Ready replicas and none terminating",
+        async () => {
+          const all = await concierges();
+          return all.length === 2 && all.every(isReady);
+        },
+        terminating,
+      );
+      // A little more through the new pods only.
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      // Also when the disruption failed: a stream left running would keep the run from ending.
+      stop.abort();
+    }
     const result = await stream;
     process.stderr.write(
       `# ${what}: ${result.ok} TokenCredentialRequests succeeded, ${result.failed} failed\n`,
@@ -244,7 +253,7 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
       await eventually(
         "the deleted pod is gone",
         async () => !(await concierges()).some((p) => p.metadata.name === victim),
-        polling,
+        terminating,
       );
     });
     assert.ok(result.ok > 0);
@@ -262,12 +271,13 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
         "-n",
         namespace,
         "deployment/pinniped-concierge",
-        "--timeout=180s",
+        // Two new pods one after the other, each Ready in 20-80 s on a loaded 2-core machine.
+        "--timeout=360s",
       ]);
       await eventually(
         "the old pods are gone",
         async () => !(await concierges()).some((p) => before.has(p.metadata.name)),
-        polling,
+        terminating,
       );
     });
     assert.ok(result.ok > 0);
