@@ -2,16 +2,23 @@
 // stream the request to kube-apiserver and its answer back without buffering either body, so that
 // watch events and `logs -f` lines reach the client as soon as kube-apiserver writes them.
 import type { X509Certificate } from "node:crypto";
-import type {
-  ClientRequest as ClientRequestToUpstream,
-  IncomingMessage,
-  OutgoingHttpHeaders,
-  ServerResponse,
+import {
+  type ClientRequest as ClientRequestToUpstream,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+  validateHeaderName,
+  validateHeaderValue,
 } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import {
+  type ClientHttp2Session,
+  constants,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from "node:http2";
 import { type Agent, request as httpsRequest } from "node:https";
 import { performance } from "node:perf_hooks";
-import { pipeline } from "node:stream";
+import { pipeline, type Readable } from "node:stream";
 import type { Logger } from "../observability/logger.ts";
 import {
   decideFailedResponse,
@@ -29,6 +36,7 @@ import {
 } from "./headers.ts";
 import type { ProxyMetrics } from "./servermetrics.ts";
 import type { AuditInfo, Decision, IncomingRequest, RequestDecider } from "./types.ts";
+import type { UpstreamSessions } from "./upstream.ts";
 
 /** Where and how to reach kube-apiserver. */
 export interface UpstreamTarget {
@@ -44,7 +52,9 @@ export interface UpstreamTarget {
 export interface ForwardContext {
   decide: RequestDecider;
   upstream: UpstreamTarget;
-  /** Pooled keep-alive connections to kube-apiserver; one per concurrent request at most. */
+  /** HTTP/2 sessions to kube-apiserver, shared by every request in flight. */
+  sessions: UpstreamSessions;
+  /** Pooled keep-alive HTTP/1.1 connections, for an upstream without HTTP/2; one per request in flight. */
   agent: Agent;
   log: Logger;
   metrics: ProxyMetrics;
@@ -160,19 +170,21 @@ export async function forwardRequest(
   }
 
   const audit = auditFields(decision.audit);
-  const { upstream } = ctx;
+  const h2 = await ctx.sessions.acquire();
+  if (client.signal.aborted) {
+    h2?.release();
+    return;
+  }
   const sentAt = performance.now();
-  let upReq: ClientRequestToUpstream;
+  let upReq: UpstreamCall;
   try {
-    upReq = httpsRequest({
-      agent: ctx.agent,
-      host: upstream.host,
-      port: upstream.port,
-      method,
-      path: upstream.basePath + path,
-      headers: upstreamHeaders(incoming.headers, decision, peer.remoteAddress),
-    });
+    const headers = upstreamHeaders(incoming.headers, decision, peer.remoteAddress);
+    const upstreamPath = ctx.upstream.basePath + path;
+    upReq = h2
+      ? http2Call(h2.session, h2.release, method, upstreamPath, headers)
+      : http1Call(ctx, method, upstreamPath, headers);
   } catch (err) {
+    h2?.release();
     // Node refuses header values it cannot send (a decider's extra value with a newline, say).
     ctx.metrics.errors.inc({ stage: "upstream-request" });
     ctx.log.error("the request for kube-apiserver could not be built", {
@@ -202,18 +214,17 @@ export async function forwardRequest(
     if (!upstreamEnded) upReq.destroy();
   });
 
-  upReq.on("response", (upRes) => {
+  upReq.onResponse((code, distinctHeaders, upRes) => {
     upRes.once("end", () => {
       upstreamEnded = true;
     });
-    const code = upRes.statusCode ?? 502;
     ctx.metrics.upstreamLatency.observe({ kind: "request" }, (performance.now() - sentAt) / 1000);
     if (done || client.signal.aborted || r.headersSent) {
       upRes.destroy();
       return;
     }
     try {
-      r.writeHead(code, downstreamHeaders(upRes.headersDistinct));
+      r.writeHead(code, downstreamHeaders(distinctHeaders));
     } catch (err) {
       // HTTP/2 refuses some header sets HTTP/1.1 allows (a repeated single-value header).
       ctx.metrics.errors.inc({ stage: "upstream-response" });
@@ -243,7 +254,7 @@ export async function forwardRequest(
       finish(code, audit);
     });
   });
-  upReq.on("error", (err) => {
+  upReq.onError((err) => {
     if (done || client.signal.aborted) return;
     clearTimeout(timer);
     if (r.headersSent) {
@@ -260,5 +271,76 @@ export async function forwardRequest(
   upReq.flushHeaders();
   // pipe, not pipeline: a failing upstream request must not destroy the client's request, whose
   // connection still has to carry the 502.
-  req.pipe(upReq);
+  req.pipe(upReq.body);
+}
+
+/** One request to kube-apiserver, over HTTP/2 or HTTP/1.1 alike. */
+interface UpstreamCall {
+  /** Where the client's request body goes. */
+  body: NodeJS.WritableStream;
+  /** The response head; `body` is kube-apiserver's response body. */
+  onResponse(listener: (code: number, headers: NodeJS.Dict<string[]>, body: Readable) => void): void;
+  onError(listener: (err: Error) => void): void;
+  /** Sends the head now instead of with the first body chunk. */
+  flushHeaders(): void;
+  destroy(): void;
+}
+
+function http1Call(
+  ctx: ForwardContext,
+  method: string,
+  path: string,
+  headers: OutgoingHttpHeaders,
+): UpstreamCall {
+  const { upstream } = ctx;
+  const upReq: ClientRequestToUpstream = httpsRequest({
+    agent: ctx.agent,
+    host: upstream.host,
+    port: upstream.port,
+    method,
+    path,
+    headers,
+  });
+  return {
+    body: upReq,
+    onResponse: (listener) =>
+      upReq.on("response", (upRes) => listener(upRes.statusCode ?? 502, upRes.headersDistinct, upRes)),
+    onError: (listener) => upReq.on("error", listener),
+    flushHeaders: () => upReq.flushHeaders(),
+    destroy: () => upReq.destroy(),
+  };
+}
+
+function http2Call(
+  session: ClientHttp2Session,
+  release: () => void,
+  method: string,
+  path: string,
+  headers: OutgoingHttpHeaders,
+): UpstreamCall {
+  // HTTP/2 framing could carry what HTTP/1.1 cannot (a newline in a value); the same checks for both.
+  for (const [name, value] of Object.entries(headers)) {
+    validateHeaderName(name);
+    for (const v of Array.isArray(value) ? value : [value]) validateHeaderValue(name, String(v));
+  }
+  const stream = session.request({ ...headers, ":method": method, ":path": path });
+  stream.once("close", release);
+  return {
+    body: stream,
+    onResponse: (listener) =>
+      stream.once("response", (head) => {
+        const distinct: NodeJS.Dict<string[]> = {};
+        for (const [name, value] of Object.entries(head)) {
+          if (name.startsWith(":") || value === undefined) continue;
+          distinct[name] = Array.isArray(value) ? value : [String(value)];
+        }
+        listener(Number(head[":status"] ?? 502), distinct, stream);
+      }),
+    onError: (listener) => stream.on("error", listener),
+    // HTTP/2 sends the head at once.
+    flushHeaders: () => {},
+    destroy: () => {
+      if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    },
+  };
 }

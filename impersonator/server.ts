@@ -57,6 +57,7 @@ import { parseRequestInfo } from "./requestinfo.ts";
 import { proxyMetrics } from "./servermetrics.ts";
 import type { ProxyRunner, ProxyTLS, ProxyTLSSource, RequestDecider } from "./types.ts";
 import { forwardUpgrade } from "./upgrade.ts";
+import { UpstreamSessions } from "./upstream.ts";
 
 export interface ImpersonationProxyOptions {
   /** 0 picks a free port; the bound one is on the result. */
@@ -186,6 +187,11 @@ export async function startImpersonationProxy(
     minVersion: "TLSv1.2",
     ...(upstream.servername ? { servername: upstream.servername } : {}),
   });
+  const upstreamSessions = new UpstreamSessions(
+    upstream,
+    tcpKeepAliveMs > 0 ? tcpKeepAliveMs : defaultTCPKeepAliveMs,
+    log,
+  );
   const sockets = new Set<Duplex>();
   const sessions = new Set<ServerHttp2Session>();
   const track = (socket: Duplex) => {
@@ -204,6 +210,7 @@ export async function startImpersonationProxy(
   const forwardContext = {
     decide: options.decide,
     upstream,
+    sessions: upstreamSessions,
     agent,
     log,
     metrics,
@@ -279,6 +286,7 @@ export async function startImpersonationProxy(
   } catch (err) {
     unsubscribe();
     agent.destroy();
+    upstreamSessions.close();
     throw err;
   }
   const { port } = server.address() as AddressInfo;
@@ -295,6 +303,7 @@ export async function startImpersonationProxy(
         for (const session of sessions) session.destroy();
         for (const socket of sockets) socket.destroy();
         agent.destroy();
+        upstreamSessions.close();
         log.info("stopped", { port });
       });
       return closing;
