@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type CertFiles, type KeyType, newCA, newCert, newServiceAccountKeyPair } from "./pki.ts";
-import { SupervisedProcess, waitUntil } from "./supervisor.ts";
+import { SupervisedProcess, startBoundMs, waitUntil } from "./supervisor.ts";
 
 const execFileAsync = promisify(execFile);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -381,7 +381,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       "kube-apiserver /readyz",
       apiserver,
       async () => (await httpsGet(`${server}/readyz`, adminAgent)).status === 200,
-      90_000,
+      startBoundMs,
     );
 
   let stopped = false;
@@ -406,7 +406,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       "etcd /health",
       etcd,
       async () => (await httpGetStatus(`${etcdURL}/health`)) === 200,
-      30_000,
+      startBoundMs,
     );
     apiserver.start();
     await apiserverReady();
@@ -418,7 +418,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       async () =>
         (await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, adminAgent)).status ===
         200,
-      60_000,
+      startBoundMs,
     );
     await publishClusterInfo(kubeconfigPath, join(binDir, "kubectl"), server, pki.ca.cert);
   } catch (err) {

@@ -81,6 +81,13 @@ export class SupervisedProcess {
   }
 }
 
+/**
+ * How long a component may take to start. It bounds a hung start, never measures speed: a process
+ * that dies ends the wait at once, and on 2 cores shared by several test runs etcd alone took
+ * more than 30 s to answer /health and kube-apiserver more than 90 s to be ready.
+ */
+export const startBoundMs = 5 * 60_000;
+
 /** Waits until `check` resolves true, the process dies, or the deadline passes. */
 export async function waitUntil(
   what: string,

@@ -17,7 +17,7 @@ import {
   writeKubeconfig,
 } from "../controlplane.ts";
 import { newCA, newCert, newServiceAccountKeyPair } from "../pki.ts";
-import { SupervisedProcess, waitUntil } from "../supervisor.ts";
+import { SupervisedProcess, startBoundMs, waitUntil } from "../supervisor.ts";
 import { createCgroupRoot, pidsInCgroupTree } from "./cgroups.ts";
 import { controllerManagerImage, importImage, nodeImageArchives, pauseImage } from "./images.ts";
 import { currentNode, type NodeNamespaces, nodeDirVariable } from "./namespaces.ts";
@@ -511,9 +511,9 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
       await run("ip", ["route", "add", cidr, "dev", node.bridgeName]);
     etcd.start();
     containerd.start();
-    await waitUntil("etcd /health", etcd, async () => (await fetch(`${etcdURL}/health`)).ok, 30_000);
+    await waitUntil("etcd /health", etcd, async () => (await fetch(`${etcdURL}/health`)).ok, startBoundMs);
     apiserver.start();
-    await waitUntil("kube-apiserver /readyz", apiserver, succeeds(["get", "--raw=/readyz"]), 90_000);
+    await waitUntil("kube-apiserver /readyz", apiserver, succeeds(["get", "--raw=/readyz"]), startBoundMs);
     log(`control plane ready after ${elapsed()}: ${server}`);
     // kubeadm binds the API server's kubelet client to this role; exec, logs and port-forward need it.
     await kubectl([
@@ -525,7 +525,7 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
     ]);
     await publishClusterInfo(kubeconfigPath, join(binDir, "kubectl"), server, pki.ca.cert);
     scheduler.start();
-    await waitUntil("containerd's socket", containerd, () => exists(containerdSocket), 30_000);
+    await waitUntil("containerd's socket", containerd, () => exists(containerdSocket), startBoundMs);
     const archives = await images;
     await Promise.all([
       importImage(containerdSocket, archives.pause),
@@ -546,7 +546,7 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
       "the kube-controller-manager static pod to run and create the default ServiceAccount",
       kubelet,
       succeeds(["get", "serviceaccount", "default", "-n", "default"]),
-      120_000,
+      startBoundMs,
     );
   } catch (err) {
     await stop();
@@ -582,12 +582,17 @@ export async function startNodeCluster(options: { log?: (m: string) => void } = 
       if (component === "etcd") {
         await etcd.stop(0);
         etcd.start();
-        await waitUntil("etcd /health", etcd, async () => (await fetch(`${etcdURL}/health`)).ok, 30_000);
+        await waitUntil(
+          "etcd /health",
+          etcd,
+          async () => (await fetch(`${etcdURL}/health`)).ok,
+          startBoundMs,
+        );
       } else {
         await apiserver.stop(0);
         apiserver.start();
       }
-      await waitUntil("kube-apiserver /readyz", apiserver, succeeds(["get", "--raw=/readyz"]), 90_000);
+      await waitUntil("kube-apiserver /readyz", apiserver, succeeds(["get", "--raw=/readyz"]), startBoundMs);
     },
     stop,
   };
