@@ -159,14 +159,19 @@ describe("the Concierge installed from its image on the real node", () => {
     const [agent] = await pods("kube-cert-agent.pinniped.dev=v3");
     assert.ok(agent && isReady(agent), "the kube-cert-agent pod is not Ready");
     assert.equal(agent.spec.nodeName, n.nodeName);
-    const issuer = JSON.parse(
-      await n.kubectl(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]),
-    ) as {
-      status: { strategies: { type: string; status: string; reason: string }[] };
+    // The leader publishes the strategy on its sync after the agent pod runs, a moment after Ready.
+    const strategy = async () => {
+      const issuer = JSON.parse(
+        await n.kubectl(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]),
+      ) as { status: { strategies: { type: string; status: string; reason: string }[] } };
+      return issuer.status.strategies.find((s) => s.type === "KubeClusterSigningCertificate");
     };
-    const strategy = issuer.status.strategies.find((s) => s.type === "KubeClusterSigningCertificate");
-    assert.equal(strategy?.status, "Success");
-    assert.equal(strategy?.reason, "FetchedKey");
+    await eventually(
+      "the KubeClusterSigningCertificate strategy succeeds",
+      async () => (await strategy())?.status === "Success",
+      { timeoutMs: 120_000 },
+    );
+    assert.equal((await strategy())?.reason, "FetchedKey");
   });
 
   it("logs in through the aggregator: TokenCredentialRequest, then the certificate works and WhoAmIRequest names the user", async () => {
