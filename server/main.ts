@@ -183,7 +183,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     ...(options.leaderElection ? { leaderElection: options.leaderElection } : {}),
   });
   const strategies = config.strategies;
-  const strategyHolder = new StrategyHolder();
+  const strategyHolder = new StrategyHolder(strategies.order);
   // Requests to the CSR API come from every replica, not only the leader: its own unguarded client.
   const csrClient = strategies.certificateSigningRequestAPI
     ? new KubeRestClient(options.kubeConfig)

@@ -11,18 +11,21 @@ type Strategy = StrategyUpdate | CredentialIssuerStrategy;
 
 /**
  * One condition per strategy (its type is the strategy's type), and `Ready`: True when some
- * strategy succeeded, naming the frontend of the preferred one (`strategies` come in upstream's
- * preference order, as the CLI picks). A strategy turned off on purpose is False with reason
- * `Disabled` and never makes `Ready` False by itself.
+ * strategy that `issues` succeeded, naming the frontend of the first (`strategies` come in the
+ * configured order, the order the TokenCredentialRequest asks them and the CLI picks). A strategy
+ * turned off on purpose is False with reason `Disabled` and never makes `Ready` False by itself.
  */
-export function strategyConditions(strategies: readonly Strategy[]): ConditionUpdate[] {
+export function strategyConditions(
+  strategies: readonly Strategy[],
+  issues: (type: string) => boolean = () => true,
+): ConditionUpdate[] {
   const perStrategy: ConditionUpdate[] = strategies.map((s) => ({
     type: s.type,
     status: s.status === "Success" ? "True" : "False",
     reason: s.reason,
     message: s.message,
   }));
-  const active = strategies.find((s) => s.status === "Success");
+  const active = strategies.find((s) => s.status === "Success" && issues(s.type));
   if (active) {
     const frontend = active.frontend?.type ?? "none";
     return [
@@ -35,7 +38,7 @@ export function strategyConditions(strategies: readonly Strategy[]): ConditionUp
       ...perStrategy,
     ];
   }
-  const failing = strategies.filter((s) => s.reason !== "Disabled");
+  const failing = strategies.filter((s) => s.reason !== "Disabled" && issues(s.type));
   const message =
     failing.length === 0
       ? "every strategy is disabled, so no credentials can be issued"

@@ -30,6 +30,20 @@ describe("StrategyHolder", () => {
     ]);
   });
 
+  it("holds them in the configured order, and knows which strategies issue", () => {
+    const holder = new StrategyHolder(["ImpersonationProxy", "KubeClusterSigningCertificate"]);
+    holder.set("KubeClusterSigningCertificate", kca);
+    holder.set("ImpersonationProxy", proxy);
+    holder.set("SecretSigningCertificate", kca);
+    assert.deepEqual(
+      holder.get().map((s) => s.type),
+      ["ImpersonationProxy", "KubeClusterSigningCertificate", "SecretSigningCertificate"],
+    );
+    assert.equal(holder.issues("ImpersonationProxy"), true);
+    assert.equal(holder.issues("SecretSigningCertificate"), false);
+    assert.equal(new StrategyHolder().issues("SecretSigningCertificate"), true);
+  });
+
   it("notifies listeners of real changes only, until they unsubscribe", () => {
     const holder = new StrategyHolder();
     let calls = 0;

@@ -5,14 +5,28 @@ import { isDeepStrictEqual } from "node:util";
 import type { StrategyType } from "../../apis/index.ts";
 import { Holder } from "../../kube/holder.ts";
 import { deepFreeze } from "../../kube/resource.ts";
-import { compareStrategies, type StrategyUpdate } from "./merge.ts";
+import { configuredOrder, type StrategyComparator, type StrategyUpdate } from "./merge.ts";
 
 export class StrategyHolder {
+  /** The config's `strategies.order`, when it sets one: only the strategies it lists issue. */
+  readonly order: readonly string[] | undefined;
+  /** How the strategies are listed: the configured order first, then upstream's. */
+  readonly compare: StrategyComparator;
   // Listeners hear only of real changes, since a strategy reconciler republishes the same result
   // on every sync.
   readonly #strategies = new Holder<ReadonlyMap<StrategyType, StrategyUpdate>>(new Map(), {
     equal: isDeepStrictEqual,
   });
+
+  constructor(order?: readonly string[]) {
+    this.order = order ? [...order] : undefined;
+    this.compare = configuredOrder(this.order);
+  }
+
+  /** Whether a strategy of `type` issues credentials: every one without a configured order. */
+  issues(type: string): boolean {
+    return this.order === undefined || this.order.includes(type);
+  }
 
   /** Publishes the latest result of the strategy of `type`. */
   set(type: StrategyType, strategy: Omit<StrategyUpdate, "type">): void {
@@ -21,9 +35,9 @@ export class StrategyHolder {
     this.#strategies.set(new Map(this.#strategies.get()).set(type, next));
   }
 
-  /** Every published strategy (frozen), in upstream's order. */
+  /** Every published strategy (frozen), in the configured order. */
   get(): StrategyUpdate[] {
-    return [...this.#strategies.get().values()].sort(compareStrategies);
+    return [...this.#strategies.get().values()].sort(this.compare);
   }
 
   /** Calls `listener` after each change; returns the unsubscribe function. */

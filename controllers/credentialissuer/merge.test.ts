@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { CredentialIssuerStrategy, StrategyType } from "../../apis/index.ts";
 import { rfc3339 } from "../../kube/clock.ts";
 import { deepFreeze } from "../../kube/resource.ts";
-import { compareStrategies, mergeStrategies, type StrategyUpdate } from "./merge.ts";
+import { compareStrategies, configuredOrder, mergeStrategies, type StrategyUpdate } from "./merge.ts";
 
 const now = Date.UTC(2026, 0, 2, 3, 4, 5);
 const t1 = rfc3339(now);
@@ -192,5 +192,41 @@ describe("compareStrategies (upstream's TestStrategySorting)", () => {
   it("compares names by code unit, as Go compares bytes", () => {
     assert.ok(compareStrategies({ type: "Zeta" }, { type: "alpha" }) < 0);
     assert.equal(compareStrategies({ type: "Same" }, { type: "Same" }), 0);
+  });
+});
+
+describe("configuredOrder", () => {
+  const types = (list: { type: string }[]) => list.map((s) => s.type);
+  const all = [
+    "ImpersonationProxy",
+    "Type1",
+    "CertificateSigningRequestAPI",
+    "KubeClusterSigningCertificate",
+  ];
+
+  it("puts the configured types first, as configured, then the rest in upstream's order", () => {
+    const sorted = all
+      .map((type) => ({ type }))
+      .sort(configuredOrder(["ImpersonationProxy", "CertificateSigningRequestAPI"]));
+    assert.deepEqual(types(sorted), [
+      "ImpersonationProxy",
+      "CertificateSigningRequestAPI",
+      "KubeClusterSigningCertificate",
+      "Type1",
+    ]);
+  });
+
+  it("is upstream's order without a configured one", () => {
+    assert.equal(configuredOrder(undefined), compareStrategies);
+  });
+
+  it("orders what mergeStrategies writes", () => {
+    const now = Date.parse("2026-12-02T12:00:00Z");
+    const updates: StrategyUpdate[] = [
+      { type: "KubeClusterSigningCertificate", status: "Success", reason: "FetchedKey", message: "ok" },
+      { type: "ImpersonationProxy", status: "Success", reason: "Listening", message: "ok" },
+    ];
+    const merged = mergeStrategies([], updates, now, configuredOrder(["ImpersonationProxy"]));
+    assert.deepEqual(types(merged), ["ImpersonationProxy", "KubeClusterSigningCertificate"]);
   });
 });

@@ -29,16 +29,35 @@ export function compareStrategies(a: { type: string }, b: { type: string }): num
   return a.type < b.type ? -1 : a.type > b.type ? 1 : 0;
 }
 
+export type StrategyComparator = (a: { type: string }, b: { type: string }) => number;
+
+/**
+ * The order of the config's `strategies.order`: the types it lists first, as listed (the order
+ * the TokenCredentialRequest asks their issuers, so the first Success is the one that serves),
+ * then any others in upstream's order. Without a list, upstream's order.
+ */
+export function configuredOrder(order: readonly string[] | undefined): StrategyComparator {
+  if (!order) return compareStrategies;
+  const rank = new Map(order.map((type, index) => [type, index]));
+  return (a, b) => {
+    const ra = rank.get(a.type) ?? order.length;
+    const rb = rank.get(b.type) ?? order.length;
+    return ra !== rb ? ra - rb : compareStrategies(a, b);
+  };
+}
+
 /**
  * Merges `updates` into `existing` by `type`, as upstream's mergeStrategy does one update at a
  * time: an entry is replaced only when something other than `lastUpdateTime` differs (so the
  * time moves only on a real change), a new type is appended, and entries of types nobody
- * updates are kept. The result is stable-sorted by `compareStrategies`. Inputs are not changed.
+ * updates are kept. The result is stable-sorted by `compare` (upstream's order unless the config
+ * sets one). Inputs are not changed.
  */
 export function mergeStrategies(
   existing: readonly CredentialIssuerStrategy[] | undefined,
   updates: readonly StrategyUpdate[],
   nowMs: number,
+  compare: StrategyComparator = compareStrategies,
 ): CredentialIssuerStrategy[] {
   const now = rfc3339(nowMs);
   const merged: CredentialIssuerStrategy[] = (existing ?? []).map((s) => plainJSON(s));
@@ -49,7 +68,7 @@ export function mergeStrategies(
     if (current === undefined) merged.push(next);
     else if (!equalExceptLastUpdateTime(current, next)) merged[index] = next;
   }
-  return merged.sort(compareStrategies);
+  return merged.sort(compare);
 }
 
 /** Upstream compares with semantic deep-equality; for JSON that means absent equals undefined. */

@@ -67,12 +67,16 @@ afterEach(async () => {
   await settle();
 });
 
-function fixture(objects: CredentialIssuerObject[] = [], create?: { defaultSpec: typeof defaultSpec }) {
+function fixture(
+  objects: CredentialIssuerObject[] = [],
+  create?: { defaultSpec: typeof defaultSpec },
+  order?: readonly string[],
+) {
   const rest = new FakeRestClient();
   const clock = new FakeClock();
   const { log, lines } = memoryLogger();
   const issuers = new FakeInformer<CredentialIssuerObject>({ objects });
-  const holder = new StrategyHolder();
+  const holder = new StrategyHolder(order);
   const state = { leading: true };
   let rv = 100;
   // The API server and the informer: a status patch lands in the cached object.
@@ -296,6 +300,39 @@ describe("credentialissuer reconciler", () => {
       },
     ]);
     assert.equal(f.issuers.get(name)?.status?.observedGeneration, 1);
+  });
+
+  it("lists the strategies in the configured order, and Ready names the first that succeeds there", async () => {
+    const f = fixture([issuer()], undefined, ["SecretSigningCertificate", "KubeClusterSigningCertificate"]);
+    f.holder.set("KubeClusterSigningCertificate", kcaSuccess);
+    f.holder.set("SecretSigningCertificate", { ...kcaSuccess, message: "the Secret's CA signs" });
+    f.holder.set("ImpersonationProxy", proxyDisabled);
+    await eventually(() => f.strategies()?.length === 3);
+    await f.idle();
+    assert.deepEqual(
+      f.strategies()?.map((s) => s.type),
+      ["SecretSigningCertificate", "KubeClusterSigningCertificate", "ImpersonationProxy"],
+    );
+    const ready = f.conditions()?.find((c) => c.type === "Ready");
+    assert.equal(
+      ready?.message,
+      "clients use the TokenCredentialRequestAPI frontend of the SecretSigningCertificate strategy",
+    );
+  });
+
+  it("never names a strategy left out of the configured order as the one that serves", async () => {
+    const f = fixture([issuer()], undefined, ["ImpersonationProxy"]);
+    f.holder.set("KubeClusterSigningCertificate", kcaSuccess);
+    f.holder.set("ImpersonationProxy", proxyDisabled);
+    await eventually(() => f.conditions()?.find((c) => c.type === "Ready") !== undefined);
+    await f.idle();
+    assert.deepEqual(
+      f.strategies()?.map((s) => s.type),
+      ["ImpersonationProxy", "KubeClusterSigningCertificate"],
+    );
+    const ready = f.conditions()?.find((c) => c.type === "Ready");
+    assert.equal(ready?.status, "False");
+    assert.equal(ready?.reason, "AllStrategiesDisabled");
   });
 
   it("is not Ready when no strategy succeeds, and says why", async () => {

@@ -97,11 +97,11 @@ export function credentialIssuerController(env: CredentialIssuerEnv, deps: Crede
       );
     }
     const now = env.clock.now();
-    const strategies = mergeStrategies(issuer.status?.strategies, updates, now);
+    const strategies = mergeStrategies(issuer.status?.strategies, updates, now, holder.compare);
     const generation = issuer.metadata?.generation ?? 0;
     const { conditions } = mergeConditions(
       issuer.status?.conditions,
-      strategyConditions(strategies),
+      strategyConditions(strategies, (type) => holder.issues(type)),
       generation,
       now,
     );
