@@ -5,29 +5,8 @@
 // kube-apiserver; an upgrade kube-apiserver does not accept closes the connection, so nothing
 // pipelined behind it is forwarded with the proxy's credentials (CVE-2018-1002105).
 import assert from "node:assert/strict";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { createSecureServer as createH2Server } from "node:http2";
-import { createServer, type Server } from "node:https";
-import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { connect as tlsConnect } from "node:tls";
-import { type ImpersonationProxyServer, startImpersonationProxy } from "../../impersonator/server.ts";
-import { ProxyTLSHolder } from "../../impersonator/tlsholder.ts";
-import type { Decision } from "../../impersonator/types.ts";
-import { Metrics } from "../../observability/metrics.ts";
-import { testCA } from "../harness/tls.ts";
-
-const forward: Decision = {
-  action: "forward",
-  headers: { authorization: "Bearer proxy-token", "impersonate-user": "alice" },
-  audit: {
-    user: { username: "alice", groups: [], extra: {} },
-    authenticatedBy: "token",
-    passthrough: false,
-    verb: "get",
-    resource: "pods",
-  },
-};
+import { type RawProxy, startRawProxy } from "../harness/raw-proxy.ts";
 
 /** What kube-apiserver must see of every forwarded request, whatever the client added. */
 const decided = {
@@ -90,66 +69,13 @@ const refusedUpgrades: [string, string[]][] = [
 
 for (const upstreamHTTP2 of [false, true])
   describe(`impersonation proxy: forged headers and upgrade smuggling (${forgeries.length + refusedUpgrades.length + 1} cases), kube-apiserver over ${upstreamHTTP2 ? "HTTP/2" : "HTTP/1.1 only"}`, () => {
-    let upstream: Server;
-    const upstreamSockets = new Set<Socket>();
-    const received: IncomingMessage[] = [];
-    let proxy: ImpersonationProxyServer;
-    let caPEM: string;
+    let proxy: RawProxy;
 
     before(async () => {
-      const ca = await testCA("proxy header bad-input CA");
-      caPEM = ca.caPEM;
-      const serving = await ca.issue({ cn: "127.0.0.1", ips: ["127.0.0.1"] });
-      // kube-apiserver's stand-in accepts no upgrade: it answers every request with 200.
-      const answer = (req: IncomingMessage, res: ServerResponse) => {
-        received.push(req);
-        req.resume();
-        req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"));
-      };
-      const tls = { cert: serving.certPEM, key: serving.keyPEM };
-      upstream = upstreamHTTP2
-        ? (createH2Server({ ...tls, allowHTTP1: true }, answer as never) as unknown as Server)
-        : createServer(tls, answer);
-      upstream.on("secureConnection", (socket: Socket) => {
-        upstreamSockets.add(socket);
-        socket.once("close", () => upstreamSockets.delete(socket));
-      });
-      await new Promise<void>((ok) => upstream.listen(0, "127.0.0.1", ok));
-      proxy = await startImpersonationProxy({
-        port: 0,
-        host: "127.0.0.1",
-        tls: new ProxyTLSHolder({ certPEM: serving.certPEM, keyPEM: serving.keyPEM, clientCAPEMs: [] }),
-        decide: async () => forward,
-        upstream: { url: `https://127.0.0.1:${(upstream.address() as { port: number }).port}`, caPEM },
-        metrics: new Metrics(),
-      });
+      proxy = await startRawProxy({ caName: "proxy header bad-input CA", upstreamHTTP2 });
     });
-    after(async () => {
-      await proxy?.close();
-      for (const socket of upstreamSockets) socket.destroy();
-      await new Promise<void>((ok) => upstream?.close(() => ok()));
-    });
-
-    /** Everything the proxy answers on one connection, until it closes it (or 5 s pass). */
-    function raw(text: string): Promise<string> {
-      return new Promise((resolve, reject) => {
-        const socket = tlsConnect(
-          { host: "127.0.0.1", port: proxy.port, ca: caPEM, ALPNProtocols: ["http/1.1"] },
-          () => socket.write(Buffer.from(text, "latin1")),
-        );
-        const timer = setTimeout(() => socket.destroy(), 5000);
-        let answer = "";
-        socket.setEncoding("latin1");
-        socket.on("data", (d: string) => {
-          answer += d;
-        });
-        socket.on("error", reject);
-        socket.on("close", () => {
-          clearTimeout(timer);
-          resolve(answer);
-        });
-      });
-    }
+    after(() => proxy?.close());
+    const raw = (text: string) => proxy.raw(text);
 
     const request = (method: string, path: string, lines: string[]) =>
       `${method} ${path} HTTP/1.1\r\nHost: proxy\r\n${lines.map((l) => `${l}\r\n`).join("")}`;
@@ -161,7 +87,7 @@ for (const upstreamHTTP2 of [false, true])
         );
         assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/, JSON.stringify(answer.slice(0, 80)));
         const seen: Record<string, string[]> = {};
-        const headers = received.at(-1)!.rawHeaders;
+        const headers = proxy.received.at(-1)!.rawHeaders;
         for (let i = 0; i + 1 < headers.length; i += 2) {
           const header = headers[i]!.toLowerCase();
           if (!watched.test(header)) continue;
@@ -175,16 +101,16 @@ for (const upstreamHTTP2 of [false, true])
 
     for (const [name, lines] of refusedUpgrades) {
       it(`refuses an upgrade to ${name} with 400 before connecting to kube-apiserver`, async () => {
-        const before = received.length;
+        const before = proxy.received.length;
         const answer = await raw(`${request("GET", "/api/v1/namespaces/default/pods/p/exec", lines)}\r\n`);
         assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/, JSON.stringify(answer.slice(0, 80)));
         assert.equal(answer.slice(answer.indexOf("\r\n\r\n") + 4), unsupportedUpgrade);
-        assert.equal(received.length, before, "nothing reached kube-apiserver");
+        assert.equal(proxy.received.length, before, "nothing reached kube-apiserver");
       });
     }
 
     it("relays a websocket upgrade kube-apiserver answers without 101, then closes: a request pipelined behind it goes nowhere", async () => {
-      const before = received.length;
+      const before = proxy.received.length;
       const upgrade = request("GET", "/api/v1/namespaces/default/pods/p/exec", [
         "Connection: Upgrade",
         "Upgrade: websocket",
@@ -196,7 +122,7 @@ for (const upstreamHTTP2 of [false, true])
       assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/, JSON.stringify(answer.slice(0, 80)));
       assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, "one answer, then the connection closed");
       assert.deepEqual(
-        received.slice(before).map((r) => r.url),
+        proxy.received.slice(before).map((r) => r.url),
         ["/api/v1/namespaces/default/pods/p/exec"],
       );
     });
