@@ -3,6 +3,7 @@
 // bundle, bounds time and response size, and never follows redirects.
 import { Agent, request } from "node:https";
 import { rootCertificates } from "node:tls";
+import { deadline } from "../kube/deadline.ts";
 import { guardedLookup, refusedHost } from "./outbound.ts";
 import { proxyFor } from "./proxy.ts";
 
@@ -94,9 +95,16 @@ export function httpsRequest(url: string, options: HTTPSOptions = {}): Promise<H
   }
   const maxBytes = options.maxBytes ?? defaultMaxBytes;
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
-  return new Promise((resolve, reject) => {
-    const signals = [AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])];
-    const signal = AbortSignal.any(signals);
+  return new Promise((settle, fail) => {
+    const { signal, clear } = deadline(timeoutMs, options.signal);
+    const resolve = (response: HTTPSResponse) => {
+      clear();
+      settle(response);
+    };
+    const reject = (err: Error) => {
+      clear();
+      fail(err);
+    };
     const req = request(
       parsed,
       {

@@ -63,31 +63,33 @@ export class Logger {
   }
 
   error(msg: string, fields?: Fields): void {
-    this.#log("error", msg, fields);
+    if (this.#rank >= 0) this.#log("error", msg, fields, Logger.prototype.error);
   }
   warn(msg: string, fields?: Fields): void {
-    this.#log("warn", msg, fields);
+    if (this.#rank >= 1) this.#log("warn", msg, fields, Logger.prototype.warn);
   }
   info(msg: string, fields?: Fields): void {
-    this.#log("info", msg, fields);
+    if (this.#rank >= 2) this.#log("info", msg, fields, Logger.prototype.info);
   }
   debug(msg: string, fields?: Fields): void {
-    this.#log("debug", msg, fields);
+    if (this.#rank >= 3) this.#log("debug", msg, fields, Logger.prototype.debug);
   }
   trace(msg: string, fields?: Fields): void {
-    this.#log("trace", msg, fields);
+    if (this.#rank >= 4) this.#log("trace", msg, fields, Logger.prototype.trace);
   }
 
-  #log(level: Level, msg: string, fields: Fields | undefined): void {
-    if (!this.enabled(level)) return;
+  // `method` is the level method that was called: the caller is the frame below it.
+  #log(level: Level, msg: string, fields: Fields | undefined, method: (...args: never[]) => void): void {
     const timestamp = new Date(this.#now()).toISOString();
     const message = scrub(msg);
-    const entry: Record<string, unknown> = { level, timestamp, caller: callerOf(), message };
+    const entry: Record<string, unknown> = { level, timestamp, caller: callerOf(method), message };
     const extra: Record<string, unknown> = {};
-    for (const source of [this.#fields, fields ?? {}]) {
-      for (const [name, value] of Object.entries(source)) {
+    for (const source of [this.#fields, fields]) {
+      if (source === undefined) continue;
+      for (const name of Object.keys(source)) {
+        const value = source[name];
         if (value === undefined) continue;
-        extra[RESERVED.has(name) ? `field.${name}` : name] = sanitize(name, value, 0, new WeakSet());
+        extra[RESERVED.has(name) ? `field.${name}` : name] = sanitize(name, value, 0, undefined);
       }
     }
     let line: string;
@@ -107,29 +109,50 @@ export class Logger {
 // callers read `controllers/runtime/controller.ts:120` rather than a file:// URL.
 const root = fileURLToPath(new URL("..", import.meta.url));
 
+/** Formatted callers by file, then by line and column: a process has only so many call sites. */
+const callers = new Map<string, Map<number, string>>();
+const maxCallers = 10_000;
+let cachedCallers = 0;
+
 /**
- * The frame that called info/warn/...: frames are callerOf, #log, the level method, the caller.
- * V8's structured call sites are read instead of the formatted stack text, which costs several
- * times more; only four frames are walked.
+ * The frame that called `method` (info/warn/...). V8 is asked for that one frame only, as a
+ * structured call site (the formatted stack text costs several times more), and its formatted
+ * form is remembered per call site: a log line on a hot path then costs a stack walk of a few
+ * frames and two map lookups instead of a path conversion and string building.
  */
-function callerOf(): string {
+function callerOf(method: (...args: never[]) => void): string {
   const limit = Error.stackTraceLimit;
   const prepare = Error.prepareStackTrace;
-  Error.stackTraceLimit = 4;
+  Error.stackTraceLimit = 1;
   Error.prepareStackTrace = (_, sites) => sites;
   const holder: { stack?: NodeJS.CallSite[] } = {};
-  Error.captureStackTrace(holder);
-  const site = holder.stack?.[3];
+  Error.captureStackTrace(holder, method);
+  const site = holder.stack?.[0];
   Error.stackTraceLimit = limit;
   Error.prepareStackTrace = prepare;
   if (!site) return "unknown";
-  let file = site.getFileName() ?? "unknown";
+  const fileName = site.getFileName() ?? "unknown";
+  // A column is below 2^23 even in a bundle's longest line; a line number below 2^30.
+  const position = (site.getLineNumber() ?? 0) * 2 ** 23 + (site.getColumnNumber() ?? 0);
+  let inFile = callers.get(fileName);
+  const known = inFile?.get(position);
+  if (known !== undefined) return known;
+  let file = fileName;
   if (file.startsWith("file://")) file = fileURLToPath(file);
   if (file.startsWith(root)) file = file.slice(root.length);
   const type = site.getTypeName();
   const fn = site.getFunctionName() ?? site.getMethodName();
   const name = fn && type && !fn.includes(".") && type !== "Object" ? `${type}.${fn}` : fn;
-  return `${file}:${site.getLineNumber() ?? 0}${name ? `$${name}` : ""}`;
+  const formatted = `${file}:${site.getLineNumber() ?? 0}${name ? `$${name}` : ""}`;
+  if (cachedCallers < maxCallers) {
+    if (!inFile) {
+      inFile = new Map();
+      callers.set(fileName, inFile);
+    }
+    inFile.set(position, formatted);
+    cachedCallers++;
+  }
+  return formatted;
 }
 
 export function parseLevel(value: string | undefined): Level | undefined {
@@ -188,11 +211,20 @@ const REFERENCE_SUFFIXES = ["name", "names", "namespace", "ref", "id", "count", 
  * stays visible; `tlsKey`, `signingKey` and the like are key material.
  */
 export function isSensitiveName(name: string): boolean {
+  const known = sensitiveNames.get(name);
+  if (known !== undefined) return known;
   const n = name.toLowerCase().replace(/[^a-z0-9]/g, "");
-  if (REFERENCE_SUFFIXES.some((s) => n.endsWith(s) && n !== s)) return false;
-  if (SENSITIVE_WORDS.some((w) => n.includes(w))) return true;
-  return n.length > 3 && n.endsWith("key");
+  const sensitive =
+    !REFERENCE_SUFFIXES.some((s) => n.endsWith(s) && n !== s) &&
+    (SENSITIVE_WORDS.some((w) => n.includes(w)) || (n.length > 3 && n.endsWith("key")));
+  // Field names come from the code, nearly all of them; keys of logged objects may come from
+  // data (a user's extras), hence the bound.
+  if (sensitiveNames.size < maxSensitiveNames) sensitiveNames.set(name, sensitive);
+  return sensitive;
 }
+
+const sensitiveNames = new Map<string, boolean>();
+const maxSensitiveNames = 10_000;
 
 // Values are scrubbed too, because secrets also travel under innocent names (`value`, `data`)
 // and inside error messages.
@@ -207,14 +239,16 @@ export function scrub(value: string): string {
 
 const MAX_DEPTH = 6;
 
-function sanitize(name: string, value: unknown, depth: number, seen: WeakSet<object>): unknown {
-  if (isSensitiveName(name)) return value === null || value === "" ? value : REDACTED;
+// `seen` is made on the first object: most fields are strings and numbers.
+function sanitize(name: string, value: unknown, depth: number, seen: WeakSet<object> | undefined): unknown {
+  if (name !== "" && isSensitiveName(name)) return value === null || value === "" ? value : REDACTED;
   if (typeof value === "string") return scrub(value);
   if (typeof value === "bigint") return value.toString();
   if (typeof value !== "object" || value === null) return value;
   if (value instanceof Error) return serializeError(value);
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? String(value) : value.toISOString();
   if (value instanceof Uint8Array) return `<${value.byteLength} bytes>`;
+  seen ??= new WeakSet();
   if (seen.has(value)) return "[circular]";
   if (depth >= MAX_DEPTH) return "[nested too deep]";
   seen.add(value);

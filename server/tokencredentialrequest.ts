@@ -9,6 +9,7 @@ import { type AuthenticatorCache, authenticationGroup } from "../authenticators/
 import type { AuthenticationResult, UserInfo } from "../authenticators/types.ts";
 import { signingRequestPublicKey } from "../certs/csr.ts";
 import type { Credential, Issuer } from "../issuers/issuer.ts";
+import { deadline } from "../kube/deadline.ts";
 import { isObject } from "../kube/isobject.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics, removeSeries } from "../observability/metrics.ts";
@@ -179,8 +180,7 @@ async function authenticate(
   timeoutMs: number,
   clientGone: AbortSignal | undefined,
 ): Promise<AuthenticationResult> {
-  const deadline = AbortSignal.timeout(timeoutMs);
-  const signal = clientGone ? AbortSignal.any([deadline, clientGone]) : deadline;
+  const { signal, clear } = deadline(timeoutMs, clientGone);
   if (signal.aborted) throw new Aborted("aborted before authentication started");
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -190,6 +190,7 @@ async function authenticate(
   try {
     return await Promise.race([authenticator.authenticateToken(token, signal), aborted]);
   } finally {
+    clear();
     if (onAbort) signal.removeEventListener("abort", onAbort);
   }
 }

@@ -2,6 +2,7 @@
 // who a token belongs to (Kubernetes' webhook token authenticator, as upstream embeds it).
 import { performance } from "node:perf_hooks";
 import { type Clock, realClock, sleep } from "../../kube/clock.ts";
+import { deadline } from "../../kube/deadline.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics, removeSeries } from "../../observability/metrics.ts";
 import { httpsRequest } from "../https.ts";
@@ -303,7 +304,7 @@ export class WebhookTokenAuthenticator implements TokenAuthenticator {
   }
 
   async #attempt(version: TokenReviewVersion, token: string): Promise<Attempt> {
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const attempt = deadline(this.#timeoutMs, this.#closing.signal);
     const started = performance.now();
     const observe = (code: string) =>
       this.#metrics.latency.observe(
@@ -317,7 +318,7 @@ export class WebhookTokenAuthenticator implements TokenAuthenticator {
         method: "POST",
         caPEM: this.#caPEM,
         timeoutMs: this.#timeoutMs,
-        signal: AbortSignal.any([timeout, this.#closing.signal]),
+        signal: attempt.signal,
         maxBytes: this.#maxResponseBytes,
         headers: {
           "content-type": "application/json",
@@ -328,7 +329,9 @@ export class WebhookTokenAuthenticator implements TokenAuthenticator {
       }));
     } catch (err) {
       observe("error");
-      return this.#classify(err, timeout);
+      return this.#classify(err, attempt.signal);
+    } finally {
+      attempt.clear();
     }
     observe(String(status));
     if (status < 200 || status > 299) return { kind: "status", status };
@@ -346,12 +349,13 @@ export class WebhookTokenAuthenticator implements TokenAuthenticator {
 
   // Reasons are built from the error's code and Node's own message, never from the URL
   // (which may carry user info) or the request body (which carries the token).
-  #classify(err: unknown, timeout: AbortSignal): Attempt {
+  #classify(err: unknown, attempt: AbortSignal): Attempt {
     if (this.#closing.signal.aborted) {
       return { kind: "failed", retryable: false, reason: "the authenticator was closed" };
     }
     const message = err instanceof Error ? err.message : String(err);
-    if (timeout.aborted || /timed out after/.test(message)) {
+    // Not closed, so an aborted attempt is one that timed out.
+    if (attempt.aborted || /timed out after/.test(message)) {
       return {
         kind: "failed",
         retryable: false,
