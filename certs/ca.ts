@@ -9,7 +9,7 @@ import {
   type KeyObject,
   X509Certificate,
 } from "node:crypto";
-import { children, decodeObjectIdentifier, type Element, readElement } from "./der.ts";
+import { children, decodeObjectIdentifier, type Element, readElement } from "../kube/der.ts";
 import { type CertEnv, certBackdateMs, defaultCertEnv, randomSerial } from "./env.ts";
 import {
   basicConstraints,

@@ -11,7 +11,7 @@ import {
   sequence,
   smallInteger,
   tlv,
-} from "./der.ts";
+} from "../kube/der.ts";
 import type { ClientIdentity } from "./issue.ts";
 import { encodeName, signatureSchemeFor, toPEM } from "./x509.ts";
 

@@ -13,8 +13,8 @@
 // 13 times the throughput per CPU-second the TokenCredentialRequest handler stays cheap on a
 // small box, so the writer earns its ~380 lines; issue.test.ts holds its output to openssl.
 import { generateKeyPairSync } from "node:crypto";
+import { bitString, explicit, objectIdentifier, octetString, sequence, smallInteger } from "../kube/der.ts";
 import type { CertificateAuthority } from "./ca.ts";
-import { bitString, explicit, objectIdentifier, octetString, sequence, smallInteger } from "./der.ts";
 import { type CertEnv, certBackdateMs, defaultCertEnv, randomSerial } from "./env.ts";
 import {
   authorityKeyId,

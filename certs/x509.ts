@@ -18,7 +18,7 @@ import {
   time,
   unsignedInteger,
   utf8String,
-} from "./der.ts";
+} from "../kube/der.ts";
 
 /** The OBJECT IDENTIFIERs used, encoded once: issuance is a hot path. */
 const oid = {

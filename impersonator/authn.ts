@@ -2,7 +2,7 @@
 // A verified client certificate wins over a bearer token (x509 comes first in Kubernetes' union
 // authenticator); a request with neither is anonymous, whatever other credentials it carries.
 import { createHash, type X509Certificate } from "node:crypto";
-import { children, decodeObjectIdentifier, type Element, readElement } from "../certs/der.ts";
+import { children, decodeObjectIdentifier, type Element, readElement } from "../kube/der.ts";
 import type { UserInfo } from "../kube/userinfo.ts";
 import type { RequestInfo } from "./requestinfo.ts";
 

@@ -1,8 +1,9 @@
 // The small part of DER (ITU-T X.690) that X.509 issuance needs: a writer for the handful of
 // types a certificate uses, and a reader just deep enough to take a CA certificate apart (raw
 // subject, extensions). Definite lengths only, as DER requires. Hand-written because it issues
-// several times faster than @peculiar/x509 (see issue.ts); the golden tests in
-// issue.test.ts hold it to what openssl and Node's X509Certificate accept.
+// several times faster than @peculiar/x509 (see certs/issue.ts); the golden tests in
+// certs/issue.test.ts hold it to what openssl and Node's X509Certificate accept. On the ground
+// floor because the CLI writes a certificate request with it too (cli/clientkey.ts).
 
 /** Tag, length and the concatenated contents. */
 export function tlv(tag: number, ...contents: Uint8Array[]): Buffer {
