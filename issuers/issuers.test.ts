@@ -85,7 +85,8 @@ describe("OrderedIssuers of local CAs", () => {
     const cert = new X509Certificate(issued.certificatePEM);
     assert.ok(cert.checkPrivateKey(createPrivateKey(keyPEM)));
     assert.equal(cert.subject, "O=devs\nCN=jane");
-    const bad = await issuersOf(kube).issue({ ...request, certificateSigningRequestPEM: "PEM" });
+    // The handler refuses a malformed request before it gets here; the issuer still says why.
+    const bad = await new LocalCAIssuer(kube).issue({ ...request, certificateSigningRequestPEM: "PEM" });
     assert.deepEqual(bad, {
       ok: false,
       reason: "kube cluster signing CA failed to issue client cert: not a PEM CERTIFICATE REQUEST",
@@ -136,6 +137,56 @@ describe("OrderedIssuers", () => {
     assert.equal(issuers.active(), token);
     assert.equal((await issuers.issue(request)).ok, true);
     assert.equal(asked, 0);
+  });
+
+  it("when no issuer can sign the client's own key, answers as upstream does: a certificate with a key made here", async () => {
+    const csrOnly: Issuer = {
+      name: "csr api",
+      health: () => ({ ok: true }),
+      issue: async (r) =>
+        r.certificateSigningRequestPEM === undefined
+          ? {
+              ok: true,
+              credential: {
+                type: "certificate",
+                certificatePEM: "CERT",
+                keyPEM: "KEY",
+                notAfter: new Date(0),
+              },
+            }
+          : { ok: false, reason: "csr api: cannot sign a client's certificate signing request" },
+    };
+    const { csrPEM } = await createSigningRequest({ username: "jane", groups: [] });
+    const result = await new OrderedIssuers([csrOnly]).issue({
+      ...request,
+      certificateSigningRequestPEM: csrPEM,
+    });
+    assert.deepEqual(result, {
+      ok: true,
+      credential: { type: "certificate", certificatePEM: "CERT", keyPEM: "KEY", notAfter: new Date(0) },
+    });
+    // A token has no key to hold: it is the answer whatever the request.
+    const tokens = await new OrderedIssuers([
+      {
+        ...token,
+        issue: async (r) =>
+          r.certificateSigningRequestPEM ? { ok: false, reason: "tokens only" } : token.issue(r),
+      },
+    ]).issue({ ...request, certificateSigningRequestPEM: csrPEM });
+    assert.equal(tokens.ok && tokens.credential.type, "token");
+    // With none that can issue at all, the reasons are those of the request as the client sent it.
+    const down: Issuer = {
+      name: "down",
+      health: () => ({ ok: true }),
+      issue: async () => ({ ok: false, reason: "down: broken" }),
+    };
+    assert.deepEqual(
+      await new OrderedIssuers([down]).issue({ ...request, certificateSigningRequestPEM: csrPEM }),
+      {
+        ok: false,
+        reason: "down: broken",
+      },
+    );
   });
 
   it("stops trying once the client has gone", async () => {

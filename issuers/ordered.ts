@@ -40,6 +40,14 @@ export class OrderedIssuers implements Issuer {
       failures.push(result.reason);
       if (request.signal?.aborted) break;
     }
+    if (request.certificateSigningRequestPEM !== undefined && !request.signal?.aborted) {
+      // No strategy that serves can sign the client's own key (the CSR API's signer would copy the
+      // client's subject; a token has no key): answer as upstream does, with a key made here,
+      // which the client uses since the answer holds it. A login must not fail for asking.
+      const { certificateSigningRequestPEM: _, ...withoutRequest } = request;
+      const fallback = await this.issue(withoutRequest);
+      if (fallback.ok) return fallback;
+    }
     return { ok: false, reason: this.#unavailable(failures) };
   }
 
