@@ -320,7 +320,7 @@ describe("validation of CredentialIssuer", () => {
       [
         'status.strategies[0].reason: Unsupported value: "Because": supported values: "Listening", "Pending", "Disabled", "ErrorDuringSetup", "CouldNotFetchKey", "CouldNotGetClusterInfo", "FetchedKey", "ProbeSucceeded", "ProbeFailed"',
         'status.strategies[0].status: Unsupported value: "Maybe": supported values: "Success", "Error"',
-        'status.strategies[0].type: Unsupported value: "Magic": supported values: "KubeClusterSigningCertificate", "ImpersonationProxy", "SecretSigningCertificate", "CertificateSigningRequestAPI"',
+        'status.strategies[0].type: Unsupported value: "Magic": supported values: "KubeClusterSigningCertificate", "ImpersonationProxy", "SecretSigningCertificate", "CertificateSigningRequestAPI", "JWTCredential"',
       ],
     ],
     [

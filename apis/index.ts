@@ -48,6 +48,7 @@ export const StrategyType = {
   ImpersonationProxy: "ImpersonationProxy",
   SecretSigningCertificate: "SecretSigningCertificate",
   CertificateSigningRequestAPI: "CertificateSigningRequestAPI",
+  JWTCredential: "JWTCredential",
 } as const satisfies ValuesOf<typeof credentialIssuer.strategyTypes>;
 export type StrategyType = (typeof StrategyType)[keyof typeof StrategyType];
 

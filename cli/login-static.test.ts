@@ -156,6 +156,14 @@ describe("login static", () => {
     });
   });
 
+  it("returns a token credential (the JWTCredential strategy's) as the ExecCredential's token, as upstream's CLI does", async () => {
+    const o = parseLoginStatic(["--token=the-token", ...conciergeArgs()], {});
+    assert.ok(o !== "help" && o.concierge);
+    const credential = { expirationTimestamp: "2030-01-01T00:00:00Z", token: "a.jwt.token" };
+    answer = { status: 201, body: { status: { credential } } };
+    assert.deepEqual(await exchangeToken(o.concierge, "the-token"), credential);
+  });
+
   it("fails clearly on 'authentication failed', HTTP errors and an untrusted server, without the token", async () => {
     const o = parseLoginStatic(["--token=the-token", ...conciergeArgs()], {});
     assert.ok(o !== "help" && o.concierge);

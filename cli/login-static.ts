@@ -218,6 +218,10 @@ export async function exchangeToken(params: ConciergeParams, token: string): Pro
   if (code < 200 || code > 299)
     throw fail(`could not login: HTTP ${code}: ${parsed.message ?? "no message"}`);
   const credential = parsed.status?.credential;
+  // A token (the JWTCredential strategy's) goes to kubectl as `status.token`, as upstream's CLI passes it.
+  if (credential?.token) {
+    return { expirationTimestamp: credential.expirationTimestamp, token: credential.token };
+  }
   if (!credential?.clientCertificateData || !credential.clientKeyData) {
     throw fail(`login failed: ${parsed.status?.message ?? "unknown cause"}`);
   }

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
+import { type AuthenticationConfigBody, apiServerMinor, writeAuthenticationConfig } from "./authnconfig.ts";
 import { type CertFiles, type KeyType, newCA, newCert, newServiceAccountKeyPair } from "./pki.ts";
 import { SupervisedProcess, startBoundMs, waitUntil } from "./supervisor.ts";
 
@@ -33,6 +34,11 @@ export interface ControlPlaneOptions {
   caKeyType?: KeyType;
   /** More kube-apiserver flags, e.g. `--anonymous-auth=false` (later flags win). */
   apiServerArgs?: readonly string[];
+  /**
+   * Starts kube-apiserver with `--authentication-config` holding these JWT authenticators (the
+   * apiVersion follows the binaries' version); `setAuthenticationConfig` changes them later.
+   */
+  authenticationConfig?: AuthenticationConfigBody;
   log?: (message: string) => void;
 }
 
@@ -60,6 +66,11 @@ export interface ControlPlane {
   stopApiServer(): Promise<void>;
   /** Starts kube-apiserver again on the same port and waits until it is ready. */
   startApiServer(): Promise<void>;
+  /**
+   * Rewrites the `--authentication-config` file (only for a control plane started with
+   * `authenticationConfig`); kube-apiserver reloads it by itself, within about a minute.
+   */
+  setAuthenticationConfig(body: AuthenticationConfigBody): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -300,6 +311,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     "kube-controller-manager",
     p.controllerManager!,
   );
+  const authenticationConfigPath = join(dir, "authentication-config.json");
+  const minor = options.authenticationConfig ? await apiServerMinor(binDir) : 0;
+  if (options.authenticationConfig) {
+    await writeAuthenticationConfig(authenticationConfigPath, minor, options.authenticationConfig);
+  }
   const logFiles = {
     etcd: join(dir, "etcd.log"),
     "kube-apiserver": join(dir, "kube-apiserver.log"),
@@ -342,6 +358,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       }),
       // Endpoints may not hold loopback addresses, so the kubernetes Service gets none.
       "--endpoint-reconciler-type=none",
+      ...(options.authenticationConfig ? [`--authentication-config=${authenticationConfigPath}`] : []),
       ...(options.apiServerArgs ?? []),
     ],
   });
@@ -442,6 +459,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     async startApiServer() {
       apiserver.start();
       await apiserverReady();
+    },
+    async setAuthenticationConfig(body) {
+      if (!options.authenticationConfig)
+        throw new Error(`${name} was started without --authentication-config`);
+      await writeAuthenticationConfig(authenticationConfigPath, minor, body);
     },
     stop,
   };

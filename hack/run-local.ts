@@ -83,6 +83,8 @@ export interface RunLocalOptions {
   identity?: string;
   /** pinniped.yaml settings laid over config/'s, e.g. a short certificate TTL for a test. */
   configOverrides?: Record<string, unknown>;
+  /** The aggregated API's port; default a free one. Fixed when a URL on it must be known first (a JWT issuer's). */
+  aggregatedAPIServerPort?: number;
 }
 
 export interface LocalConcierge extends Concierge {
@@ -114,7 +116,8 @@ export async function installLocal(
   };
 
   await installCRDs(binDir, options.kubeconfigPath);
-  const [apiPort, healthPort] = await freePorts(2);
+  const [freeAPIPort, healthPort] = await freePorts(2);
+  const apiPort = options.aggregatedAPIServerPort ?? freeAPIPort;
   const manifests = await loadManifests();
   const configMap = manifests.find((o) => o.kind === "ConfigMap" && o.data?.["pinniped.yaml"] !== undefined);
   if (!configMap) throw new Error(`no ConfigMap with pinniped.yaml in ${configDir}`);

@@ -1,12 +1,16 @@
 // What the TokenCredentialRequest handler asks of a login strategy: "issue a credential for this
 // user, or say why you cannot". Each strategy (kube-cert-agent's borrowed cluster signing key, the
 // impersonation proxy's own signer, and whatever comes next: a CA from a Secret, the CSR API, a
-// JWT minter) provides one Issuer; the handler asks them in order through `firstAvailable`.
+// JWT issuer) provides one Issuer; the handler asks them in order through `firstAvailable`.
 
 /** Who the credential is for: the authenticated user, already checked by the handler. */
 export interface CredentialUser {
   username: string;
   groups: string[];
+  /** Given only to an issuer that `carriesExtras`; a certificate has no place for it. */
+  uid?: string;
+  /** Given only to an issuer that `carriesExtras`. */
+  extra?: Record<string, string[]>;
 }
 
 export interface IssueRequest {
@@ -43,6 +47,11 @@ export type IssuerHealth = { ok: true } | { ok: false; reason: string };
 export interface Issuer {
   /** Names the issuer in reasons and logs, e.g. "kube cluster signing CA". */
   readonly name: string;
+  /**
+   * Its credentials carry the user's uid and extras to kube-apiserver (a token's claims can; a
+   * client certificate cannot). Absent means false.
+   */
+  readonly carriesExtras?: boolean;
   /** Cheap and synchronous (read from a holder): an unhealthy issuer is skipped without a call. */
   health(): IssuerHealth;
   /** May reject only on a bug; every expected failure is `{ ok: false, reason }`. */

@@ -206,3 +206,32 @@ describe("OrderedIssuers", () => {
     assert.equal(asked, 1);
   });
 });
+
+describe("OrderedIssuers and a user's uid and extras", () => {
+  const token: Issuer = {
+    name: "token issuer",
+    carriesExtras: true,
+    health: () => ({ ok: true }),
+    issue: async () => ({ ok: true, credential: { type: "token", token: "t", expiresAt: new Date() } }),
+  };
+
+  it("carries extras only while the issuer that would serve does, and never gives them to one that cannot", async () => {
+    const kube = new SignerHolder("kube cluster signing CA");
+    kube.set(kubeCA);
+    const withExtras = { ...request, user: { ...request.user, extra: { "example.com/team": ["a"] } } };
+    const certificateOnly = new OrderedIssuers([new LocalCAIssuer(kube)]);
+    assert.equal(certificateOnly.carriesExtras, false);
+    assert.deepEqual(await certificateOnly.issue({ ...request, user: { ...request.user, uid: "1" } }), {
+      ok: false,
+      reason: "kube cluster signing CA cannot carry a uid or extras",
+    });
+    // Healthy but unable to carry them: the token issuer after it serves.
+    const both = new OrderedIssuers([new LocalCAIssuer(kube), token]);
+    assert.equal(both.carriesExtras, false);
+    const result = await both.issue(withExtras);
+    assert.ok(result.ok);
+    assert.equal(result.credential.type, "token");
+    kube.set(undefined);
+    assert.equal(both.carriesExtras, true);
+  });
+});

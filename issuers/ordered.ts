@@ -12,6 +12,11 @@ export class OrderedIssuers implements Issuer {
     this.#issuers = [...issuers];
   }
 
+  /** Whether the issuer that would serve the next request carries a uid and extras. */
+  get carriesExtras(): boolean {
+    return this.active()?.carriesExtras === true;
+  }
+
   /** The issuer that would serve the next request, if any is healthy. */
   active(): Issuer | undefined {
     return this.#issuers.find((issuer) => issuer.health().ok);
@@ -24,10 +29,18 @@ export class OrderedIssuers implements Issuer {
 
   async issue(request: IssueRequest): Promise<IssueResult> {
     const failures: string[] = [];
+    const { uid, extra } = request.user;
+    const needsExtras = uid !== undefined || Object.keys(extra ?? {}).length > 0;
     for (const issuer of this.#issuers) {
       const health = issuer.health();
       if (!health.ok) {
         failures.push(health.reason);
+        continue;
+      }
+      // The handler let a uid or extras through for the issuer that was active then; one that
+      // cannot carry them must not issue a credential that silently drops them.
+      if (needsExtras && !issuer.carriesExtras) {
+        failures.push(`${issuer.name} cannot carry a uid or extras`);
         continue;
       }
       let result: IssueResult;

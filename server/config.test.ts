@@ -35,6 +35,7 @@ describe("config file", () => {
         impersonationCACertificateSecret: "pinniped-concierge-impersonation-proxy-ca-certificate",
         impersonationSignerSecret: "pinniped-concierge-impersonation-proxy-signer-ca-certificate",
         impersonationProxyServiceAccount: "pinniped-concierge-impersonation-proxy",
+        jwtSigningKeySecret: "pinniped-concierge-jwt-signing-keys",
       },
       labels: {},
       api: { servingCertificate: { durationSeconds: 2592000, renewBeforeSeconds: 2160000 } },
@@ -59,6 +60,7 @@ describe("config file", () => {
           "KubeClusterSigningCertificate",
           "SecretSigningCertificate",
           "CertificateSigningRequestAPI",
+          "JWTCredential",
           "ImpersonationProxy",
         ],
       },
@@ -156,6 +158,7 @@ audit:
         "  impersonationCACertificateSecret: ca",
         "  impersonationSignerSecret: signer",
         "  impersonationProxyServiceAccount: proxy-sa",
+        "  jwtSigningKeySecret: jwt-keys",
         "  impersonationProxyLegacySecret: ignored",
         'labels: {"app": "x", "team": "y"}',
         "api: {servingCertificate: {durationSeconds: 3600, renewBeforeSeconds: 1800}}",
@@ -187,6 +190,7 @@ audit:
       impersonationCACertificateSecret: "ca",
       impersonationSignerSecret: "signer",
       impersonationProxyServiceAccount: "proxy-sa",
+      jwtSigningKeySecret: "jwt-keys",
     });
     assert.equal(c.impersonationProxyServerPort, 20444);
     assert.deepEqual(c.impersonationProxy, { pingIntervalSeconds: 5, upgradeIdleTimeoutSeconds: 3600 });

@@ -40,6 +40,8 @@ export interface ConciergeConfig {
     impersonationCACertificateSecret: string;
     impersonationSignerSecret: string;
     impersonationProxyServiceAccount: string;
+    /** Ours: the JWTCredential strategy's signing keys, which the Concierge creates and rotates. */
+    jwtSigningKeySecret: string;
   };
   labels: Record<string, string>;
   api: { servingCertificate: { durationSeconds: number; renewBeforeSeconds: number } };
@@ -104,6 +106,8 @@ export const defaults = {
     impersonationCACertificateSecret: `${app}-impersonation-proxy-ca-certificate`,
     impersonationSignerSecret: `${app}-impersonation-proxy-signer-ca-certificate`,
     impersonationProxyServiceAccount: `${app}-impersonation-proxy`,
+    /** Ours: the JWTCredential strategy's signing keys. */
+    jwtSigningKeySecret: `${app}-jwt-signing-keys`,
   },
   durationSeconds: 2_592_000,
   renewBeforeSeconds: 2_160_000,
@@ -421,6 +425,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
       impersonationSignerSecret: names.impersonationSignerSecret ?? defaults.names.impersonationSignerSecret,
       impersonationProxyServiceAccount:
         names.impersonationProxyServiceAccount ?? defaults.names.impersonationProxyServiceAccount,
+      jwtSigningKeySecret: names.jwtSigningKeySecret ?? defaults.names.jwtSigningKeySecret,
     },
     labels: { ...c.labels },
     api: { servingCertificate: { durationSeconds, renewBeforeSeconds } },

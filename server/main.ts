@@ -20,6 +20,9 @@ import { StrategyHolder } from "../controllers/credentialissuer/holder.ts";
 import { register as registerCredentialIssuer } from "../controllers/credentialissuer/reconciler.ts";
 import { register as registerCSRAPI } from "../controllers/csrapi/reconciler.ts";
 import { register as registerJWTAuthenticators } from "../controllers/jwtauthenticator/reconciler.ts";
+import { rotationPolicy } from "../controllers/jwtcredential/decide.ts";
+import { JWTCredentialIssuer } from "../controllers/jwtcredential/issuer.ts";
+import { register as registerJWTCredential } from "../controllers/jwtcredential/reconciler.ts";
 import { websocketPodCommandExecutor } from "../controllers/kubecertagent/executor.ts";
 import { register as registerLegacyPodCleaner } from "../controllers/kubecertagent/legacypodcleaner.ts";
 import { register as registerKubeCertAgent } from "../controllers/kubecertagent/reconciler.ts";
@@ -42,6 +45,7 @@ import {
   watchFrontProxyConfig,
 } from "./frontproxy.ts";
 import { setUpImpersonationProxy } from "./impersonation.ts";
+import { jwtIssuerRoutes } from "./jwtissuer.ts";
 import { createMetricsHandler, metricsPath } from "./metricsendpoint.ts";
 import { fallbackAgentImage, ownImage } from "./ownimage.ts";
 
@@ -188,6 +192,31 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   const csrClient = strategies.certificateSigningRequestAPI
     ? new KubeRestClient(options.kubeConfig)
     : undefined;
+  // TokenReviews come from every replica too: each one's issuer serves its own requests.
+  const jwtProbeClient = strategies.jwtCredential ? new KubeRestClient(options.kubeConfig) : undefined;
+  const jwtIssuer = strategies.jwtCredential
+    ? new JWTCredentialIssuer({
+        issuer: strategies.jwtCredential.issuer,
+        audience: strategies.jwtCredential.audience,
+        ...(strategies.jwtCredential.ttlSeconds !== undefined
+          ? { ttlSeconds: strategies.jwtCredential.ttlSeconds }
+          : {}),
+      })
+    : undefined;
+  if (strategies.jwtCredential && jwtIssuer && jwtProbeClient) {
+    const ttl = config.tokenCredentialRequest.clientCertificateTTLSeconds;
+    registerJWTCredential(manager, {
+      namespace,
+      secretName: config.names.jwtSigningKeySecret,
+      labels: config.labels,
+      policy: rotationPolicy(Math.min(ttl, strategies.jwtCredential.ttlSeconds ?? ttl)),
+      issuer: jwtIssuer,
+      probeIntervalMs: strategies.jwtCredential.probeIntervalSeconds * 1000,
+      ...(config.discovery ? { discoveryURLOverride: config.discovery.url } : {}),
+      strategyHolder,
+      probeClient: jwtProbeClient,
+    });
+  }
   // The one place strategies register their issuers; config.strategies.order says which are asked, in what order.
   const issuerOf: Record<(typeof strategies.order)[number], Issuer | undefined> = {
     KubeClusterSigningCertificate: new LocalCAIssuer(kubeSigner),
@@ -205,6 +234,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
             strategyHolder,
           })
         : undefined,
+    JWTCredential: jwtIssuer,
     ImpersonationProxy: new LocalCAIssuer(impersonationSigner),
   };
   const holders: Holders = {
@@ -233,6 +263,8 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     cache: holders.authenticators,
     namespace,
     newAuthenticator: newJWTAuthenticator,
+    // Only a JWT carries extras to kube-apiserver; a certificate strategy cannot.
+    extrasDeliverable: jwtIssuer !== undefined && strategies.order.includes("JWTCredential"),
   });
   registerWebhookAuthenticators(manager, { cache: holders.authenticators, namespace });
   registerCacheCleaner(manager, { cache: holders.authenticators });
@@ -313,6 +345,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       "impersonator-config",
       ...(strategies.secretSigningCertificate ? ["secret-signer"] : []),
       ...(strategies.certificateSigningRequestAPI ? ["csr-api-probe"] : []),
+      ...(strategies.jwtCredential ? ["jwt-signing-keys", "jwt-credential-probe"] : []),
     ],
   });
 
@@ -353,6 +386,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     await done.catch((err: unknown) => log.error("controllers failed", { error: err }));
     await proxyTokens;
     csrClient?.close?.();
+    jwtProbeClient?.close?.();
     // The reconciler may have started the proxy again while the controllers wound down.
     await impersonationProxy.stop();
     // JWT authenticators refresh their keys on timers, which would keep the process alive.
@@ -380,6 +414,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       extraRoutes: new Map([
         [validatePath, (req, res) => webhook(req as IncomingMessage, res as ServerResponse)],
         [metricsPath, metricsHandler],
+        ...(jwtIssuer ? jwtIssuerRoutes(jwtIssuer) : []),
       ]),
     });
     // Listening on for a while also when no connection is open: once a stopping pod's address is

@@ -13,8 +13,21 @@ describe("config: strategies", () => {
       "KubeClusterSigningCertificate",
       "SecretSigningCertificate",
       "CertificateSigningRequestAPI",
+      "JWTCredential",
       "ImpersonationProxy",
     ]);
+  });
+
+  it("completes the JWT issuer's settings, keeping the issuer URL exactly as written", () => {
+    const { strategies } = parseConfig(
+      "strategies:\n  jwtCredential: {issuer: 'https://concierge.example.com/jwt/', audience: kubernetes}\n",
+      env,
+    );
+    assert.deepEqual(strategies.jwtCredential, {
+      issuer: "https://concierge.example.com/jwt/",
+      audience: "kubernetes",
+      probeIntervalSeconds: 60,
+    });
   });
 
   it("completes the Secrets' data keys and the probe interval, and keeps the order given", () => {
@@ -72,6 +85,14 @@ describe("config: strategies", () => {
     assert.match(
       error("strategies: {certificateSigningRequestAPI: {probeIntervalSeconds: 1}}"),
       /must be >= 10/,
+    );
+    assert.match(
+      error("strategies: {jwtCredential: {issuer: 'http://x', audience: a}}"),
+      /strategies\.jwtCredential\.issuer: must match pattern/,
+    );
+    assert.match(
+      error("strategies: {jwtCredential: {issuer: 'https://x'}}"),
+      /must have required property 'audience'/,
     );
   });
 });

@@ -423,6 +423,34 @@ describe("TokenCredentialRequest create", () => {
     assert.deepEqual(issued[0]?.user, { username: "alice", groups: ["devs", "ops"] });
   });
 
+  it("issues a uid and extras (without the credential ID) as a token while the serving issuer carries them", async () => {
+    const { a } = ok({
+      uid: "1234",
+      extra: {
+        "example.com/tenant": ["a"],
+        "authentication.kubernetes.io/credential-id": ["JTI=abc"],
+      },
+    });
+    const users: unknown[] = [];
+    const { handler } = setup(a, {
+      issuer: {
+        carriesExtras: true,
+        issue: async ({ user }) => {
+          users.push(user);
+          return { ok: true, credential: { type: "token", token: "a.jwt.token", expiresAt: notAfter } };
+        },
+      },
+    });
+    const answer = await handler(request({}), ctx());
+    assert.equal(answer.code, 201);
+    assert.deepEqual((answer.body as { status: unknown }).status, {
+      credential: { expirationTimestamp: metaTime(notAfter), token: "a.jwt.token" },
+    });
+    assert.deepEqual(users, [
+      { username: "alice", groups: ["devs", "ops"], uid: "1234", extra: { "example.com/tenant": ["a"] } },
+    ]);
+  });
+
   it("answers authentication failed when the issuer has no signer", async () => {
     const { a } = ok();
     const { handler, outcome, logs } = setup(a, {

@@ -26,7 +26,7 @@ export const defaultAuthenticationTimeoutMs = 30_000;
 /** How often the same authenticator and reason may log a rejected login at info. */
 export const defaultRejectionLogIntervalMs = 10_000;
 
-/** The only extra key allowed: Kubernetes ≥ 1.32 authenticators add it; it is not put in the cert. */
+/** The only extra key allowed for a certificate: Kubernetes ≥ 1.32 authenticators add it; it is never issued. */
 export const credentialIDExtraKey = "authentication.kubernetes.io/credential-id";
 
 export type TokenCredentialRequestOutcome =
@@ -43,8 +43,12 @@ export interface TokenCredentialRequestOptions {
   rejectionLogIntervalMs?: number;
   /** The rate limiter's clock (tests). */
   now?: () => number;
-  /** Gives the credential for an authenticated user, or says why not. */
-  issuer: Pick<Issuer, "issue">;
+  /**
+   * Gives the credential for an authenticated user, or says why not. While it `carriesExtras`
+   * (the issuer that would serve is the JWTCredential strategy's), a user's uid and extras are
+   * issued instead of refused.
+   */
+  issuer: Pick<Issuer, "issue"> & Partial<Pick<Issuer, "carriesExtras">>;
   /** Within [60, 86400]; default 300. */
   clientCertificateTTLSeconds?: number;
   authenticationTimeoutMs?: number;
@@ -128,15 +132,28 @@ function decode(value: unknown): Decoded | APIResponse {
   };
 }
 
-/** Upstream's validateUserInfo, with its error strings. */
-function validateUserInfo(user: UserInfo): string | undefined {
+/**
+ * Upstream's validateUserInfo, with its error strings; a uid and extras pass when the credential
+ * carries them (ours: a JWT).
+ */
+function validateUserInfo(user: UserInfo, carriesExtras: boolean): string | undefined {
   if (user.username === "") return "empty username is not allowed";
+  if (carriesExtras) return undefined;
   if (user.uid) return "UIDs are not supported";
   const keys = Object.keys(user.extra ?? {});
   if (keys.some((k) => k !== credentialIDExtraKey)) {
     return `extra may have only one key '${credentialIDExtraKey}'`;
   }
   return undefined;
+}
+
+/** What a credential carries besides name and groups: the uid and extras, without the credential ID. */
+function uidAndExtras(user: UserInfo): { uid?: string; extra?: Record<string, string[]> } {
+  const extra = Object.entries(user.extra ?? {}).filter(([k]) => k !== credentialIDExtraKey);
+  return {
+    ...(user.uid ? { uid: user.uid } : {}),
+    ...(extra.length > 0 ? { extra: Object.fromEntries(extra.map(([k, v]) => [k, [...v]])) } : {}),
+  };
 }
 
 // plog's redaction of personal information, unless logging it was enabled.
@@ -310,7 +327,7 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
     }
 
     const user = result.user;
-    const invalidUser = validateUserInfo(user);
+    const invalidUser = validateUserInfo(user, options.issuer.carriesExtras === true);
     if (invalidUser) {
       audit("TokenCredentialRequest Unsupported UserInfo", {
         personalInfo: {
@@ -328,7 +345,7 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
     let credential: Credential;
     try {
       const result = await options.issuer.issue({
-        user: { username: user.username, groups: [...user.groups] },
+        user: { username: user.username, groups: [...user.groups], ...uidAndExtras(user) },
         ttlSeconds,
         ...(decoded.certificateSigningRequest !== undefined
           ? { certificateSigningRequestPEM: decoded.certificateSigningRequest }

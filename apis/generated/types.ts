@@ -247,7 +247,8 @@ export type StrategyType =
   | "KubeClusterSigningCertificate"
   | "ImpersonationProxy"
   | "SecretSigningCertificate"
-  | "CertificateSigningRequestAPI";
+  | "CertificateSigningRequestAPI"
+  | "JWTCredential";
 
 /**
  * CredentialIssuerList is a list of CredentialIssuer objects.

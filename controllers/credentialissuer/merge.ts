@@ -15,9 +15,10 @@ export type StrategyUpdate = Omit<CredentialIssuerStrategy, "lastUpdateTime">;
  * (what the CLI and the Ready condition pick) is the strategy that serves.
  */
 const weights: Partial<Record<string, number>> = {
-  KubeClusterSigningCertificate: 4,
-  SecretSigningCertificate: 3,
-  CertificateSigningRequestAPI: 2,
+  KubeClusterSigningCertificate: 5,
+  SecretSigningCertificate: 4,
+  CertificateSigningRequestAPI: 3,
+  JWTCredential: 2,
   ImpersonationProxy: 1,
 };
 

@@ -360,6 +360,16 @@ describe("decide", () => {
     assert.equal(extrasCondition({ ...spec, claims: { extra: [] } }), undefined);
   });
 
+  it("an authenticator mapping claims.extra is Ready, with no extra condition, when a strategy carries extras", () => {
+    const withExtra = {
+      ...spec,
+      claims: { extra: [{ key: "example.com/tenant", valueExpression: "claims.t" }] },
+    };
+    const d = final(decide(probed({ spec: withExtra, extrasDeliverable: true })));
+    assert.deepEqual(d.conditions, Object.values(happy));
+    assert.equal(d.valid, true);
+  });
+
   it("re-probes when the cached authenticator was built from anything else", () => {
     const o = observe({ cachedFingerprint: fingerprint({ ...spec, audience: "other" }, "abc") });
     assert.equal(decide(o).next?.probe, "discovery");

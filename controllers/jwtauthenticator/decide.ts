@@ -35,6 +35,8 @@ export interface Observation {
   cachedFingerprint: string | undefined;
   /** The spec's validation and CEL errors (see `specErrors`). */
   specErrors: readonly FieldError[];
+  /** Whether a configured strategy's credential carries extras to kube-apiserver (a JWT); default false. */
+  extrasDeliverable?: boolean;
   /** Absent until run. */
   discovery?: DiscoveryProbe;
   keys?: KeysProbe;
@@ -183,14 +185,18 @@ export function readDiscoveryDocument(
 }
 
 /**
- * Ours, beyond upstream: every credential the Concierge issues is a client certificate, which
- * cannot carry extras to kube-apiserver, so a TokenCredentialRequest refuses every login whose
- * `spec.claims.extra` mappings produce a value (upstream's validateUserInfo). Upstream shows such
- * an authenticator Ready; here it is not, so that `kubectl wait` and GitOps health checks see it.
- * Without extra mappings there is no condition at all, so upstream's condition set is unchanged.
+ * Ours, beyond upstream: a client certificate cannot carry extras to kube-apiserver, so unless a
+ * configured strategy issues credentials that can (the JWTCredential strategy's tokens), a
+ * TokenCredentialRequest refuses every login whose `spec.claims.extra` mappings produce a value
+ * (upstream's validateUserInfo). Upstream shows such an authenticator Ready; here it is not, so
+ * that `kubectl wait` and GitOps health checks see it. Without extra mappings, or with a strategy
+ * that carries them, there is no condition at all, so upstream's condition set is unchanged.
  */
-export function extrasCondition(spec: JWTAuthenticatorSpec): ConditionUpdate | undefined {
-  if ((spec.claims?.extra ?? []).length === 0) return undefined;
+export function extrasCondition(
+  spec: JWTAuthenticatorSpec,
+  extrasDeliverable = false,
+): ConditionUpdate | undefined {
+  if ((spec.claims?.extra ?? []).length === 0 || extrasDeliverable) return undefined;
   return failure(
     Type.ClaimsExtraDeliverable,
     Reason.NoStrategyCarriesExtras,
@@ -322,7 +328,7 @@ export function decide(o: Observation): Decision {
     }
   }
 
-  const extras = extrasCondition(o.spec);
+  const extras = extrasCondition(o.spec, o.extrasDeliverable);
   if (extras) conditions.push(extras);
 
   const valid = conditions.every((c) => c.status === "True");

@@ -90,6 +90,8 @@ export interface JWTAuthenticatorDeps {
    * full 30 s timeout does not hold up the others. Default 4.
    */
   workers?: number;
+  /** A configured strategy carries extras to kube-apiserver (the JWTCredential strategy); default false. */
+  extrasDeliverable?: boolean;
 }
 
 /** What the reconciler needs from its surroundings: a Manager's parts, or fakes in tests. */
@@ -253,6 +255,7 @@ export function jwtAuthenticatorController(env: ControllerEnv, deps: JWTAuthenti
       fingerprint: fp,
       cachedFingerprint: cached?.fingerprint,
       specErrors: errors,
+      extrasDeliverable: deps.extrasDeliverable ?? false,
     };
     const evaluated = await evaluate(key, observation, compiled, signal);
     const { outcome } = evaluated;

@@ -38,6 +38,7 @@ export const strategyTypes = [
   "ImpersonationProxy",
   "SecretSigningCertificate",
   "CertificateSigningRequestAPI",
+  "JWTCredential",
 ] as const;
 export const strategyStatuses = ["Success", "Error"] as const;
 export const strategyReasons = [
@@ -48,7 +49,8 @@ export const strategyReasons = [
   "CouldNotFetchKey",
   "CouldNotGetClusterInfo",
   "FetchedKey",
-  // Ours: the CertificateSigningRequestAPI strategy's probe.
+  // Ours: the CertificateSigningRequestAPI strategy's probe CSR and the JWTCredential strategy's
+  // probe TokenReview.
   "ProbeSucceeded",
   "ProbeFailed",
 ] as const;
