@@ -2,7 +2,12 @@
 // for the one credentialissuer reconciler that writes them all into the CredentialIssuer status.
 // Every replica fills it, so any replica that becomes the leader can write at once.
 import { isDeepStrictEqual } from "node:util";
-import type { StrategyType } from "../../apis/index.ts";
+import type {
+  CredentialIssuerFrontend,
+  StrategyReason,
+  StrategyStatus,
+  StrategyType,
+} from "../../apis/index.ts";
 import { Holder } from "../../kube/holder.ts";
 import { deepFreeze } from "../../kube/resource.ts";
 import { configuredOrder, type StrategyComparator, type StrategyUpdate } from "./merge.ts";
@@ -44,4 +49,14 @@ export class StrategyHolder {
   onChange(listener: () => void): () => void {
     return this.#strategies.onChange(() => listener());
   }
+}
+
+/** A strategy reconciler's publish: its status, reason and message, and its frontend when it serves. */
+export function strategyPublisher(holder: StrategyHolder, type: StrategyType) {
+  return (
+    status: StrategyStatus,
+    reason: StrategyReason,
+    message: string,
+    frontend?: CredentialIssuerFrontend,
+  ) => holder.set(type, { status, reason, message, ...(frontend ? { frontend } : {}) });
 }

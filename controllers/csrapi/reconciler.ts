@@ -2,22 +2,15 @@
 // (sooner after a failure, and at once when a real request failed), published as the strategy's
 // entry in CredentialIssuer.status. A signer that is off, RBAC that forbids approval, or a denied
 // CSR shows here with its reason. Every replica probes: each one's issuer serves its own requests.
+import { StrategyReason, StrategyStatus, StrategyType } from "../../apis/index.ts";
+import { type StrategyHolder, strategyPublisher } from "../credentialissuer/holder.ts";
 import {
-  type CredentialIssuerFrontend,
-  StrategyReason,
-  StrategyStatus,
-  StrategyType,
-} from "../../apis/index.ts";
-import type { ConfigMapLike } from "../../authenticators/tls/cabundle.ts";
-import type { KubeObject } from "../../kube/resource.ts";
-import type { StrategyHolder } from "../credentialissuer/holder.ts";
-import {
-  clusterInfoName,
-  clusterInfoNamespace,
-  tokenCredentialRequestFrontend,
-} from "../kubecertagent/frontend.ts";
+  type ClusterInfo,
+  clusterInfoFrontend,
+  clusterInfoInformer,
+  onClusterInfo,
+} from "../kubecertagent/clusterinfo.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
-import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
 import {
@@ -35,8 +28,6 @@ export const retryAfterFailureMs = 10_000;
 /** Whom the probe's certificate names; it is never handed to anyone. */
 export const probeUser = { username: "pinniped-concierge-csr-api-probe", groups: [] };
 
-type ConfigMap = KubeObject & ConfigMapLike;
-
 export interface CSRAPIDeps {
   issuer: CSRAPIIssuer;
   probeIntervalMs: number;
@@ -47,7 +38,7 @@ export interface CSRAPIDeps {
 }
 
 export interface CSRAPIEnv {
-  clusterInfo: InformerSource<ConfigMap>;
+  clusterInfo: InformerSource<ClusterInfo>;
   controller(options: Omit<ControllerOptions, "clock" | "log" | "metrics">): Controller;
 }
 
@@ -64,25 +55,11 @@ export function lifetimeNote(ttlSeconds: number): string {
 export function csrAPIController(env: CSRAPIEnv, deps: CSRAPIDeps): Controller {
   const key = controllerName;
   const { issuer } = deps;
-  const publish = (
-    status: StrategyStatus,
-    reason: StrategyReason,
-    message: string,
-    frontend?: CredentialIssuerFrontend,
-  ) =>
-    deps.strategyHolder.set(StrategyType.CertificateSigningRequestAPI, {
-      status,
-      reason,
-      message,
-      ...(frontend ? { frontend } : {}),
-    });
+  const publish = strategyPublisher(deps.strategyHolder, StrategyType.CertificateSigningRequestAPI);
   let probing = false;
 
   const sync: Syncer = async ({ signal, log }) => {
-    const frontend = tokenCredentialRequestFrontend(
-      env.clusterInfo.get(clusterInfoName, clusterInfoNamespace),
-      deps.discoveryURLOverride,
-    );
+    const frontend = clusterInfoFrontend(env.clusterInfo, deps.discoveryURLOverride);
     if (!frontend.ok) {
       issuer.state.set({ ok: false, reason: `${issuer.name}: ${frontend.message}` });
       publish(StrategyStatus.Error, frontend.reason, frontend.message);
@@ -114,7 +91,7 @@ export function csrAPIController(env: CSRAPIEnv, deps: CSRAPIDeps): Controller {
 
   const controller = env
     .controller({ name: controllerName, sync })
-    .withInformer(env.clusterInfo, when(named(clusterInfoName, clusterInfoNamespace), singletonKey(key)))
+    .withInformer(env.clusterInfo, onClusterInfo(key))
     .withInitialEvent(key);
   // A real request that failed: say so now, and probe again at once rather than at the interval.
   issuer.state.onChange((health) => {
@@ -143,13 +120,7 @@ export function register(
   });
   csrAPIController(
     {
-      clusterInfo: manager.informers.informer<ConfigMap>({
-        group: "",
-        version: "v1",
-        resource: "configmaps",
-        namespace: clusterInfoNamespace,
-        fieldSelector: `metadata.name=${clusterInfoName}`,
-      }),
+      clusterInfo: clusterInfoInformer(manager.informers),
       controller: (options) => manager.controller(options),
     },
     { ...deps, issuer },

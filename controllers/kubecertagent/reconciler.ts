@@ -37,8 +37,8 @@ import {
   pluralize,
   printCommand,
 } from "./agent.ts";
+import { clusterInfoFrontend, clusterInfoInformer, onClusterInfo } from "./clusterinfo.ts";
 import type { PodCommandExecutor } from "./executor.ts";
-import { clusterInfoName, clusterInfoNamespace, tokenCredentialRequestFrontend } from "./frontend.ts";
 
 /** How long a successful load from one agent pod (by UID) is trusted before exec'ing again. */
 export const execCacheTTLMs = 15 * 60_000;
@@ -254,10 +254,7 @@ export function kubeCertAgentController(env: KubeCertAgentEnv, deps: KubeCertAge
         );
       }
 
-      const clusterInfo = tokenCredentialRequestFrontend(
-        env.clusterInfo.get(clusterInfoName, clusterInfoNamespace),
-        deps.discoveryURLOverride,
-      );
+      const clusterInfo = clusterInfoFrontend(env.clusterInfo, deps.discoveryURLOverride);
       if (!clusterInfo.ok) return fail(clusterInfo.reason, deploymentError ?? clusterInfo.message);
 
       try {
@@ -304,7 +301,7 @@ export function kubeCertAgentController(env: KubeCertAgentEnv, deps: KubeCertAge
     .withInformer(env.controllerManagerPods, when(isControllerManager, singletonKey(key)))
     .withInformer(env.agentDeployments, when(named(name, deps.namespace), singletonKey(key)))
     .withInformer(env.agentPods, when(isAgentPod, singletonKey(key)))
-    .withInformer(env.clusterInfo, when(named(clusterInfoName, clusterInfoNamespace), singletonKey(key)))
+    .withInformer(env.clusterInfo, onClusterInfo(key))
     .withInitialEvent(key);
 }
 
@@ -330,13 +327,7 @@ export function register(manager: Manager, deps: KubeCertAgentDeps): Controller 
         namespace: deps.namespace,
         labelSelector: agentPodLabelSelector,
       }),
-      clusterInfo: informers.informer<ConfigMap>({
-        group: "",
-        version: "v1",
-        resource: "configmaps",
-        namespace: clusterInfoNamespace,
-        fieldSelector: `metadata.name=${clusterInfoName}`,
-      }),
+      clusterInfo: clusterInfoInformer(informers),
       client: manager.client,
       clock: deps.clock ?? manager.clock,
       controller: (options) => manager.controller(options),

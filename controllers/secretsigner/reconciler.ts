@@ -3,21 +3,17 @@
 // kube-public/cluster-info; loads the first Secret's CA that kube-apiserver trusts into the
 // SignerHolder and publishes the strategy. Any failure empties the holder, so the next strategy
 // serves instead of this one signing certificates nobody accepts. Every replica runs it.
-import {
-  type CredentialIssuerFrontend,
-  StrategyReason,
-  StrategyStatus,
-  StrategyType,
-} from "../../apis/index.ts";
+import { StrategyReason, StrategyStatus, StrategyType } from "../../apis/index.ts";
 import type { ConfigMapLike, SecretLike } from "../../authenticators/tls/cabundle.ts";
 import type { SignerHolder } from "../../certs/signer.ts";
 import type { KubeObject } from "../../kube/resource.ts";
-import type { StrategyHolder } from "../credentialissuer/holder.ts";
+import { type StrategyHolder, strategyPublisher } from "../credentialissuer/holder.ts";
 import {
-  clusterInfoName,
-  clusterInfoNamespace,
-  tokenCredentialRequestFrontend,
-} from "../kubecertagent/frontend.ts";
+  type ClusterInfo,
+  clusterInfoFrontend,
+  clusterInfoInformer,
+  onClusterInfo,
+} from "../kubecertagent/clusterinfo.ts";
 import type { Controller, ControllerOptions, Syncer } from "../runtime/controller.ts";
 import { named, singletonKey, when } from "../runtime/filters.ts";
 import type { InformerSource } from "../runtime/informer.ts";
@@ -46,24 +42,13 @@ export interface SecretSignerEnv {
   authentication: InformerSource<ConfigMap>;
   authenticationName: { namespace: string; name: string };
   /** kube-public/cluster-info. */
-  clusterInfo: InformerSource<ConfigMap>;
+  clusterInfo: InformerSource<ClusterInfo>;
   controller(options: Omit<ControllerOptions, "clock" | "log" | "metrics">): Controller;
 }
 
 export function secretSignerController(env: SecretSignerEnv, deps: SecretSignerDeps): Controller {
   const key = controllerName;
-  const publish = (
-    status: StrategyStatus,
-    reason: StrategyReason,
-    message: string,
-    frontend?: CredentialIssuerFrontend,
-  ) =>
-    deps.strategyHolder.set(StrategyType.SecretSigningCertificate, {
-      status,
-      reason,
-      message,
-      ...(frontend ? { frontend } : {}),
-    });
+  const publish = strategyPublisher(deps.strategyHolder, StrategyType.SecretSigningCertificate);
 
   const sync: Syncer = ({ log }) => {
     const decided = decideSecretSigner(
@@ -77,10 +62,7 @@ export function secretSignerController(env: SecretSignerEnv, deps: SecretSignerD
       publish(StrategyStatus.Error, StrategyReason.CouldNotFetchKey, decided.message);
       return { requeueAfterMs: resyncIntervalMs };
     }
-    const frontend = tokenCredentialRequestFrontend(
-      env.clusterInfo.get(clusterInfoName, clusterInfoNamespace),
-      deps.discoveryURLOverride,
-    );
+    const frontend = clusterInfoFrontend(env.clusterInfo, deps.discoveryURLOverride);
     if (!frontend.ok) {
       deps.signerHolder.set(undefined);
       publish(StrategyStatus.Error, frontend.reason, frontend.message);
@@ -112,7 +94,7 @@ export function secretSignerController(env: SecretSignerEnv, deps: SecretSignerD
       env.authentication,
       when(named(env.authenticationName.name, env.authenticationName.namespace), singletonKey(key)),
     )
-    .withInformer(env.clusterInfo, when(named(clusterInfoName, clusterInfoNamespace), singletonKey(key)));
+    .withInformer(env.clusterInfo, onClusterInfo(key));
   deps.sources.forEach((source, i) => {
     const informer = env.secrets[i];
     if (informer)
@@ -149,13 +131,7 @@ export function register(
       ),
       authentication: deps.authentication,
       authenticationName: deps.authenticationName,
-      clusterInfo: informers.informer<ConfigMap>({
-        group: "",
-        version: "v1",
-        resource: "configmaps",
-        namespace: clusterInfoNamespace,
-        fieldSelector: `metadata.name=${clusterInfoName}`,
-      }),
+      clusterInfo: clusterInfoInformer(informers),
       controller: (options) => manager.controller(options),
     },
     deps,
