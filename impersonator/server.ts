@@ -48,6 +48,7 @@ import { Agent } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { SecureContextOptions, TLSSocket } from "node:tls";
+import { defaultProfileCiphers } from "../certs/ciphers.ts";
 import { answerTooManyRequests, defaultHandshakeTimeoutMs, InFlightLimit } from "../kube/inflight.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -87,6 +88,8 @@ export interface ImpersonationProxyOptions {
   /** Requests that are not long-running served at once; default 400, kube-apiserver's. */
   maxInFlight?: number;
   handshakeTimeoutMs?: number;
+  /** Upstream's `tls.onedottwo.allowedCiphers`, validated (certs/ciphers.ts); default all of the profile's. */
+  allowedCiphers?: readonly string[];
 }
 
 export interface ImpersonationProxyServer {
@@ -114,23 +117,12 @@ function longRunningTarget(method: string, target: string): boolean {
   }
 }
 
-// Upstream Pinniped's "Default" profile: TLS 1.2 with six ECDHE AEAD suites, and TLS 1.3.
-const CIPHERS = [
-  "TLS_AES_128_GCM_SHA256",
-  "TLS_AES_256_GCM_SHA384",
-  "TLS_CHACHA20_POLY1305_SHA256",
-  "ECDHE-ECDSA-AES128-GCM-SHA256",
-  "ECDHE-RSA-AES128-GCM-SHA256",
-  "ECDHE-ECDSA-AES256-GCM-SHA384",
-  "ECDHE-RSA-AES256-GCM-SHA384",
-  "ECDHE-ECDSA-CHACHA20-POLY1305",
-  "ECDHE-RSA-CHACHA20-POLY1305",
-].join(":");
-
-function secureContextOptions(tls: ProxyTLS | undefined): SecureContextOptions {
+// Upstream Pinniped's "Default" profile: TLS 1.3, and TLS 1.2 with its ECDHE AEAD suites, as
+// many of them as `tls.onedottwo.allowedCiphers` allows.
+function secureContextOptions(tls: ProxyTLS | undefined, ciphers: string): SecureContextOptions {
   return {
     minVersion: "TLSv1.2",
-    ciphers: CIPHERS,
+    ciphers,
     // Always an array, even empty: without `ca` Node would verify client certificates against
     // its bundled public roots.
     ca: tls?.clientCAPEMs ?? [],
@@ -177,6 +169,7 @@ export async function startImpersonationProxy(
   const log = (options.log ?? discardLogger()).child({ component: "impersonation-proxy" });
   const metrics = proxyMetrics(options.metrics ?? new Metrics());
   const upstream = upstreamTarget(options.upstream);
+  const ciphers = defaultProfileCiphers(options.allowedCiphers);
   const pingIntervalMs = options.pingIntervalMs ?? defaultPingIntervalMs;
   const tcpKeepAliveMs = options.tcpKeepAliveMs ?? defaultTCPKeepAliveMs;
 
@@ -200,7 +193,7 @@ export async function startImpersonationProxy(
   };
 
   const server = createSecureServer({
-    ...secureContextOptions(options.tls.get()),
+    ...secureContextOptions(options.tls.get(), ciphers),
     allowHTTP1: true,
     requestCert: true,
     rejectUnauthorized: false,
@@ -272,7 +265,7 @@ export async function startImpersonationProxy(
   });
 
   const unsubscribe = options.tls.onChange((tls) => {
-    server.setSecureContext(secureContextOptions(tls));
+    server.setSecureContext(secureContextOptions(tls, ciphers));
     log.info("serving certificate or client CAs changed", { present: tls !== undefined });
   });
   try {

@@ -43,6 +43,7 @@ describe("config file", () => {
       healthPort: 8080,
       tokenCredentialRequest: { clientCertificateTTLSeconds: 300 },
       impersonationProxyServerPort: 8444,
+      tls: { oneDotTwoAllowedCiphers: [] },
       impersonationProxy: { pingIntervalSeconds: 30, upgradeIdleTimeoutSeconds: 0 },
       kubeCertAgent: {
         namePrefix: "pinniped-concierge-kube-cert-agent-",
@@ -117,19 +118,28 @@ audit:
   });
 
   it("accepts upstream's keys that have no effect here with one warning line each", () => {
-    const c = parseConfig(
-      [
-        "aggregatedAPIServerDisableAdmissionPlugins: [ValidatingAdmissionPolicy]",
-        "tls: {onedottwo: {allowedCiphers: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]}}",
-      ].join("\n"),
-      env,
-    );
-    assert.equal(c.warnings.length, 2);
+    const c = parseConfig("aggregatedAPIServerDisableAdmissionPlugins: [ValidatingAdmissionPolicy]", env);
+    assert.equal(c.warnings.length, 1);
     assert.match(
       c.warnings[0] ?? "",
       /^aggregatedAPIServerDisableAdmissionPlugins is accepted and has no effect/,
     );
-    assert.match(c.warnings[1] ?? "", /^tls\.onedottwo\.allowedCiphers is accepted and not applied/);
+  });
+
+  it("takes tls.onedottwo.allowedCiphers by upstream's names, its legacy ones made current", () => {
+    const c = parseConfig(
+      "tls: {onedottwo: {allowedCiphers: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305]}}",
+      env,
+    );
+    assert.deepEqual(c.tls.oneDotTwoAllowedCiphers, [
+      "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+      "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ]);
+    assert.deepEqual(c.warnings, []);
+    assert.deepEqual(
+      parseConfig("tls: {onedottwo: {allowedCiphers: null}}", env).tls.oneDotTwoAllowedCiphers,
+      [],
+    );
   });
 
   it("reads the pod's name and namespace from upstream's --downward-api-path folder", (t) => {
@@ -301,6 +311,11 @@ audit:
         "a privileged aggregated API port",
         "aggregatedAPIServerPort: 443",
         "validate aggregatedAPIServerPort: must be within range 1024 to 65535",
+      ],
+      [
+        "a cipher suite upstream does not know",
+        "tls: {onedottwo: {allowedCiphers: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_RC4_128_SHA]}}",
+        "validate tls.onedottwo.allowedCiphers: unrecognized ciphers [TLS_RSA_WITH_RC4_128_SHA], ciphers must be from list [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
       ],
       [
         "a health port out of range",

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
 import { parse } from "yaml";
+import { validateAllowedCiphers } from "../certs/ciphers.ts";
 import type { Format, Level } from "../observability/logger.ts";
 import {
   type RawStrategies,
@@ -50,6 +51,11 @@ export interface ConciergeConfig {
   healthPort: number;
   tokenCredentialRequest: { clientCertificateTTLSeconds: number };
   impersonationProxyServerPort: number;
+  /**
+   * Upstream's `tls.onedottwo.allowedCiphers` (Go names, validated): the TLS 1.2 suites the
+   * impersonation proxy offers, out of upstream's Default profile; empty, all of them.
+   */
+  tls: { oneDotTwoAllowedCiphers: string[] };
   /** Ours: how the proxy keeps long-lived connections alive behind load balancers. */
   impersonationProxy: {
     /**
@@ -383,13 +389,10 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
       "aggregatedAPIServerDisableAdmissionPlugins is accepted and has no effect: this aggregated API runs no admission plugins",
     );
   }
-  // The aggregated API and the webhook take TLS 1.3 only; the impersonation proxy's TLS 1.2 suites
-  // are fixed to upstream's default set (ECDHE with AES-GCM or ChaCha20-Poly1305).
-  if ((c.tls?.onedottwo?.allowedCiphers ?? []).length > 0) {
-    warnings.push(
-      "tls.onedottwo.allowedCiphers is accepted and not applied: the impersonation proxy offers upstream's default TLS 1.2 suites, the aggregated API TLS 1.3 only",
-    );
-  }
+  // Upstream's rule: the aggregated API and the webhook take TLS 1.3 only, so the list narrows the
+  // TLS 1.2 suites of the impersonation proxy; a name outside upstream's list stops the process.
+  const ciphers = validateAllowedCiphers(c.tls?.onedottwo?.allowedCiphers ?? []);
+  if (!ciphers.ok) errors.push(`validate tls.onedottwo.allowedCiphers: ${ciphers.error}`);
 
   const env = environment.env ?? process.env;
   const namespace =
@@ -450,6 +453,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     outbound: { allowLinkLocalAddresses: c.outbound?.allowLinkLocalAddresses ?? false },
     warnings,
     strategies: strategiesFromRaw(c.strategies),
+    tls: { oneDotTwoAllowedCiphers: ciphers.ok ? ciphers.names : [] },
   };
 }
 

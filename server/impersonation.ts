@@ -119,6 +119,7 @@ export function setUpImpersonationProxy(options: {
     metrics,
     pingIntervalMs: config.impersonationProxy.pingIntervalSeconds * 1000,
     upgradeIdleTimeoutMs: config.impersonationProxy.upgradeIdleTimeoutSeconds * 1000,
+    allowedCiphers: config.tls.oneDotTwoAllowedCiphers,
   });
 
   registerImpersonatorConfig(options.manager, {
