@@ -122,12 +122,14 @@ export async function forwardRequest(
   const path = req.url ?? "/";
   const r = res as unknown as Response;
   const client = new AbortController();
+  let done = false;
   ctx.metrics.inFlight.inc();
-  // Aborting after the decision is harmless, and a response's own state cannot tell a reset from a
-  // completed response: HTTP/2's compat layer emits `finish` for both.
+  // A response's own state cannot tell a reset from a completed response (HTTP/2's compat layer
+  // emits `finish` for both), so whatever is still under way is aborted; once the response was
+  // finished nothing is, and the abort (whose DOMException captures a stack) is skipped.
   r.on("close", () => {
     ctx.metrics.inFlight.dec();
-    client.abort();
+    if (!done) client.abort();
   });
   const incoming: IncomingRequest = {
     method,
@@ -137,7 +139,6 @@ export async function forwardRequest(
     remoteAddress: peer.remoteAddress,
     upgrade: false,
   };
-  let done = false;
   const finish = (code: number, audit: Record<string, unknown>) => {
     if (done) return;
     done = true;

@@ -235,6 +235,19 @@ function isHeaderValue(value: string): boolean {
 // %XX, which kube-apiserver's url.PathUnescape reverses.
 const tokenChars = /^[!#$&'*+\-.^_`|~0-9A-Za-z]$/;
 export function headerKeyEscape(key: string): string {
+  const known = escapedKeys.get(key);
+  if (known !== undefined) return known;
+  const escaped = escapeHeaderKey(key);
+  if (escapedKeys.size < maxEscapedKeys) escapedKeys.set(key, escaped);
+  return escaped;
+}
+
+// Extra keys are few (the certificate's credential ID on every proxied request); the bound is
+// for a webhook that invents new ones.
+const escapedKeys = new Map<string, string>();
+const maxEscapedKeys = 1000;
+
+function escapeHeaderKey(key: string): string {
   let out = "";
   for (const byte of Buffer.from(key, "utf8")) {
     const ch = String.fromCharCode(byte);

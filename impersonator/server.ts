@@ -103,9 +103,14 @@ export const defaultPingIntervalMs = 30_000;
 export const defaultTCPKeepAliveMs = 30_000;
 export const defaultMaxInFlight = 400;
 
+// Every long-running target names one of these words, or hides it behind a percent escape; most
+// requests name none and skip parsing the target here (the decider parses it again).
+const mayBeLongRunning = /watch|proxy|attach|exec|log|portforward|%/i;
+
 // Watches and streams are exempt, as from kube-apiserver's max-in-flight filter: they are
 // long-lived by design and carry no request body to buffer.
 function longRunningTarget(method: string, target: string): boolean {
+  if (!mayBeLongRunning.test(target)) return false;
   try {
     const info = parseRequestInfo(method, target);
     return isLongRunning(
