@@ -259,12 +259,13 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     );
   });
 
+  // Only a JWT carries extras to kube-apiserver; a certificate strategy cannot.
+  const extrasDeliverable = jwtIssuer !== undefined && strategies.order.includes("JWTCredential");
   registerJWTAuthenticators(manager, {
     cache: holders.authenticators,
     namespace,
     newAuthenticator: newJWTAuthenticator,
-    // Only a JWT carries extras to kube-apiserver; a certificate strategy cannot.
-    extrasDeliverable: jwtIssuer !== undefined && strategies.order.includes("JWTCredential"),
+    extrasDeliverable,
   });
   registerWebhookAuthenticators(manager, { cache: holders.authenticators, namespace });
   registerCacheCleaner(manager, { cache: holders.authenticators });
@@ -395,7 +396,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   };
 
   try {
-    const webhook = createWebhookHandler({ logger: log, metrics });
+    const webhook = createWebhookHandler({ logger: log, metrics, extrasDeliverable });
     const reviews = new KubeRestClient(options.kubeConfig, { userAgent: "pinniped-concierge-metrics" });
     closers.push(async () => reviews.close?.());
     const metricsHandler = createMetricsHandler({ client: reviews, metrics, log });

@@ -72,6 +72,21 @@ describe("reviewAdmission", () => {
     ]);
   });
 
+  it("warns that claims.extra reaches no credential, unless a configured strategy carries extras", () => {
+    const object = {
+      ...jwt(good),
+      spec: {
+        ...jwt(good).spec,
+        claims: { extra: [{ key: "example.com/team", valueExpression: "claims.t" }] },
+      },
+    };
+    const certificatesOnly = reviewAdmission(review({ object }));
+    assert.equal(certificatesOnly.allowed, true);
+    assert.deepEqual(certificatesOnly.warnedFields, ["spec.claims.extra"]);
+    const withJWTs = reviewAdmission(review({ object }), { extrasDeliverable: true });
+    assert.equal(withJWTs.review.response.warnings, undefined);
+  });
+
   for (const [name, tls] of [
     ["a CA that is not base64", { certificateAuthorityData: "pretend-this-is-a-certificate" }],
     [

@@ -15,17 +15,26 @@ export const admissionAPIVersion = "admission.k8s.io/v1";
 
 export type ValidatedKind = typeof jwtAuthenticator.kind | typeof webhookAuthenticator.kind;
 
+export interface AdmissionOptions {
+  /** A configured strategy's credential carries extras (the JWTCredential strategy): no warning about them. */
+  extrasDeliverable?: boolean;
+}
+
 /** Per kind: what is refused, and what is only warned about. */
-const validators: Record<
-  ValidatedKind,
-  { deny: (obj: unknown) => FieldError[]; warn: (obj: unknown) => FieldError[] }
-> = {
-  [jwtAuthenticator.kind]: {
-    deny: jwtAuthenticatorDenials,
-    warn: (o: unknown) => [...validateJWTAuthenticator(o), ...jwtAuthenticatorAdvisories(o)],
-  },
-  [webhookAuthenticator.kind]: { deny: () => [], warn: validateWebhookAuthenticator },
-};
+function validatorsFor(
+  options: AdmissionOptions,
+): Record<ValidatedKind, { deny: (obj: unknown) => FieldError[]; warn: (obj: unknown) => FieldError[] }> {
+  return {
+    [jwtAuthenticator.kind]: {
+      deny: jwtAuthenticatorDenials,
+      warn: (o: unknown) => [
+        ...validateJWTAuthenticator(o),
+        ...jwtAuthenticatorAdvisories(o, options.extrasDeliverable),
+      ],
+    },
+    [webhookAuthenticator.kind]: { deny: () => [], warn: validateWebhookAuthenticator },
+  };
+}
 
 /** metav1.Status, as AdmissionResponse.status carries it. */
 export interface AdmissionStatus {
@@ -78,7 +87,8 @@ const shown = (value: unknown) => shownValue(value);
 const part = (value: unknown) =>
   typeof value === "string" && value.length <= 253 ? value : value === undefined ? "undefined" : "?";
 
-export function reviewAdmission(body: unknown): AdmissionDecision {
+export function reviewAdmission(body: unknown, options: AdmissionOptions = {}): AdmissionDecision {
+  const validators = validatorsFor(options);
   if (!isObject(body)) throw new MalformedAdmissionReview("the body is not a JSON object");
   if (body.apiVersion !== admissionAPIVersion || body.kind !== "AdmissionReview") {
     throw new MalformedAdmissionReview(

@@ -15,7 +15,13 @@ import {
 import { BodyCutShortError, BodyTooLargeError } from "../kube/requestbody.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
-import { denyUnread, MalformedAdmissionReview, reviewAdmission, type ValidatedKind } from "./admission.ts";
+import {
+  type AdmissionOptions,
+  denyUnread,
+  MalformedAdmissionReview,
+  reviewAdmission,
+  type ValidatedKind,
+} from "./admission.ts";
 import { defaultMaxDrainBytes, defaultMaxReviewBytes, readReviewBody, uidFromPrefix } from "./reviewbody.ts";
 
 /** Both kinds share one path: the handler tells them apart by the review's kind. */
@@ -38,6 +44,8 @@ export interface WebhookHandlerOptions {
   maxDrainBytes?: number;
   /** Reviews read at once: each may buffer maxBodyBytes. */
   maxInFlight?: number;
+  /** A configured strategy's credential carries extras (the JWTCredential strategy). */
+  extrasDeliverable?: boolean;
 }
 
 export interface WebhookServerOptions extends WebhookHandlerOptions {
@@ -77,6 +85,7 @@ export function createWebhookHandler(
     drain: Math.max(options.maxDrainBytes ?? defaultMaxDrainBytes, options.maxBodyBytes ?? 0),
   };
   const metrics = options.metrics ?? new Metrics();
+  const admission: AdmissionOptions = { extrasDeliverable: options.extrasDeliverable ?? false };
   // `kind` is only ever one of our two kinds or "other": a label must not take values from requests.
   const requests = metrics.counter({
     name: "admission_webhook_requests_total",
@@ -106,7 +115,7 @@ export function createWebhookHandler(
       return;
     }
     res.once("close", release);
-    serve(req, res, limits).then(
+    serve(req, res, limits, admission).then(
       (decision) => {
         const result = decision.allowed ? "allowed" : "denied";
         record(decision.kind, result, started);
@@ -143,7 +152,12 @@ export function createWebhookHandler(
   };
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, limits: { body: number; drain: number }) {
+async function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limits: { body: number; drain: number },
+  admission: AdmissionOptions,
+) {
   const path = pathOf(req);
   if (path !== validatePath) throw new HTTPError(404, "NotFound", `no such path ${JSON.stringify(path)}`);
   if (req.method !== "POST") {
@@ -184,7 +198,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, limits: { body: 
   }
   let decision: ReturnType<typeof reviewAdmission>;
   try {
-    decision = reviewAdmission(parsed);
+    decision = reviewAdmission(parsed, admission);
   } catch (err) {
     if (err instanceof MalformedAdmissionReview) throw new HTTPError(400, "BadRequest", err.message);
     throw err;

@@ -43,7 +43,9 @@ export function validateJWTAuthenticator(obj: unknown): FieldError[] {
  * (upstream's validateUserInfo). The reconciler keeps such an authenticator out of the cache with
  * a ClaimsExtraDeliverable condition; this warning says so where the apply runs.
  */
-export function jwtAuthenticatorAdvisories(obj: unknown): FieldError[] {
+export function jwtAuthenticatorAdvisories(obj: unknown, extrasDeliverable = false): FieldError[] {
+  // A configured strategy whose credential carries extras (a JWT): nothing to warn about.
+  if (extrasDeliverable) return [];
   const extra = (obj as { spec?: Partial<JWTAuthenticatorSpec> } | undefined)?.spec?.claims?.extra;
   if (!Array.isArray(extra) || extra.length === 0) return [];
   return [
