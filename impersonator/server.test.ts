@@ -14,6 +14,7 @@ import { newCA, newCert } from "../hack/pki.ts";
 import { memoryLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { type KeyPair, testCA } from "../test/harness/tls.ts";
+import { assertTooManyRequests } from "../test/harness/too-many-requests.ts";
 import {
   type ImpersonationProxyOptions,
   ImpersonationProxyRunner,
@@ -619,19 +620,7 @@ for (const upstreamHTTP2 of [false, true])
         const held = session.request({ ":path": "/hang?held" });
         held.on("error", () => {});
         await waitFor(() => upstream.received.some((r) => r.url === "/hang?held"));
-        const refused = await h2Get(p.port, "/api/v1/namespaces");
-        assert.equal(refused.status, 429);
-        assert.equal(refused.headers["retry-after"], "1");
-        assert.deepEqual(JSON.parse(refused.body), {
-          kind: "Status",
-          apiVersion: "v1",
-          metadata: {},
-          status: "Failure",
-          message: "Too many requests, please try again later.",
-          reason: "TooManyRequests",
-          details: { retryAfterSeconds: 1 },
-          code: 429,
-        });
+        assertTooManyRequests(await h2Get(p.port, "/api/v1/namespaces"));
         const watch = await h2Get(p.port, "/api/v1/pods?watch=true");
         assert.notEqual(watch.status, 429);
         held.close();

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
 import { type TestPKI, testPKI } from "../test/harness/frontproxy-pki.ts";
+import { assertTooManyRequests } from "../test/harness/too-many-requests.ts";
 import { createWebhookHandler, validatePath } from "../webhooks/server.ts";
 import { type AggregatedAPIServer, defaultMaxBodyBytes, startAggregatedAPIServer } from "./aggregated.ts";
 import { FrontProxyConfigHolder } from "./frontproxy.ts";
@@ -115,19 +116,7 @@ describe("aggregated API bounds", () => {
     const first = send(tcrPath, tcr("hold"));
     const second = send(tcrPath, tcr("hold"));
     while (held.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
-    const third = await send(tcrPath, tcr("other"));
-    assert.equal(third.status, 429);
-    assert.equal(third.headers["retry-after"], "1");
-    assert.deepEqual(JSON.parse(third.body), {
-      kind: "Status",
-      apiVersion: "v1",
-      metadata: {},
-      status: "Failure",
-      message: "Too many requests, please try again later.",
-      reason: "TooManyRequests",
-      details: { retryAfterSeconds: 1 },
-      code: 429,
-    });
+    assertTooManyRequests(await send(tcrPath, tcr("other")));
     assert.equal((await send("/healthz")).status, 200);
     for (const release of held.splice(0)) release();
     assert.equal((await first).status, 201);
