@@ -3,7 +3,8 @@ import { once } from "node:events";
 import { connect, createServer, type Http2ServerRequest } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
-import { bodyUnread } from "./inflight.ts";
+import { bodyUnread, resetIfUnread, unreadBodyHeaders } from "./inflight.ts";
+import { turns } from "./turns.ts";
 
 /** What the handler of a real HTTP/2 server sees for a request it answers without reading. */
 async function seenByHandler(method: string, body?: Buffer): Promise<boolean> {
@@ -41,5 +42,44 @@ describe("bodyUnread", () => {
   it("follows `complete` for HTTP/1.1", () => {
     assert.equal(bodyUnread({ complete: true }), false);
     assert.equal(bodyUnread({ complete: false }), true);
+  });
+});
+
+describe("resetIfUnread and unreadBodyHeaders", () => {
+  /** An HTTP/2 request whose body is still arriving, and whether its stream was closed. */
+  const arriving = () => {
+    const seen = { closed: false };
+    const req = {
+      complete: false,
+      stream: {
+        endAfterHeaders: false,
+        close: () => {
+          seen.closed = true;
+        },
+      },
+    };
+    return { req, seen };
+  };
+
+  it("resets the stream of a refusal answered with its body unread, once the answer is out", async () => {
+    const { req, seen } = arriving();
+    resetIfUnread(req, 413);
+    assert.equal(seen.closed, false);
+    // Turns run in order: the reset's has run once a later one has.
+    await turns.take();
+    assert.equal(seen.closed, true);
+  });
+
+  it("leaves the stream of a request that was served: the client ends it", async () => {
+    const { req, seen } = arriving();
+    resetIfUnread(req, 200);
+    await turns.take();
+    assert.equal(seen.closed, false);
+  });
+
+  it("closes an HTTP/1.1 connection only after a refusal with the body unread", () => {
+    assert.deepEqual(unreadBodyHeaders({ complete: false }, 408), { connection: "close" });
+    assert.deepEqual(unreadBodyHeaders({ complete: false }, 201), {});
+    assert.deepEqual(unreadBodyHeaders({ complete: true }, 413), {});
   });
 });

@@ -70,22 +70,28 @@ interface Response {
   writeHead(code: number, headers: Record<string, string>): { end(body: string): unknown };
 }
 
+/** An answer that refused the request (4xx, 5xx): the only kind given without reading a body on purpose. */
+function refused(status: number): boolean {
+  return status >= 400;
+}
+
 /**
- * After an answer given with the body unread: an HTTP/2 client would go on sending into a stream
- * nobody reads, which then never closes, so the stream is reset once the answer is out. (An
- * HTTP/1.1 answer says `connection: close` instead; see `unreadBodyHeaders`.)
+ * After a refusal given with the body unread (too large, too slow, too many at once): an HTTP/2
+ * client would go on sending into a stream nobody reads, which then never closes, so the stream
+ * is reset once the answer is out. A request that was served keeps its stream: the client may end
+ * it as it likes. (An HTTP/1.1 refusal says `connection: close` instead; see `unreadBodyHeaders`.)
  */
-export function resetIfUnread(req: Request): void {
-  if (!bodyUnread(req) || !("stream" in req)) return;
+export function resetIfUnread(req: Request, status: number): void {
+  if (!refused(status) || !bodyUnread(req) || !("stream" in req)) return;
   const stream = (req as { stream: { close(): void } }).stream;
   // A turn rather than a bare setImmediate: a flood refused at once would close all its streams
   // in one event-loop phase.
   void turns.take().then(() => stream.close());
 }
 
-/** `connection: close` for an HTTP/1.1 answer given with the body unread. */
-export function unreadBodyHeaders(req: Request): Record<string, string> {
-  return bodyUnread(req) && !("stream" in req) ? { connection: "close" } : {};
+/** `connection: close` for an HTTP/1.1 refusal given with the body unread. */
+export function unreadBodyHeaders(req: Request, status: number): Record<string, string> {
+  return refused(status) && bodyUnread(req) && !("stream" in req) ? { connection: "close" } : {};
 }
 
 /** The 429, for a request whose body is never read. */
@@ -95,7 +101,7 @@ export function answerTooManyRequests(
   headers: Record<string, string> = {},
 ): void {
   res
-    .writeHead(429, { ...headers, ...tooManyRequestsHeaders, ...unreadBodyHeaders(req) })
+    .writeHead(429, { ...headers, ...tooManyRequestsHeaders, ...unreadBodyHeaders(req, 429) })
     .end(tooManyRequestsBody);
-  resetIfUnread(req);
+  resetIfUnread(req, 429);
 }

@@ -345,10 +345,10 @@ export function createAggregatedAPIHandler(
             .writeHead(code, {
               "content-type": type,
               "cache-control": "no-cache, private",
-              ...unreadBodyHeaders(req),
+              ...unreadBodyHeaders(req, code),
             })
             .end(payload);
-          resetIfUnread(req);
+          resetIfUnread(req, code);
         }
         requests.inc({ resource: result.resource, verb: result.verb, code: String(code) });
         duration.observe(

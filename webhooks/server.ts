@@ -142,7 +142,7 @@ export function createWebhookHandler(
             error: err.message,
           });
           sendStatus(res, err.code, err.reason, err.message);
-          resetIfUnread(req);
+          resetIfUnread(req, err.code);
         } else {
           log.error("failed to answer a request", { method: req.method, path: pathOf(req), error: err });
           sendStatus(res, 500, "InternalError", "internal error while validating the request");
