@@ -105,8 +105,8 @@ async function issue(
   env: CertEnv,
 ): Promise<IssuedCertificate> {
   // Synchronous on purpose: a P-256 key pair costs tens of microseconds, less than a hop to
-  // the thread pool; an RSA CA's signature (~0.35 ms for RSA-2048 here) is what createCertificate
-  // moves off the event loop.
+  // the thread pool; the CA signature (~0.35 ms for RSA-2048 here) is what createCertificate moves
+  // off the event loop.
   const { spki, pkcs8 } = newP256Key();
   const signed = await signLeaf(ca, subject, usage, dnsNames, ips, ttlMs, env, spki);
   return { ...signed, keyPEM: toPEM("PRIVATE KEY", pkcs8) };

@@ -196,7 +196,7 @@ export interface CertificateFields {
   extensions: Buffer[];
 }
 
-/** Encodes the TBSCertificate, signs it with `key`, and returns the certificate DER. */
+/** Encodes the TBSCertificate, signs it with `key` off the main thread, and returns the certificate DER. */
 export async function createCertificate(
   fields: CertificateFields,
   key: KeyObject,
@@ -212,16 +212,9 @@ export async function createCertificate(
     fields.subjectPublicKeyInfo,
     explicit(3, sequence(...fields.extensions)),
   );
-  // An RSA signature (over a millisecond of CPU for RSA-2048 on a busy 2-core machine) goes to the
-  // thread pool, so that the event loop keeps serving meanwhile. An ECDSA or Ed25519 one costs
-  // less than the hop there and back: a P-256 signature measured 90-120 µs of process CPU in
-  // place and 170-220 µs through the pool, of which 70-80 µs still on the main thread.
-  const signature =
-    key.asymmetricKeyType === "rsa"
-      ? await new Promise<Buffer>((resolve, reject) => {
-          sign(scheme.hash, tbs, key, (error, result) => (error ? reject(error) : resolve(result)));
-        })
-      : sign(scheme.hash, tbs, key);
+  const signature = await new Promise<Buffer>((resolve, reject) => {
+    sign(scheme.hash, tbs, key, (error, result) => (error ? reject(error) : resolve(result)));
+  });
   return sequence(tbs, scheme.algorithmIdentifier, bitString(signature));
 }
 
