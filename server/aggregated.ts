@@ -334,7 +334,7 @@ export function createAggregatedAPIHandler(
       (result) => {
         const code = "text" in result ? 200 : result.response.code;
         if (!res.headersSent && !res.destroyed) {
-          const [type, payload] =
+          const [type, payload = ""] =
             "text" in result
               ? ["text/plain; charset=utf-8", result.text]
               : ["application/json", JSON.stringify(result.response.body)];
@@ -345,6 +345,8 @@ export function createAggregatedAPIHandler(
             .writeHead(code, {
               "content-type": type,
               "cache-control": "no-cache, private",
+              // Without it an HTTP/1.1 answer (the aggregator's) goes out chunked.
+              "content-length": Buffer.byteLength(payload),
               ...unreadBodyHeaders(req, code),
             })
             .end(payload);
