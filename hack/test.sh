@@ -24,6 +24,11 @@ export CONCIERGE_K8S_BIN="$bin"
 "$bin/kubectl" version --client
 phase_end
 
+# The chart's tests run helm; it is built from the Go module proxy, which the tests cannot reach.
+phase_start "build helm"
+hack/build-helm.sh >/dev/null
+phase_end
+
 # The tests run where only the namespaces' own addresses are reachable, so everything they would
 # fetch from npm (the arm64 runtime of the CLI's executable, the oldest Node its package supports)
 # is fetched here, first.
