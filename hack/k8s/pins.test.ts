@@ -5,16 +5,9 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { listedVersions, selectedVersion } from "./releases.ts";
 
 const pins = join(import.meta.dirname, "pins");
-
-async function listedVersions(): Promise<string[]> {
-  const text = await readFile(join(import.meta.dirname, "versions"), "utf8");
-  return text
-    .split("\n")
-    .map((line) => line.trim())
-    .filter((line) => line !== "" && !line.startsWith("#"));
-}
 
 describe("hack/k8s pins", async () => {
   const versions = await listedVersions();
@@ -34,6 +27,14 @@ describe("hack/k8s pins", async () => {
       versions.some((v) => v.startsWith(`${minor}.`)),
       `hack/k8s/default names ${minor}, not one of ${versions.join(", ")}`,
     );
+  });
+
+  it("selects the release CONCIERGE_K8S_VERSION names, or else the default minor's", async () => {
+    const minor = (await readFile(join(import.meta.dirname, "default"), "utf8")).trim();
+    assert.ok((await selectedVersion({})).startsWith(`${minor}.`));
+    assert.equal(await selectedVersion({ CONCIERGE_K8S_VERSION: "1.30" }), versions[0]);
+    assert.equal(await selectedVersion({ CONCIERGE_K8S_VERSION: `v${versions.at(-1)}` }), versions.at(-1));
+    await assert.rejects(selectedVersion({ CONCIERGE_K8S_VERSION: "1.29" }), /not in hack\/k8s\/versions/);
   });
 
   it("has a .mod and .sum for each listed release and no other", async () => {

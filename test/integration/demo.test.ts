@@ -6,6 +6,7 @@ import { execFile } from "node:child_process";
 import { dirname, join } from "node:path";
 import { it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { selectedVersion } from "../../hack/k8s/releases.ts";
 import { nodeDirVariable } from "../../hack/node/namespaces.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -33,7 +34,10 @@ it("hack/demo.ts runs to the end on a real node: the Concierge's pods Running, t
   assert.equal(code, 0, output);
   assert.match(
     output,
-    /^concierge-control-plane\s+Ready\s+control-plane\s+\S+\s+v1\.34\.\d+/m,
+    new RegExp(
+      `^concierge-control-plane\\s+Ready\\s+control-plane\\s+\\S+\\s+v${(await selectedVersion()).replaceAll(".", "\\.")}\\s`,
+      "m",
+    ),
     "kubectl get nodes",
   );
   assert.equal(

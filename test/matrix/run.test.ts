@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { pickVersions } from "../../hack/k8s/releases.ts";
 import { firstLine } from "./reporter.ts";
-import { counts, pickVersions, table } from "./run.ts";
+import { counts, table } from "./run.ts";
 
 const listed = ["1.30.14", "1.31.14", "1.37.2"];
 

@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { listedVersions, pickVersions } from "../../hack/k8s/releases.ts";
 import type { CheckResult } from "./reporter.ts";
 
 const repoRoot = resolve(import.meta.dirname, "..", "..");
@@ -14,25 +15,6 @@ interface MinorResult {
   version: string;
   build: { ok: boolean; seconds: number; bin?: string; error?: string };
   checks: CheckResult[];
-}
-
-export async function listedVersions(): Promise<string[]> {
-  const text = await readFile(join(repoRoot, "hack", "k8s", "versions"), "utf8");
-  return text
-    .split("\n")
-    .map((line) => line.trim())
-    .filter((line) => line !== "" && !line.startsWith("#"));
-}
-
-/** `1.30` or `1.30.14` (with or without a `v`) to the listed release; throws on one not listed. */
-export function pickVersions(listed: string[], asked: string[]): string[] {
-  if (asked.length === 0) return listed;
-  return asked.map((a) => {
-    const want = a.replace(/^v/, "");
-    const found = listed.find((v) => v === want || v.split(".").slice(0, 2).join(".") === want);
-    if (!found) throw new Error(`Kubernetes ${a} is not in hack/k8s/versions (${listed.join(", ")})`);
-    return found;
-  });
 }
 
 /** Runs a command with the terminal as its stderr; resolves to its exit code and stdout. */
