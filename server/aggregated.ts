@@ -1,6 +1,6 @@
 // The aggregated API server: login.concierge.pinniped.dev (TokenCredentialRequest) and
-// identity.concierge.pinniped.dev (WhoAmIRequest), reached only through kube-apiserver's
-// aggregator. One HTTPS listener speaks HTTP/1.1 to every client that offers it (the aggregator
+// identity.concierge.pinniped.dev (WhoAmIRequest), or those groups under the install's suffix
+// (`options.groups`), reached only through kube-apiserver's aggregator. One HTTPS listener speaks HTTP/1.1 to every client that offers it (the aggregator
 // and the webhook client do; see `chooseProtocol`) and HTTP/2 to the others; every request but
 // the health checks must come from the front proxy (see frontproxy.ts), whose authentication and
 // authorization kube-apiserver has already done.
@@ -19,6 +19,7 @@ import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls"
 import { whoAmIRequest } from "../apis/index.ts";
 import { maxTokenBytes } from "../authenticators/jwt/authenticator.ts";
 import type { ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
+import { GroupSuffix } from "../kube/groupsuffix.ts";
 import {
   answerTooManyRequests,
   defaultHandshakeTimeoutMs,
@@ -39,6 +40,7 @@ import {
   openAPIV2,
   openAPIV3GroupVersion,
   openAPIV3Index,
+  servedKinds,
 } from "./discovery.ts";
 import { type FrontProxyConfigHolder, pairHeaders, type RequestUser } from "./frontproxy.ts";
 import { type APIResponse, badRequest, failure } from "./status.ts";
@@ -201,8 +203,10 @@ export function createAggregatedAPIHandler(
     labelNames: ["resource", "verb"] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   });
-  // Precomputed: they depend only on the schemas.
-  const openAPI = { v2: openAPIV2(), v3: openAPIV3Index() };
+  // The kinds under the install's groups; the documents are precomputed: they depend only on the
+  // schemas and the groups.
+  const kinds = servedKinds(options.groups ?? new GroupSuffix());
+  const openAPI = { v2: openAPIV2(kinds), v3: openAPIV3Index(kinds) };
 
   async function body(req: IncomingRequest): Promise<unknown> {
     const type = (req.headers["content-type"] ?? "application/json").split(";")[0]?.trim().toLowerCase();
@@ -238,13 +242,13 @@ export function createAggregatedAPIHandler(
       if (g === "v2" && parts.length === 2) return get("openapi", openAPI.v2);
       if (g === "v3" && parts.length === 2) return get("openapi", openAPI.v3);
       if (g === "v3" && v === "apis" && rest.length === 2)
-        return get("openapi", openAPIV3GroupVersion(rest[0]!, rest[1]!));
+        return get("openapi", openAPIV3GroupVersion(rest[0]!, rest[1]!, kinds));
       return { resource: "other", verb: "other", serve: notFound };
     }
     if (root !== "apis") return { resource: "other", verb: "other", serve: notFound };
-    if (g === undefined) return get("discovery", apiGroupList());
-    if (v === undefined) return get("discovery", apiGroup(g));
-    if (rest.length === 0) return get("discovery", apiResourceList(g, v));
+    if (g === undefined) return get("discovery", apiGroupList(kinds));
+    if (v === undefined) return get("discovery", apiGroup(g, kinds));
+    if (rest.length === 0) return get("discovery", apiResourceList(g, v, kinds));
 
     let namespace: string | undefined;
     let resourcePath = rest;
@@ -253,7 +257,7 @@ export function createAggregatedAPIHandler(
       namespace = rest[1]!;
       resourcePath = rest.slice(2);
     }
-    const kind = resourcePath.length === 1 ? kindFor(g, v, resourcePath[0]!) : undefined;
+    const kind = resourcePath.length === 1 ? kindFor(g, v, resourcePath[0]!, kinds) : undefined;
     if (!kind) return { resource: "other", verb: "other", serve: notFound };
     const resource = kind.plural as Resource;
     if (method === "GET" && namespace === undefined) {
@@ -282,7 +286,7 @@ export function createAggregatedAPIHandler(
         const object = await body(req);
         const dryRun = url.searchParams.getAll("dryRun");
         const ctx = { ...(namespace ? { namespace } : {}), dryRun };
-        if (kind.kind === whoAmIRequest.kind) return createWhoAmIRequest(object, { ...ctx, user });
+        if (kind.kind === whoAmIRequest.kind) return createWhoAmIRequest(object, { ...ctx, user }, kind);
         const auditID = headerString(req.headers["audit-id"]) ?? randomUUID();
         return createTCR(object, { ...ctx, auditID, signal });
       },

@@ -38,6 +38,7 @@ describe("config file", () => {
         jwtSigningKeySecret: "pinniped-concierge-jwt-signing-keys",
       },
       labels: {},
+      apiGroupSuffix: "pinniped.dev",
       api: { servingCertificate: { durationSeconds: 2592000, renewBeforeSeconds: 2160000 } },
       aggregatedAPIServerPort: 10250,
       healthPort: 8080,
@@ -172,7 +173,7 @@ audit:
         "  impersonationProxyLegacySecret: ignored",
         'labels: {"app": "x", "team": "y"}',
         "api: {servingCertificate: {durationSeconds: 3600, renewBeforeSeconds: 1800}}",
-        "apiGroupSuffix: pinniped.dev",
+        "apiGroupSuffix: acme.example",
         "aggregatedAPIServerPort: 20250",
         "impersonationProxyServerPort: 20444",
         "impersonationProxy: {pingIntervalSeconds: 5, upgradeIdleTimeoutSeconds: 3600}",
@@ -205,6 +206,7 @@ audit:
     assert.equal(c.impersonationProxyServerPort, 20444);
     assert.deepEqual(c.impersonationProxy, { pingIntervalSeconds: 5, upgradeIdleTimeoutSeconds: 3600 });
     assert.deepEqual(c.labels, { app: "x", team: "y" });
+    assert.equal(c.apiGroupSuffix, "acme.example");
     assert.deepEqual(c.api.servingCertificate, { durationSeconds: 3600, renewBeforeSeconds: 1800 });
     assert.equal(c.aggregatedAPIServerPort, 20250);
     assert.equal(c.healthPort, 9090);
@@ -364,9 +366,14 @@ audit:
         "invalid log format, valid choices are the empty string, 'json' and 'text'",
       ],
       [
-        "another API group suffix",
-        "apiGroupSuffix: example.com",
-        "validate apiGroupSuffix: only pinniped.dev",
+        "an API group suffix without a dot",
+        "apiGroupSuffix: example",
+        "validate apiGroupSuffix: must contain '.'",
+      ],
+      [
+        "an API group suffix that is no DNS subdomain",
+        "apiGroupSuffix: Example.com",
+        "validate apiGroupSuffix: a lowercase RFC 1123 subdomain must consist of",
       ],
       [
         "an admission plugin upstream does not know",

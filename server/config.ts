@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
 import { parse } from "yaml";
 import { validateAllowedCiphers } from "../certs/ciphers.ts";
+import { apiGroupSuffixErrors, defaultAPIGroupSuffix } from "../kube/groupsuffix.ts";
 import type { Format, Level } from "../observability/logger.ts";
 import {
   type RawStrategies,
@@ -45,6 +46,8 @@ export interface ConciergeConfig {
     jwtSigningKeySecret: string;
   };
   labels: Record<string, string>;
+  /** Upstream's: the groups are served as `<prefix>.concierge.<apiGroupSuffix>` (kube/groupsuffix.ts). */
+  apiGroupSuffix: string;
   api: { servingCertificate: { durationSeconds: number; renewBeforeSeconds: number } };
   aggregatedAPIServerPort: number;
   /** Ours: plain HTTP for /healthz, /readyz, /livez and /metrics. */
@@ -296,9 +299,8 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
     errors.push("validate api: durationSeconds cannot be smaller than renewBeforeSeconds");
   }
 
-  if (c.apiGroupSuffix !== undefined && c.apiGroupSuffix !== "pinniped.dev") {
-    errors.push("validate apiGroupSuffix: only pinniped.dev is supported");
-  }
+  const apiGroupSuffix = c.apiGroupSuffix ?? defaultAPIGroupSuffix;
+  for (const e of apiGroupSuffixErrors(apiGroupSuffix)) errors.push(`validate apiGroupSuffix: ${e}`);
 
   const aggregatedAPIServerPort = port(
     c.aggregatedAPIServerPort,
@@ -431,6 +433,7 @@ export function configFromObject(raw: unknown, environment: ConfigEnvironment = 
       jwtSigningKeySecret: names.jwtSigningKeySecret ?? defaults.names.jwtSigningKeySecret,
     },
     labels: { ...c.labels },
+    apiGroupSuffix,
     api: { servingCertificate: { durationSeconds, renewBeforeSeconds } },
     aggregatedAPIServerPort,
     healthPort,

@@ -4,36 +4,51 @@
 // feed `kubectl explain`.
 import { createHash } from "node:crypto";
 import { type KindModule, kinds } from "../apis/index.ts";
+import type { GroupSuffix } from "../kube/groupsuffix.ts";
 
 export const aggregatedKinds: readonly KindModule[] = kinds.filter((k) => k.servedBy === "aggregated");
 
-export function kindFor(group: string, version: string, plural: string): KindModule | undefined {
-  return aggregatedKinds.find((k) => k.group === group && k.version === version && k.plural === plural);
+/**
+ * The aggregated kinds under the groups an install serves (kube/groupsuffix.ts); every function
+ * below takes such a list and defaults to the code's own names.
+ */
+export function servedKinds(groups: GroupSuffix): readonly KindModule[] {
+  return aggregatedKinds.map((k) => ({ ...k, group: groups.served(k.group) }));
 }
 
-function groupVersions(group: string) {
-  return [...new Set(aggregatedKinds.filter((k) => k.group === group).map((k) => k.version))].map(
-    (version) => ({ groupVersion: `${group}/${version}`, version }),
-  );
+export function kindFor(
+  group: string,
+  version: string,
+  plural: string,
+  ks: readonly KindModule[] = aggregatedKinds,
+): KindModule | undefined {
+  return ks.find((k) => k.group === group && k.version === version && k.plural === plural);
 }
 
-export function apiGroup(group: string) {
-  const versions = groupVersions(group);
+function groupVersions(group: string, ks: readonly KindModule[]) {
+  return [...new Set(ks.filter((k) => k.group === group).map((k) => k.version))].map((version) => ({
+    groupVersion: `${group}/${version}`,
+    version,
+  }));
+}
+
+export function apiGroup(group: string, ks: readonly KindModule[] = aggregatedKinds) {
+  const versions = groupVersions(group, ks);
   if (versions.length === 0) return undefined;
   return { kind: "APIGroup", apiVersion: "v1", name: group, versions, preferredVersion: versions[0] };
 }
 
-export function apiGroupList() {
-  const groups = [...new Set(aggregatedKinds.map((k) => k.group))];
+export function apiGroupList(ks: readonly KindModule[] = aggregatedKinds) {
+  const groups = [...new Set(ks.map((k) => k.group))];
   const items = groups.map((g) => {
-    const { kind: _k, apiVersion: _a, ...rest } = apiGroup(g)!;
+    const { kind: _k, apiVersion: _a, ...rest } = apiGroup(g, ks)!;
     return rest;
   });
   return { kind: "APIGroupList", apiVersion: "v1", groups: items };
 }
 
-export function apiResourceList(group: string, version: string) {
-  const resources = aggregatedKinds.filter((k) => k.group === group && k.version === version);
+export function apiResourceList(group: string, version: string, ks: readonly KindModule[] = aggregatedKinds) {
+  const resources = ks.filter((k) => k.group === group && k.version === version);
   if (resources.length === 0) return undefined;
   return {
     kind: "APIResourceList",
@@ -161,18 +176,22 @@ function paths(ks: readonly KindModule[], v3: boolean, ref: (name: string) => st
 
 const info = { title: "Pinniped Concierge", version: "v1alpha1" };
 
-export function openAPIV2() {
+export function openAPIV2(ks: readonly KindModule[] = aggregatedKinds) {
   const ref = (name: string) => `#/definitions/${name}`;
   return {
     swagger: "2.0",
     info,
-    paths: paths(aggregatedKinds, false, ref),
-    definitions: definitions(aggregatedKinds, ref),
+    paths: paths(ks, false, ref),
+    definitions: definitions(ks, ref),
   };
 }
 
-export function openAPIV3GroupVersion(group: string, version: string) {
-  const ks = aggregatedKinds.filter((k) => k.group === group && k.version === version);
+export function openAPIV3GroupVersion(
+  group: string,
+  version: string,
+  all: readonly KindModule[] = aggregatedKinds,
+) {
+  const ks = all.filter((k) => k.group === group && k.version === version);
   if (ks.length === 0) return undefined;
   const ref = (name: string) => `#/components/schemas/${name}`;
   return {
@@ -187,15 +206,15 @@ export function openAPIV3GroupVersion(group: string, version: string) {
  * The `/openapi/v3` index. Each entry's hash changes with its document, which lets
  * kube-apiserver's aggregator skip refetching unchanged ones.
  */
-export function openAPIV3Index() {
+export function openAPIV3Index(ks: readonly KindModule[] = aggregatedKinds) {
   const index: Record<string, { serverRelativeURL: string }> = {};
   const seen = new Set<string>();
-  for (const k of aggregatedKinds) {
+  for (const k of ks) {
     const path = `apis/${k.group}/${k.version}`;
     if (seen.has(path)) continue;
     seen.add(path);
     const hash = createHash("sha512")
-      .update(JSON.stringify(openAPIV3GroupVersion(k.group, k.version)))
+      .update(JSON.stringify(openAPIV3GroupVersion(k.group, k.version, ks)))
       .digest("hex")
       .toUpperCase();
     index[path] = { serverRelativeURL: `/openapi/v3/${path}?hash=${hash}` };

@@ -33,6 +33,7 @@ import { register as registerWebhookAuthenticators } from "../controllers/webhoo
 import type { Issuer } from "../issuers/issuer.ts";
 import { LocalCAIssuer } from "../issuers/localca.ts";
 import { OrderedIssuers } from "../issuers/ordered.ts";
+import { GroupSuffix } from "../kube/groupsuffix.ts";
 import { KubeRestClient } from "../kube/rest.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -50,6 +51,11 @@ import { createMetricsHandler, metricsPath } from "./metricsendpoint.ts";
 import { fallbackAgentImage, ownImage } from "./ownimage.ts";
 
 /** The APIServices whose caBundle the serving CA fills (upstream's install names them so). */
+export function apiServiceNamesFor(groups: GroupSuffix): string[] {
+  return [tokenCredentialRequest.group, whoAmIRequest.group].map((g) => `v1alpha1.${groups.served(g)}`);
+}
+
+/** Those of an install with upstream's own groups. */
 export const apiServiceNames = [
   `v1alpha1.${tokenCredentialRequest.group}`,
   `v1alpha1.${whoAmIRequest.group}`,
@@ -170,7 +176,12 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   const host = options.host ?? "0.0.0.0";
   const namespace = config.namespace;
   const identity = options.identity ?? (process.env.POD_NAME || `${hostname()}-${process.pid}`);
-  log.info("starting", { namespace, identity, leaseName: config.names.deployment });
+  log.info("starting", {
+    namespace,
+    identity,
+    leaseName: config.names.deployment,
+    apiGroupSuffix: config.apiGroupSuffix,
+  });
   setAllowLinkLocalAddresses(config.outbound.allowLinkLocalAddresses);
 
   const metrics = new Metrics();
@@ -178,7 +189,9 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   const kubeSigner = new SignerHolder("kube cluster signing CA");
   const impersonationSigner = new SignerHolder("impersonation proxy signer");
   const secretSigner = new SignerHolder("Secret signing CA");
+  const groups = new GroupSuffix(config.apiGroupSuffix);
   const manager = managerFromKubeConfig(options.kubeConfig, {
+    groups,
     identity,
     leaseNamespace: namespace,
     leaseName: config.names.deployment,
@@ -273,7 +286,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
     namespace,
     secretName: config.names.servingCertificateSecret,
     serviceName: config.names.apiService,
-    apiServiceNames,
+    apiServiceNames: apiServiceNamesFor(groups),
     webhookConfigurationName: config.names.validatingWebhookConfiguration,
     servingCertHolder: holders.servingCerts,
     durationSeconds: config.api.servingCertificate.durationSeconds,
@@ -396,7 +409,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
   };
 
   try {
-    const webhook = createWebhookHandler({ logger: log, metrics, extrasDeliverable });
+    const webhook = createWebhookHandler({ logger: log, metrics, extrasDeliverable, groups });
     const reviews = new KubeRestClient(options.kubeConfig, { userAgent: "pinniped-concierge-metrics" });
     closers.push(async () => reviews.close?.());
     const metricsHandler = createMetricsHandler({ client: reviews, metrics, log });
@@ -409,6 +422,7 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       issuer: holders.issuers,
       clientCertificateTTLSeconds: config.tokenCredentialRequest.clientCertificateTTLSeconds,
       logUsernamesAndGroups: config.audit.logUsernamesAndGroups,
+      groups,
       log,
       metrics,
       // The webhook handler uses only the API that HTTP/1.1 and HTTP/2 compatibility requests share.

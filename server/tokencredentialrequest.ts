@@ -10,12 +10,13 @@ import type { AuthenticationResult, UserInfo } from "../authenticators/types.ts"
 import { signingRequestPublicKey } from "../certs/csr.ts";
 import type { Credential, Issuer } from "../issuers/issuer.ts";
 import { deadline } from "../kube/deadline.ts";
+import { GroupSuffix } from "../kube/groupsuffix.ts";
 import { isObject } from "../kube/isobject.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics, removeSeries } from "../observability/metrics.ts";
 import { LogRateLimiter } from "../observability/ratelimit.ts";
 import { type APIResponse, badRequest, dryRunError, invalid } from "./status.ts";
-import { objectOfKind } from "./typemeta.ts";
+import { type Kind, objectOfKind } from "./typemeta.ts";
 
 /** Upstream's fixed lifetime; certificates cannot be revoked, so it stays short by default. */
 export const defaultClientCertificateTTLSeconds = 5 * 60;
@@ -52,6 +53,8 @@ export interface TokenCredentialRequestOptions {
   /** Within [60, 86400]; default 300. */
   clientCertificateTTLSeconds?: number;
   authenticationTimeoutMs?: number;
+  /** The install's API groups (kube/groupsuffix.ts); default upstream's own. */
+  groups?: GroupSuffix;
   /** Upstream's `audit.logUsernamesAndGroups`: off by default, audit events redact them. */
   logUsernamesAndGroups?: boolean;
   log?: Logger;
@@ -100,8 +103,8 @@ const cannotHandle = (why: string) =>
   badRequest(`${tcr.kind} in version "${tcr.version}" cannot be handled as a ${tcr.kind}: ${why}`);
 
 /** The request as the generic apiserver would decode it, or the 400 it would answer. */
-function decode(value: unknown): Decoded | APIResponse {
-  const typed = objectOfKind(value, tcr);
+function decode(value: unknown, served: Kind): Decoded | APIResponse {
+  const typed = objectOfKind(value, served);
   if ("error" in typed) return badRequest(typed.error);
   const body = typed.object;
   const metadata = body.metadata ?? {};
@@ -164,18 +167,18 @@ function personal(value: string | readonly string[] | Record<string, unknown>, s
   return { redacted: `redacted ${Object.keys(value).length} keys` };
 }
 
-function authenticationFailed(): APIResponse {
+function authenticationFailed(served: Kind): APIResponse {
   return {
     code: 201,
-    body: response({ message: "authentication failed" }),
+    body: response(served, { message: "authentication failed" }),
   };
 }
 
 // The Go struct's JSON: metadata and spec come back empty, `apiGroup` has no omitempty.
-function response(status: Record<string, unknown>) {
+function response(served: Kind, status: Record<string, unknown>) {
   return {
-    kind: tcr.kind,
-    apiVersion: `${tcr.group}/${tcr.version}`,
+    kind: served.kind,
+    apiVersion: `${served.group}/${served.version}`,
     metadata: { creationTimestamp: null },
     spec: { authenticator: { apiGroup: null, kind: "", name: "" } },
     status,
@@ -218,6 +221,8 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
   );
   const timeoutMs = options.authenticationTimeoutMs ?? defaultAuthenticationTimeoutMs;
   const showPersonal = options.logUsernamesAndGroups ?? false;
+  const groups = options.groups ?? new GroupSuffix();
+  const served: Kind = { group: groups.served(tcr.group), version: tcr.version, kind: tcr.kind };
   const log = (options.log ?? discardLogger()).child({ component: "tokencredentialrequest" });
   const metrics = options.metrics ?? new Metrics();
   const outcomes = metrics.counter({
@@ -243,10 +248,10 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
   });
 
   return async (body, ctx) => {
-    const decoded = decode(body);
+    const decoded = decode(body, served);
     if (!("token" in decoded)) return decoded;
     if (decoded.token === "") {
-      return invalid(tcr.group, "", decoded.name, [
+      return invalid(served.group, "", decoded.name, [
         {
           type: "FieldValueRequired",
           field: "spec.token.value",
@@ -258,7 +263,7 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
       try {
         signingRequestPublicKey(decoded.certificateSigningRequest);
       } catch (error) {
-        return invalid(tcr.group, "", decoded.name, [
+        return invalid(served.group, "", decoded.name, [
           {
             type: "FieldValueInvalid",
             field: "spec.certificateSigningRequest",
@@ -267,7 +272,7 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
         ]);
       }
     }
-    const dryRun = dryRunError(tcr.group, ctx.dryRun);
+    const dryRun = dryRunError(served.group, ctx.dryRun);
     if (dryRun) return dryRun;
     if (ctx.namespace) return badRequest(`namespace is not allowed on ${tcr.kind}: ${ctx.namespace}`);
 
@@ -276,7 +281,7 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
       log.info(msg, { auditEvent: true, auditID: ctx.auditID, ...fields });
     const failed = (outcome: TokenCredentialRequestOutcome) => {
       outcomes.inc({ outcome });
-      return authenticationFailed();
+      return authenticationFailed(served);
     };
     const unexpected = (reason: string, err: unknown, outcome: TokenCredentialRequestOutcome) => {
       audit("TokenCredentialRequest Unexpected Error", {
@@ -292,9 +297,10 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
       tokenID: createHash("sha256").update(decoded.token).digest("hex"),
     });
 
-    // Authenticators are cached under upstream's group; any other group (or none) must miss.
+    // Authenticators are cached under upstream's group, which the install serves under its suffix
+    // (upstream's Unreplace); any other group (or none) must miss.
     const entry =
-      ref.apiGroup === authenticationGroup
+      ref.apiGroup !== null && groups.internal(ref.apiGroup) === authenticationGroup
         ? options.authenticators.get({ apiGroup: authenticationGroup, kind: ref.kind, name: ref.name })
         : undefined;
     if (!entry)
@@ -378,7 +384,7 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
     outcomes.inc({ outcome: "issued" });
     return {
       code: 201,
-      body: response({
+      body: response(served, {
         credential:
           credential.type === "certificate"
             ? {

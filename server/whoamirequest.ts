@@ -3,7 +3,7 @@
 import { whoAmIRequest as who } from "../apis/index.ts";
 import type { RequestUser } from "./frontproxy.ts";
 import { type APIResponse, badRequest, dryRunError } from "./status.ts";
-import { objectOfKind } from "./typemeta.ts";
+import { type Kind, objectOfKind } from "./typemeta.ts";
 
 export interface WhoAmIContext {
   namespace?: string;
@@ -11,10 +11,11 @@ export interface WhoAmIContext {
   user: RequestUser;
 }
 
-export function createWhoAmIRequest(body: unknown, ctx: WhoAmIContext): APIResponse {
-  const typed = objectOfKind(body, who);
+/** `served` is the kind under the install's group (server/discovery.ts servedKinds). */
+export function createWhoAmIRequest(body: unknown, ctx: WhoAmIContext, served: Kind = who): APIResponse {
+  const typed = objectOfKind(body, served);
   if ("error" in typed) return badRequest(typed.error);
-  const dryRun = dryRunError(who.group, ctx.dryRun);
+  const dryRun = dryRunError(served.group, ctx.dryRun);
   if (dryRun) return dryRun;
   if (ctx.namespace) return badRequest(`namespace is not allowed on ${who.kind}: ${ctx.namespace}`);
 
@@ -23,7 +24,7 @@ export function createWhoAmIRequest(body: unknown, ctx: WhoAmIContext): APIRespo
     code: 201,
     body: {
       kind: who.kind,
-      apiVersion: `${who.group}/${who.version}`,
+      apiVersion: `${served.group}/${served.version}`,
       metadata: { creationTimestamp: null },
       spec: {},
       status: {

@@ -18,6 +18,8 @@ export type ValidatedKind = typeof jwtAuthenticator.kind | typeof webhookAuthent
 export interface AdmissionOptions {
   /** A configured strategy's credential carries extras (the JWTCredential strategy): no warning about them. */
   extrasDeliverable?: boolean;
+  /** The authenticators' group as the install serves it (kube/groupsuffix.ts); default upstream's. */
+  group?: string;
 }
 
 /** Per kind: what is refused, and what is only warned about. */
@@ -88,6 +90,7 @@ const part = (value: unknown) =>
   typeof value === "string" && value.length <= 253 ? value : value === undefined ? "undefined" : "?";
 
 export function reviewAdmission(body: unknown, options: AdmissionOptions = {}): AdmissionDecision {
+  const group = options.group ?? jwtAuthenticator.group;
   const validators = validatorsFor(options);
   if (!isObject(body)) throw new MalformedAdmissionReview("the body is not a JSON object");
   if (body.apiVersion !== admissionAPIVersion || body.kind !== "AdmissionReview") {
@@ -130,14 +133,14 @@ export function reviewAdmission(body: unknown, options: AdmissionOptions = {}): 
 
   // Anything else can only arrive through a misconfigured ValidatingWebhookConfiguration;
   // refusing it makes that mistake visible instead of silently waving objects through.
-  const kind = validatedKind(request.kind);
+  const kind = validatedKind(request.kind, group);
   if (!kind || (typeof request.subResource === "string" && request.subResource !== "")) {
     const gvk = isObject(request.kind) ? request.kind : {};
     const sub =
       typeof request.subResource === "string" && request.subResource ? `/${part(request.subResource)}` : "";
     return badRequest(
       undefined,
-      `this webhook validates only ${jwtAuthenticator.kind} and ${webhookAuthenticator.kind} in ${jwtAuthenticator.group}/${jwtAuthenticator.version}, not kind ${shown(gvk.kind)}${sub} in ${shown(`${part(gvk.group)}/${part(gvk.version)}`)}`,
+      `this webhook validates only ${jwtAuthenticator.kind} and ${webhookAuthenticator.kind} in ${group}/${jwtAuthenticator.version}, not kind ${shown(gvk.kind)}${sub} in ${shown(`${part(gvk.group)}/${part(gvk.version)}`)}`,
     );
   }
   // Deleting must always work, above all for an object that is wrong.
@@ -169,8 +172,8 @@ export function reviewAdmission(body: unknown, options: AdmissionOptions = {}): 
 
 const fieldsOf = (errors: readonly FieldError[]) => [...new Set(errors.map((e) => e.field))];
 
-function validatedKind(gvk: unknown): ValidatedKind | undefined {
-  if (!isObject(gvk) || gvk.group !== jwtAuthenticator.group || gvk.version !== jwtAuthenticator.version) {
+function validatedKind(gvk: unknown, group: string): ValidatedKind | undefined {
+  if (!isObject(gvk) || gvk.group !== group || gvk.version !== jwtAuthenticator.version) {
     return undefined;
   }
   return gvk.kind === jwtAuthenticator.kind || gvk.kind === webhookAuthenticator.kind ? gvk.kind : undefined;

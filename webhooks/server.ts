@@ -5,7 +5,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { SecureContextOptions } from "node:tls";
+import { jwtAuthenticator } from "../apis/index.ts";
 import type { ServingCert, ServingCertHolder } from "../certs/servingcert.ts";
+import { GroupSuffix } from "../kube/groupsuffix.ts";
 import {
   answerTooManyRequests,
   defaultHandshakeTimeoutMs,
@@ -24,7 +26,10 @@ import {
 } from "./admission.ts";
 import { defaultMaxDrainBytes, defaultMaxReviewBytes, readReviewBody, uidFromPrefix } from "./reviewbody.ts";
 
-/** Both kinds share one path: the handler tells them apart by the review's kind. */
+/**
+ * Both kinds share one path: the handler tells them apart by the review's kind. The path stays
+ * the same under any API group suffix; only the install's webhook configuration points at it.
+ */
 export const validatePath = "/validate-authentication-concierge-pinniped-dev-v1alpha1";
 
 /** An UPDATE review of the largest object etcd stores: the old and the new one both. */
@@ -46,6 +51,8 @@ export interface WebhookHandlerOptions {
   maxInFlight?: number;
   /** A configured strategy's credential carries extras (the JWTCredential strategy). */
   extrasDeliverable?: boolean;
+  /** The install's API groups (kube/groupsuffix.ts): the group whose kinds it validates. */
+  groups?: GroupSuffix;
 }
 
 export interface WebhookServerOptions extends WebhookHandlerOptions {
@@ -85,7 +92,10 @@ export function createWebhookHandler(
     drain: Math.max(options.maxDrainBytes ?? defaultMaxDrainBytes, options.maxBodyBytes ?? 0),
   };
   const metrics = options.metrics ?? new Metrics();
-  const admission: AdmissionOptions = { extrasDeliverable: options.extrasDeliverable ?? false };
+  const admission: AdmissionOptions = {
+    extrasDeliverable: options.extrasDeliverable ?? false,
+    group: (options.groups ?? new GroupSuffix()).served(jwtAuthenticator.group),
+  };
   // `kind` is only ever one of our two kinds or "other": a label must not take values from requests.
   const requests = metrics.counter({
     name: "admission_webhook_requests_total",

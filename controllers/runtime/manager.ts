@@ -1,5 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { type Clock, realClock, whenAborted } from "../../kube/clock.ts";
+import type { GroupSuffix } from "../../kube/groupsuffix.ts";
+import { groupSuffixClient } from "../../kube/groupsuffix-client.ts";
 import { KubeRestClient, type RequestResult, type RestClient } from "../../kube/rest.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
@@ -118,15 +120,18 @@ export class Manager {
 export interface ManagerFromKubeConfigOptions extends Omit<ManagerOptions, "rest" | "lease" | "transport"> {
   leaseNamespace: string;
   leaseName: string;
+  /** The install's API groups: reconcilers and informers name upstream's, the cluster serves these. */
+  groups?: GroupSuffix;
 }
 
 /** A manager talking to the cluster of `kc` (in the pod: `kc.loadFromCluster()`). */
 export function managerFromKubeConfig(kc: KubeConfig, options: ManagerFromKubeConfigOptions): Manager {
-  const rest = new KubeRestClient(kc, {
+  const kubeRest = new KubeRestClient(kc, {
     userAgent: FIELD_MANAGER,
     ...(options.metrics ? { onResult: restClientMetrics(options.metrics) } : {}),
   });
-  const { leaseNamespace, leaseName, ...common } = options;
+  const { leaseNamespace, leaseName, groups, ...common } = options;
+  const rest = groups ? groupSuffixClient(kubeRest, groups) : kubeRest;
   return new Manager({ ...common, rest, lease: restLeaseClient(rest, leaseNamespace, leaseName) });
 }
 
