@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
+import { renderInstall } from "../../hack/render-install.ts";
 import { type TestCluster, testCluster } from "../harness/cluster.ts";
 import { chartDir, type Helm, newHelm, repoRoot } from "../harness/helm.ts";
 
@@ -109,6 +110,26 @@ describe("the Helm chart", () => {
     assert.deepEqual([...chart.keys()].sort(), [...repo.keys()].sort());
     for (const [k, o] of repo)
       assert.deepEqual(chart.get(k), o, `${k} differs between the chart and crds/ + config/`);
+  });
+
+  it("renders a second install as hack/render-install.ts does (suffix, namespace and name)", async () => {
+    const options = { apiGroupSuffix: "acme.example", namespace: "acme-concierge", name: "acme-concierge" };
+    const chart = normalised(
+      (
+        await template([
+          "--set",
+          `apiGroupSuffix=${options.apiGroupSuffix}`,
+          "--set",
+          `namespace=${options.namespace}`,
+          "--set",
+          `appName=${options.name}`,
+        ])
+      ).objects,
+    );
+    const rendered = normalised(docs(renderInstall(options)));
+    assert.deepEqual([...chart.keys()].sort(), [...rendered.keys()].sort());
+    for (const [k, o] of rendered)
+      assert.deepEqual(chart.get(k), o, `${k} differs between the chart and hack/render-install.ts`);
   });
 
   it("renders every value where it belongs", async () => {
