@@ -49,7 +49,14 @@ fi
 # turns, the second finding the first one's result.
 mkdir -p "$cache"
 exec 9>"$cache/build.lock"
-flock 9
+# The wait ends as soon as this release is built: a run that needs a release already built does not
+# sit behind another release's build of an hour.
+until flock -w 10 9; do
+  if built; then
+    echo "$bin"
+    exit 0
+  fi
+done
 if built; then
   echo "$bin"
   exit 0
@@ -60,6 +67,7 @@ echo "building Kubernetes $version ($key, $(go env GOVERSION)) into $bin; a cold
 tmp="$(dirname "$bin")/bin.partial"
 rm -rf "$tmp"
 mkdir -p "$tmp"
+# The lock is not inherited: a compiler left running by a killed build would hold it until it ends.
 (
   cd "$src"
   # -trimpath and no DWARF keep the binaries small; CGO off matches upstream release builds.
@@ -76,7 +84,7 @@ mkdir -p "$tmp"
   cmds=()
   for b in "${binaries[@]:1}"; do cmds+=("k8s.io/kubernetes/cmd/$b"); done
   go build "${flags[@]}" -o "$tmp/" "${cmds[@]}"
-) >&2
+) 9>&- >&2
 for b in "${binaries[@]}"; do
   [[ -x "$tmp/$b" ]] || { echo "build-k8s: $b was not produced" >&2; exit 1; }
 done
