@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { ClusterAccess } from "./kubeconfig.ts";
 
 /** A Kubernetes `Status` object, as returned with errors and in watch ERROR events. */
 export interface KubeStatus {
@@ -120,14 +120,13 @@ interface Pools {
 }
 
 /**
- * A RestClient over client-node's KubeConfig: `applyToHTTPSOptions` supplies the server's CA,
- * client certificates, bearer/exec/file tokens (re-read as they rotate), TLS server name and
- * proxy agent, so this file only does HTTP. It is used instead of client-node's generated
- * clients because those need a typed client per resource (no status subresource for arbitrary
- * kinds, no raw watch stream with our own inactivity rules).
+ * A RestClient over a ClusterAccess (kubeconfig.ts, or client-node's KubeConfig in tests and
+ * tools): `applyToHTTPSOptions` supplies the server's CA, client certificates, tokens (re-read as
+ * they rotate) and TLS server name, so this file only does HTTP. Raw paths rather than typed
+ * clients: status subresources of any kind, and a watch stream with our own inactivity rules.
  */
 export class KubeRestClient implements RestClient {
-  readonly #kc: KubeConfig;
+  readonly #kc: ClusterAccess;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
   readonly #maxSockets: number;
@@ -136,7 +135,7 @@ export class KubeRestClient implements RestClient {
   readonly #onResult: ((result: RequestResult) => void) | undefined;
   readonly #pools = new Map<string, Pools>();
 
-  constructor(kc: KubeConfig, options: KubeRestClientOptions = {}) {
+  constructor(kc: ClusterAccess, options: KubeRestClientOptions = {}) {
     this.#kc = kc;
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     this.#userAgent = options.userAgent ?? "concierge";

@@ -4,7 +4,6 @@
 // client CA (from kube-system/extension-apiserver-authentication), so certificates from either
 // signer log in.
 import { readFileSync } from "node:fs";
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { SignerHolder } from "../certs/signer.ts";
 import type { StrategyHolder } from "../controllers/credentialissuer/holder.ts";
 import { register as registerImpersonatorConfig } from "../controllers/impersonatorconfig/reconciler.ts";
@@ -19,6 +18,7 @@ import { composedProxyTLS } from "../impersonator/tlsholder.ts";
 import { ServiceAccountTokenClient } from "../impersonator/tokenclient.ts";
 import { realClock } from "../kube/clock.ts";
 import { Holder, sameValue } from "../kube/holder.ts";
+import type { ClusterAccess } from "../kube/kubeconfig.ts";
 import type { KubeObject } from "../kube/resource.ts";
 import { KubeRestClient } from "../kube/rest.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -34,7 +34,7 @@ interface ConfigMap extends KubeObject {
  * kube-apiserver's URL and CA as the Concierge's own kubeconfig (or in-cluster config) names them;
  * without a CA there, the system's roots verify it, as they would for the Concierge's own client.
  */
-function upstreamOf(kubeConfig: KubeConfig): { url: string; caPEM?: string } {
+function upstreamOf(kubeConfig: ClusterAccess): { url: string; caPEM?: string } {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error("the Concierge's kubeconfig has no current cluster");
   if (cluster.caData)
@@ -52,7 +52,7 @@ export interface ImpersonationProxyParts {
 
 export function setUpImpersonationProxy(options: {
   manager: Manager;
-  kubeConfig: KubeConfig;
+  kubeConfig: ClusterAccess;
   config: ConciergeConfig;
   strategyHolder: StrategyHolder;
   signerHolder: SignerHolder;

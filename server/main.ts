@@ -5,7 +5,6 @@ import { createServer as createHTTPServer, type IncomingMessage, type ServerResp
 import type { AddressInfo, Server as NetServer } from "node:net";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { type CredentialIssuerSpec, tokenCredentialRequest, whoAmIRequest } from "../apis/index.ts";
 import { AuthenticatorCache } from "../authenticators/cache.ts";
 import { newJWTAuthenticator } from "../authenticators/jwt/authenticator.ts";
@@ -34,6 +33,7 @@ import type { Issuer } from "../issuers/issuer.ts";
 import { LocalCAIssuer } from "../issuers/localca.ts";
 import { OrderedIssuers } from "../issuers/ordered.ts";
 import { GroupSuffix } from "../kube/groupsuffix.ts";
+import { type ClusterAccess, loadInClusterConfig, loadKubeConfigFile } from "../kube/kubeconfig.ts";
 import { KubeRestClient } from "../kube/rest.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -81,7 +81,7 @@ const conciergeContainerName = "pinniped-concierge";
 
 export interface StartOptions {
   config: ConciergeConfig;
-  kubeConfig: KubeConfig;
+  kubeConfig: ClusterAccess;
   /** The name in the Lease; default POD_NAME, else `<hostname>-<pid>`. */
   identity?: string;
   /** Where both listeners bind; default all interfaces. A local run uses 127.0.0.1. */
@@ -485,9 +485,7 @@ async function main(argv: string[]): Promise<void> {
   let config = loadConfig(values.config, podNamespace ? { readNamespaceFile: () => podNamespace } : {});
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   for (const warning of config.warnings) log.warn(warning);
-  const kubeConfig = new KubeConfig();
-  if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
-  else kubeConfig.loadFromCluster();
+  const kubeConfig = values.kubeconfig ? loadKubeConfigFile(values.kubeconfig) : loadInClusterConfig();
   log.info("config loaded", {
     config: values.config,
     kubeconfig: values.kubeconfig ?? "in-cluster",

@@ -1,8 +1,8 @@
-// How the reconciler runs `print` in the agent pod. Upstream execs over SPDY; client-node speaks
-// only the websocket exec protocol (v5.channel.k8s.io and older), which kube-apiserver 1.30+
-// accepts for pods/exec.
-import { Writable } from "node:stream";
-import { Exec, type KubeConfig, type V1Status } from "@kubernetes/client-node";
+// How the reconciler runs `print` in the agent pod. Upstream execs over SPDY; this speaks the
+// websocket exec protocol (v5.channel.k8s.io, v4 from an older server), which kube-apiserver
+// 1.30+ accepts for pods/exec.
+import type { ClusterAccess } from "../../kube/kubeconfig.ts";
+import { execInPod, type PodExec, type PodExecResult } from "../../kube/podexec.ts";
 
 export interface ExecOutput {
   stdout: string;
@@ -20,70 +20,33 @@ export interface PodCommandExecutor {
   ): Promise<ExecOutput>;
 }
 
-/** Collects a stream's chunks into a string. */
-class Collector extends Writable {
-  readonly chunks: Buffer[] = [];
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
-    this.chunks.push(Buffer.from(chunk));
-    done();
-  }
-  text(): string {
-    return Buffer.concat(this.chunks).toString("utf8");
-  }
-}
-
 /**
- * A PodCommandExecutor over client-node's websocket Exec, with the identity of `kc`. The
- * command's exit status comes on the error channel: anything but Success fails with its
- * message (stdout is not part of the error, since for `print` it holds a private key).
- * `exec` is replaceable for tests.
+ * A PodCommandExecutor over the websocket exec, with the identity of `access`. The command's exit
+ * status comes on the error channel: anything but Success fails with its message (stdout is not
+ * part of the error, since for `print` it holds a private key). `exec` is replaceable for tests.
  */
 export function websocketPodCommandExecutor(
-  kc: KubeConfig,
+  access: ClusterAccess,
   timeoutMs = 60_000,
-  exec: Pick<Exec, "exec"> = new Exec(kc),
+  exec: (access: ClusterAccess, exec: PodExec) => Promise<PodExecResult> = execInPod,
 ): PodCommandExecutor {
   return {
     async exec(namespace, pod, container, command, signal) {
-      const stdout = new Collector();
-      const stderr = new Collector();
-      let status: V1Status | undefined;
-      const ws = await exec.exec(
-        namespace,
-        pod,
-        container,
-        [...command],
-        stdout,
-        stderr,
-        null,
-        false,
-        (s) => {
-          status = s;
-        },
-      );
       const stop = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () => {
-          ws.close();
-          const why = signal.aborted ? "was aborted" : `timed out after ${timeoutMs}ms`;
-          reject(new Error(`exec into ${namespace}/${pod} ${why}`, { cause: stop.reason }));
-        };
-        if (stop.aborted) return onAbort();
-        stop.addEventListener("abort", onAbort, { once: true });
-        ws.on("close", () => {
-          stop.removeEventListener("abort", onAbort);
-          resolve();
-        });
-        ws.on("error", (err: Error) => {
-          stop.removeEventListener("abort", onAbort);
-          reject(err);
-        });
-      });
+      let result: PodExecResult;
+      try {
+        result = await exec(access, { namespace, pod, container, command, signal: stop });
+      } catch (err) {
+        if (!stop.aborted) throw err;
+        const why = signal.aborted ? "was aborted" : `timed out after ${timeoutMs}ms`;
+        throw new Error(`exec into ${namespace}/${pod} ${why}`, { cause: stop.reason });
+      }
+      const { status } = result;
       // A Status without a message (seen when kube-apiserver cannot reach the kubelet) still fails.
       if (status && status.status !== "Success") {
         throw new Error(status.message || `exec failed with status ${JSON.stringify(status)}`);
       }
-      return { stdout: stdout.text(), stderr: stderr.text() };
+      return { stdout: result.stdout, stderr: result.stderr };
     },
   };
 }

@@ -1,7 +1,7 @@
-import type { KubeConfig } from "@kubernetes/client-node";
 import { type Clock, realClock, whenAborted } from "../../kube/clock.ts";
 import type { GroupSuffix } from "../../kube/groupsuffix.ts";
 import { groupSuffixClient } from "../../kube/groupsuffix-client.ts";
+import type { ClusterAccess } from "../../kube/kubeconfig.ts";
 import { KubeRestClient, type RequestResult, type RestClient } from "../../kube/rest.ts";
 import { discardLogger, type Logger } from "../../observability/logger.ts";
 import { Metrics } from "../../observability/metrics.ts";
@@ -125,7 +125,7 @@ export interface ManagerFromKubeConfigOptions extends Omit<ManagerOptions, "rest
 }
 
 /** A manager talking to the cluster of `kc` (in the pod: `kc.loadFromCluster()`). */
-export function managerFromKubeConfig(kc: KubeConfig, options: ManagerFromKubeConfigOptions): Manager {
+export function managerFromKubeConfig(kc: ClusterAccess, options: ManagerFromKubeConfigOptions): Manager {
   const kubeRest = new KubeRestClient(kc, {
     userAgent: FIELD_MANAGER,
     ...(options.metrics ? { onResult: restClientMetrics(options.metrics) } : {}),
