@@ -20,10 +20,13 @@ import { isObject } from "../kube/isobject.ts";
 
 export type { FieldError } from "../kube/fielderror.ts";
 
-const checkJWTSchema = compileValidator(jwtAuthenticator.schema);
-const checkWebhookSchema = compileValidator(webhookAuthenticator.schema);
+// Compiled on the first admission review: Ajv's compiled code and the schemas cost memory that
+// a replica never needs until kube-apiserver calls the webhook.
+let checkJWTSchema: ReturnType<typeof compileValidator> | undefined;
+let checkWebhookSchema: ReturnType<typeof compileValidator> | undefined;
 
 export function validateJWTAuthenticator(obj: unknown): FieldError[] {
+  checkJWTSchema ??= compileValidator(jwtAuthenticator.schema);
   const schemaErrors = schemaCheck(checkJWTSchema, obj);
   if (schemaErrors.length > 0) return schemaErrors;
   const spec = (obj as { spec: JWTAuthenticatorSpec }).spec;
@@ -74,6 +77,7 @@ export function jwtAuthenticatorDenials(obj: unknown): FieldError[] {
 }
 
 export function validateWebhookAuthenticator(obj: unknown): FieldError[] {
+  checkWebhookSchema ??= compileValidator(webhookAuthenticator.schema);
   const schemaErrors = schemaCheck(checkWebhookSchema, obj);
   if (schemaErrors.length > 0) return schemaErrors;
   const spec = (obj as { spec: WebhookAuthenticatorSpec }).spec;
