@@ -45,6 +45,7 @@ import {
   FrontProxyConfigHolder,
   watchFrontProxyConfig,
 } from "./frontproxy.ts";
+import { collectWhenIdle } from "./idlegc.ts";
 import { setUpImpersonationProxy } from "./impersonation.ts";
 import { jwtIssuerRoutes } from "./jwtissuer.ts";
 import { createMetricsHandler, metricsPath } from "./metricsendpoint.ts";
@@ -521,6 +522,8 @@ async function main(argv: string[]): Promise<void> {
     log,
     ...(podName ? { identity: podName } : {}),
   });
+  // The process's own heap only: in-process tests and the local demo keep V8's default behaviour.
+  collectWhenIdle();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     // Upstream's rule: the first signal shuts down gracefully, a second one exits at once.
