@@ -19,7 +19,8 @@
 // Per strategy, through the aggregator: the local-CA strategies (KubeClusterSigningCertificate,
 // SecretSigningCertificate and the impersonation proxy's signer all issue as the aggregator rows
 // above do, from a CA in memory), and CertificateSigningRequestAPI, whose every request is a CSR
-// created, approved, signed by the real kube-controller-manager, watched for and deleted.
+// created, approved, signed by the real kube-controller-manager, watched for and deleted, and
+// JWTCredential, which signs an ES256 token (no key pair to make).
 //
 // Each at 1 and 8 requests in flight over one keep-alive HTTP/2 connection, in short interleaved
 // rounds so a noisy neighbour or a GC pause hits every stage alike. Clients, our server and the
@@ -44,6 +45,8 @@ import { ServingCertHolder } from "../certs/servingcert.ts";
 import { SignerHolder } from "../certs/signer.ts";
 import { type CSR, strategyLabel, strategyLabelValue } from "../controllers/csrapi/decide.ts";
 import { CSRAPIIssuer, csrResource } from "../controllers/csrapi/issuer.ts";
+import { JWTCredentialIssuer } from "../controllers/jwtcredential/issuer.ts";
+import { generateStoredKey, loadKeys } from "../controllers/jwtcredential/keys.ts";
 import { InformerFactory } from "../controllers/runtime/informer-factory.ts";
 import { restTransport } from "../controllers/runtime/listwatch.ts";
 import { type ControlPlane, startControlPlane } from "../hack/controlplane.ts";
@@ -90,7 +93,7 @@ const tcrBody = JSON.stringify({
 });
 
 type CAName = "cluster" | "p256";
-type StrategyName = "local" | "csr";
+type StrategyName = "local" | "csr" | "jwt";
 
 interface ServerConfig {
   kubeconfigPath: string;
@@ -139,7 +142,7 @@ function postTCR(session: ClientHttp2Session, headers: Record<string, string>): 
       text += chunk;
     });
     req.on("end", () =>
-      status === 201 && text.includes('"clientCertificateData"')
+      status === 201 && (text.includes('"clientCertificateData"') || text.includes('"token"'))
         ? resolve()
         : reject(new Error(`TokenCredentialRequest answered ${status}: ${text.slice(0, 400)}`)),
     );
@@ -194,10 +197,16 @@ async function runServerChild(): Promise<void> {
         });
         csrAPI.state.set({ ok: true });
         informers.start();
+        // Its key as its reconciler would load it; kube-apiserver's trust is not what this measures.
+        const jwt = new JWTCredentialIssuer({ issuer: "https://127.0.0.1/bench", audience: "bench" });
+        const jwtKey = generateStoredKey(Date.now());
+        jwt.keys.set(loadKeys([jwtKey], jwtKey.kid));
+        jwt.state.set({ ok: true });
         const switched = new SwitchedIssuer(localCA);
+        const issuers = { local: localCA, csr: csrAPI, jwt };
         use = (ca, strategy) => {
           signer.set(cas[ca]);
-          switched.current = strategy === "csr" ? csrAPI : localCA;
+          switched.current = issuers[strategy];
         };
 
         const servingCA = await CertificateAuthority.create("bench serving CA", 3_600_000);
@@ -411,6 +420,8 @@ async function main(): Promise<void> {
     await aggregatorOp();
     await child.use("cluster", "csr");
     await aggregatorOp();
+    await child.use("cluster", "jwt");
+    await aggregatorOp();
     await child.use("cluster", "local");
     log(`set up in ${((Date.now() - began) / 1000).toFixed(1)}s; measuring`);
 
@@ -455,6 +466,7 @@ async function main(): Promise<void> {
         strategy: "local",
       },
       { name: "CertificateSigningRequestAPI (real kube-controller-manager)", strategy: "csr" },
+      { name: "JWTCredential (ES256 token)", strategy: "jwt" },
     ];
     const strategyResults = new Map<number, Tally[]>();
 
