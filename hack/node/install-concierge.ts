@@ -52,19 +52,26 @@ export async function installConcierge(
     "-f",
     join(repoRoot, "config"),
   ]);
+  await conciergeServing(cluster);
+  const readySeconds = (Date.now() - began) / 1000;
+  log(`Concierge ready ${readySeconds.toFixed(1)}s after kubectl apply`);
+  return { namespace: conciergeNamespace, applied, readySeconds };
+}
+
+/**
+ * Waits until an installed Concierge serves: its Deployment rolled out, its aggregated APIs
+ * Available, and its kube-cert-agent pod Ready (for an install named or grouped otherwise too).
+ */
+export async function conciergeServing(
+  cluster: NodeCluster,
+  { namespace = conciergeNamespace, appName = "pinniped-concierge", apiGroupSuffix = "pinniped.dev" } = {},
+): Promise<void> {
   const wait = (args: string[]) => cluster.kubectl(["wait", "--timeout=180s", ...args]);
-  await cluster.kubectl([
-    "rollout",
-    "status",
-    "-n",
-    conciergeNamespace,
-    "deployment/pinniped-concierge",
-    "--timeout=180s",
-  ]);
+  await cluster.kubectl(["rollout", "status", "-n", namespace, `deployment/${appName}`, "--timeout=180s"]);
   await wait([
     "--for=condition=Available",
-    "apiservice/v1alpha1.login.concierge.pinniped.dev",
-    "apiservice/v1alpha1.identity.concierge.pinniped.dev",
+    `apiservice/v1alpha1.login.concierge.${apiGroupSuffix}`,
+    `apiservice/v1alpha1.identity.concierge.${apiGroupSuffix}`,
   ]);
   // The agent pod appears once the leader has found kube-controller-manager's static pod.
   for (const deadline = Date.now() + 180_000; ; ) {
@@ -72,7 +79,7 @@ export async function installConcierge(
       "get",
       "pods",
       "-n",
-      conciergeNamespace,
+      namespace,
       "-l",
       agentPodLabelSelector,
       "-o",
@@ -83,8 +90,5 @@ export async function installConcierge(
       throw new Error("no kube-cert-agent pod appeared within 180 s of installing the Concierge");
     await new Promise((r) => setTimeout(r, 500));
   }
-  await wait(["--for=condition=Ready", "pod", "-n", conciergeNamespace, "-l", agentPodLabelSelector]);
-  const readySeconds = (Date.now() - began) / 1000;
-  log(`Concierge ready ${readySeconds.toFixed(1)}s after kubectl apply`);
-  return { namespace: conciergeNamespace, applied, readySeconds };
+  await wait(["--for=condition=Ready", "pod", "-n", namespace, "-l", agentPodLabelSelector]);
 }

@@ -2,6 +2,7 @@
 // started by global-setup.ts inside the namespaces the launcher made. A test file run on its own
 // through the launcher (see README) starts one itself on first use.
 
+import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { type NodeCluster, startNodeCluster } from "../../hack/node/cluster.ts";
 import {
@@ -52,6 +53,29 @@ export async function testConcierge(): Promise<{ node: NodeCluster; concierge: I
   const node = await testNode();
   concierge ??= installConcierge(node, { log: (m) => process.stderr.write(`# node: ${m}\n`) });
   return { node, concierge: await concierge };
+}
+
+/**
+ * Uninstalls the Concierge testConcierge() installed, if it did (`kubectl delete` of what it
+ * applied), for a suite that installs its own with the same API groups: only one Concierge may
+ * own them. The next testConcierge() installs it again.
+ */
+export async function removeTestConcierge(node: NodeCluster): Promise<void> {
+  const installed = concierge;
+  concierge = undefined;
+  if (!installed) return;
+  // A failed install may have left objects behind too.
+  await installed.catch(() => undefined);
+  const root = join(import.meta.dirname, "..", "..");
+  await node.kubectl([
+    "delete",
+    "--ignore-not-found",
+    "--timeout=300s",
+    "-f",
+    join(root, "crds"),
+    "-f",
+    join(root, "config"),
+  ]);
 }
 
 /** The sum over the Concierge's replicas of one Prometheus sample (pods are reachable on the bridge). */
