@@ -13,7 +13,13 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 export function parseFlags<O extends Options>(command: string, args: string[], options: O) {
   const all = { ...options, help: { type: "boolean", short: "h" } } as const;
   try {
-    return parseArgs({ args: pflagArgs(args, all), options: all, strict: true });
+    const booleans = new Map<string, boolean>();
+    const parsed = parseArgs({ args: pflagArgs(args, all, booleans), options: all, strict: true });
+    // parseArgs has no false: a boolean whose last setting was `--flag=false` is false, not absent,
+    // so a flag that defaults to true can be turned off.
+    for (const [name, value] of booleans)
+      if (!value) (parsed.values as Record<string, unknown>)[name] = false;
+    return parsed;
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(pflagMessage(err as NodeJS.ErrnoException, all, command));
@@ -49,9 +55,10 @@ function shortToLong(options: Options, short: string): string {
 /**
  * pflag's syntax on top of parseArgs: a flag that takes a value takes the next argument whatever
  * it looks like (a token may well start with "-", which parseArgs alone refuses as ambiguous),
- * and a boolean flag may be written `--flag=true` or `--flag=false`.
+ * and a boolean flag may be written `--flag=true` or `--flag=false`. `booleans` hears each boolean
+ * flag's last setting.
  */
-function pflagArgs(args: string[], options: Options): string[] {
+function pflagArgs(args: string[], options: Options, booleans: Map<string, boolean>): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -71,8 +78,10 @@ function pflagArgs(args: string[], options: Options): string[] {
         throw new UsageError(
           `invalid argument "${m[2]}" for "--${m[1]}" flag: strconv.ParseBool: parsing "${m[2]}": invalid syntax`,
         );
-      if (["true", "1", "t"].includes(value)) out.push(`--${m[1]}`);
+      booleans.set(m[1]!, ["true", "1", "t"].includes(value));
+      if (booleans.get(m[1]!)) out.push(arg.slice(0, arg.indexOf("=")));
     } else {
+      if (spec?.type === "boolean") booleans.set(m![1]!, true);
       out.push(arg);
     }
   }

@@ -37,6 +37,7 @@ Usage:
 Flags:
       --ca-bundle strings                        Path to TLS certificate authority bundle (PEM format, optional, can be repeated)
       --ca-bundle-data strings                   Base64 encoded TLS certificate authority bundle (base64 encoded PEM format, optional, can be repeated)
+      --client-held-key                          Keep the client certificate's private key on this machine: send the Concierge a certificate signing request when it supports one (default true)
       --client-id string                         OpenID Connect client ID (default "pinniped-cli")
       --concierge-api-group-suffix string        Concierge API group suffix (default "pinniped.dev")
       --concierge-authenticator-name string      Concierge authenticator name

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { CertificateAuthority } from "../certs/ca.ts";
+import { signingRequestPublicKey } from "../certs/csr.ts";
+import { issueClientCertificate, issueClientCertificateForKey } from "../certs/issue.ts";
 import { startHTTPSServer, type TestHTTPSServer } from "../test/harness/tls.ts";
 import { UsageError } from "./flags.ts";
 import {
@@ -19,7 +23,8 @@ describe("login static", () => {
   let server: TestHTTPSServer;
   let dir: string;
   const seen: { path: string; authorization: string | undefined; body: Record<string, unknown> }[] = [];
-  let answer: { status: number; body: unknown } = { status: 201, body: {} };
+  type Answer = { status: number; body: unknown };
+  let answer: Answer | ((body: Record<string, unknown>) => Promise<Answer>) = { status: 201, body: {} };
   const issued = {
     expirationTimestamp: "2030-01-01T00:05:00Z",
     clientCertificateData: "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n",
@@ -40,10 +45,12 @@ describe("login static", () => {
       req.on("data", (c) => {
         text += c;
       });
-      req.on("end", () => {
-        seen.push({ path: req.url ?? "", authorization: req.headers.authorization, body: JSON.parse(text) });
-        res.writeHead(answer.status, { "Content-Type": "application/json" });
-        res.end(JSON.stringify(answer.body));
+      req.on("end", async () => {
+        const body = JSON.parse(text);
+        seen.push({ path: req.url ?? "", authorization: req.headers.authorization, body });
+        const { status, body: out } = typeof answer === "function" ? await answer(body) : answer;
+        res.writeHead(status, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(out));
       });
     });
   });
@@ -73,6 +80,15 @@ describe("login static", () => {
     assert.ok(o !== "help" && o.concierge);
     assert.equal(o.concierge.apiGroupSuffix, "pinniped.dev");
     assert.equal(o.concierge.caPEM, server.caPEM);
+    assert.equal(o.concierge.clientHeldKey, true);
+    const heldKey = (...flags: string[]) => {
+      const parsed = parseLoginStatic([...base, ...flags], {});
+      assert.ok(parsed !== "help" && parsed.concierge);
+      return parsed.concierge.clientHeldKey;
+    };
+    assert.equal(heldKey("--client-held-key=false"), false);
+    assert.equal(heldKey("--client-held-key=false", "--client-held-key"), true);
+    assert.equal(heldKey("--client-held-key", "--client-held-key=0"), false);
     const without = (flag: string) => base.filter((a) => !a.startsWith(flag));
     assert.throws(
       () => parseLoginStatic(without("--concierge-endpoint"), {}),
@@ -132,8 +148,8 @@ describe("login static", () => {
     assert.equal(execInfo({ KUBERNETES_EXEC_INFO: "{" }).apiVersion, "client.authentication.k8s.io/v1");
   });
 
-  it("POSTs an anonymous TokenCredentialRequest and returns the certificate, key and expiry", async () => {
-    const o = parseLoginStatic(["--token=the-token", ...conciergeArgs()], {});
+  it("with --client-held-key=false, POSTs upstream's anonymous TokenCredentialRequest and returns the certificate, key and expiry", async () => {
+    const o = parseLoginStatic(["--token=the-token", ...conciergeArgs(), "--client-held-key=false"], {});
     assert.ok(o !== "help" && o.concierge);
     answer = { status: 201, body: { status: { credential: issued } } };
     seen.length = 0;
@@ -162,6 +178,134 @@ describe("login static", () => {
     const credential = { expirationTimestamp: "2030-01-01T00:00:00Z", token: "a.jwt.token" };
     answer = { status: 201, body: { status: { credential } } };
     assert.deepEqual(await exchangeToken(o.concierge, "the-token"), credential);
+  });
+
+  describe("client-held keys (the default)", () => {
+    let ca: CertificateAuthority;
+    const user = { username: "pinny", groups: ["seals"] };
+    const csrOf = (body: Record<string, unknown>) =>
+      (body.spec as { certificateSigningRequest?: string }).certificateSigningRequest;
+    /** Our Concierge: signs the request's key and answers the certificate alone. */
+    const signsTheRequest = async (body: Record<string, unknown>): Promise<Answer> => {
+      const spki = signingRequestPublicKey(csrOf(body)!);
+      const issued = await issueClientCertificateForKey(ca, user, spki, 300_000);
+      return {
+        status: 201,
+        body: {
+          status: {
+            credential: {
+              expirationTimestamp: "2030-01-01T00:05:00Z",
+              clientCertificateData: issued.certPEM,
+            },
+          },
+        },
+      };
+    };
+    const params = () => {
+      const o = parseLoginStatic(["--token=the-token", ...conciergeArgs()], {});
+      assert.ok(o !== "help" && o.concierge);
+      return o.concierge;
+    };
+
+    before(async () => {
+      ca = await CertificateAuthority.create("test CA", 3_600_000);
+    });
+
+    it("sends a certificate signing request, strictly validated, and pairs the answer's certificate with the key made here", async () => {
+      answer = signsTheRequest;
+      seen.length = 0;
+      const credential = await exchangeToken(params(), "the-token");
+      assert.equal(seen.length, 1);
+      assert.equal(
+        seen[0]!.path,
+        "/apis/login.concierge.pinniped.dev/v1alpha1/tokencredentialrequests?fieldValidation=Strict",
+      );
+      assert.match(csrOf(seen[0]!.body) ?? "", /^-----BEGIN CERTIFICATE REQUEST-----\n/);
+      // The request holds the public key only.
+      assert.doesNotMatch(JSON.stringify(seen[0]!.body), /PRIVATE KEY/);
+      assert.match(credential.clientKeyData ?? "", /^-----BEGIN PRIVATE KEY-----\n/);
+      const cert = new X509Certificate(credential.clientCertificateData ?? "");
+      assert.ok(cert.checkPrivateKey(createPrivateKey(credential.clientKeyData ?? "")));
+      assert.equal(cert.subject, "O=seals\nCN=pinny");
+      assert.equal(
+        createPrivateKey(credential.clientKeyData ?? "").asymmetricKeyDetails?.namedCurve,
+        "prime256v1",
+      );
+      // A new key for every exchange.
+      const again = await exchangeToken(params(), "the-token");
+      assert.notEqual(again.clientKeyData, credential.clientKeyData);
+    });
+
+    it("falls back to upstream's request when the Concierge refuses the unknown field, as upstream's does", async () => {
+      const upstreamKey = await issueClientCertificate(ca, user, 300_000);
+      answer = async (body) =>
+        csrOf(body) !== undefined
+          ? {
+              status: 400,
+              body: {
+                kind: "Status",
+                apiVersion: "v1",
+                metadata: {},
+                status: "Failure",
+                message:
+                  'TokenCredentialRequest in version "v1alpha1" cannot be handled as a TokenCredentialRequest: strict decoding error: unknown field "spec.certificateSigningRequest"',
+                reason: "BadRequest",
+                code: 400,
+              },
+            }
+          : {
+              status: 201,
+              body: {
+                status: {
+                  credential: {
+                    expirationTimestamp: "2030-01-01T00:05:00Z",
+                    clientCertificateData: upstreamKey.certPEM,
+                    clientKeyData: upstreamKey.keyPEM,
+                  },
+                },
+              },
+            };
+      seen.length = 0;
+      const credential = await exchangeToken(params(), "the-token");
+      assert.equal(seen.length, 2);
+      assert.equal(seen[1]!.path, "/apis/login.concierge.pinniped.dev/v1alpha1/tokencredentialrequests");
+      assert.equal(csrOf(seen[1]!.body), undefined);
+      assert.equal(credential.clientKeyData, upstreamKey.keyPEM);
+    });
+
+    it("uses a key the Concierge made when it answers one (no strategy could sign the request), and a token as it is", async () => {
+      answer = { status: 201, body: { status: { credential: issued } } };
+      assert.deepEqual(await exchangeToken(params(), "the-token"), issued);
+      const token = { expirationTimestamp: "2030-01-01T00:05:00Z", token: "a.jwt.token" };
+      answer = { status: 201, body: { status: { credential: token } } };
+      assert.deepEqual(await exchangeToken(params(), "the-token"), token);
+    });
+
+    it("refuses a certificate for some other key", async () => {
+      const other = await issueClientCertificate(ca, user, 300_000);
+      answer = {
+        status: 201,
+        body: {
+          status: {
+            credential: { expirationTimestamp: "2030-01-01T00:05:00Z", clientCertificateData: other.certPEM },
+          },
+        },
+      };
+      await assert.rejects(exchangeToken(params(), "the-token"), /not for the key this CLI sent/);
+    });
+
+    it("keeps the key with the certificate in the 0600 credential cache", async () => {
+      const cachePath = join(dir, "client-held.yaml");
+      const o = parseLoginStatic(["--token=t", `--credential-cache=${cachePath}`, ...conciergeArgs()], {});
+      assert.ok(o !== "help");
+      answer = signsTheRequest;
+      const first = await loginStatic(o, { env: {}, now: () => new Date("2030-01-01T00:00:00Z") });
+      assert.equal((await stat(cachePath)).mode & 0o777, 0o600);
+      const cached = JSON.parse(await readFile(cachePath, "utf8")) as {
+        credentials: { credential: { clientKeyData: string } }[];
+      };
+      assert.equal(cached.credentials[0]?.credential.clientKeyData, first.status.clientKeyData);
+    });
   });
 
   it("fails clearly on 'authentication failed', HTTP errors and an untrusted server, without the token", async () => {

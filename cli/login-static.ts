@@ -19,6 +19,7 @@ Usage:
   pinniped login static [--token TOKEN] [--token-env TOKEN_NAME] [flags]
 
 Flags:
+      --client-held-key                       Keep the client certificate's private key on this machine: send the Concierge a certificate signing request when it supports one (default true)
       --concierge-api-group-suffix string     Concierge API group suffix (default "pinniped.dev")
       --concierge-authenticator-name string   Concierge authenticator name
       --concierge-authenticator-type string   Concierge authenticator type (e.g., 'webhook', 'jwt')
@@ -38,6 +39,8 @@ export function defaultCredentialCachePath(env: NodeJS.ProcessEnv): string {
 }
 
 export interface ConciergeParams {
+  /** Send a certificate signing request for a key made here, when the Concierge takes one. */
+  clientHeldKey: boolean;
   endpoint: string;
   caPEM: string;
   caBundleData: string;
@@ -63,6 +66,7 @@ export const conciergeFlags = {
   "concierge-authenticator-name": { type: "string" },
   "concierge-api-group-suffix": { type: "string" },
   "credential-cache": { type: "string" },
+  "client-held-key": { type: "boolean" },
 } as const;
 
 export const loginStaticFlags = {
@@ -129,7 +133,15 @@ export function conciergeParams(values: Record<string, unknown>): ConciergeParam
   }
   const apiGroupSuffix = str("concierge-api-group-suffix") || defaultAPIGroupSuffix;
   validateAPIGroupSuffix(apiGroupSuffix);
-  return { endpoint, caPEM, caBundleData, apiGroupSuffix, authenticatorType, authenticatorName };
+  return {
+    clientHeldKey: values["client-held-key"] !== false,
+    endpoint,
+    caPEM,
+    caBundleData,
+    apiGroupSuffix,
+    authenticatorType,
+    authenticatorName,
+  };
 }
 
 export interface ExecCredential {
@@ -159,12 +171,56 @@ export function execInfo(env: NodeJS.ProcessEnv): { apiVersion: string; spec: Re
 
 export class LoginError extends Error {}
 
-/** POSTs a TokenCredentialRequest anonymously, trusting only the given CA. */
+/**
+ * Trades `token` for a cluster credential through a TokenCredentialRequest. With a client-held
+ * key (the default), the request carries a certificate signing request for a key made here, and
+ * the answer's certificate is paired with that key. Whether the Concierge takes the field is
+ * asked of the Concierge itself, not guessed: the request is sent with `fieldValidation=Strict`,
+ * which upstream's Concierge (the generic apiserver's decoding) answers with a 400 naming the
+ * unknown field, and then the request is sent again as upstream's CLI sends it. A Concierge that
+ * knows the field but whose serving strategy cannot sign the client's key answers a key of its
+ * own, as upstream does, and that credential is used as it is.
+ */
 export async function exchangeToken(params: ConciergeParams, token: string): Promise<ExecCredentialStatus> {
+  if (!params.clientHeldKey) return credentialOf(await postTokenCredentialRequest(params, token));
+  const { certifiesKey, newClientKey } = await import("./clientkey.ts");
+  const key = newClientKey();
+  const answer = await postTokenCredentialRequest(params, token, key.csrPEM);
+  if (answer.code === 400 && unknownFieldPattern.test(answer.parsed.message ?? "")) {
+    return credentialOf(await postTokenCredentialRequest(params, token));
+  }
+  const credential = credentialOf(answer);
+  if (credential.token !== undefined || credential.clientKeyData !== undefined) return credential;
+  if (!certifiesKey(credential.clientCertificateData ?? "", key.keyPEM)) {
+    throw exchangeFailed(
+      "login failed: the certificate the Concierge answered is not for the key this CLI sent",
+    );
+  }
+  return { ...credential, clientKeyData: key.keyPEM };
+}
+
+/** The generic apiserver's strict decoding error for the field upstream's Concierge does not have. */
+const unknownFieldPattern = /unknown field "spec\.certificateSigningRequest"/;
+
+const exchangeFailed = (why: string) =>
+  new LoginError(`could not complete Concierge credential exchange: ${why}`);
+
+interface TokenCredentialRequestAnswer {
+  code: number;
+  parsed: { message?: string; status?: { credential?: Record<string, string>; message?: string } };
+}
+
+/** POSTs a TokenCredentialRequest anonymously, trusting only the given CA. */
+async function postTokenCredentialRequest(
+  params: ConciergeParams,
+  token: string,
+  certificateSigningRequest?: string,
+): Promise<TokenCredentialRequestAnswer> {
   const group = `login.concierge.${params.apiGroupSuffix}`;
   const url = new URL(
     `${params.endpoint.replace(/\/+$/, "")}/apis/${group}/v1alpha1/tokencredentialrequests`,
   );
+  if (certificateSigningRequest !== undefined) url.searchParams.set("fieldValidation", "Strict");
   const body = JSON.stringify({
     apiVersion: `${group}/v1alpha1`,
     kind: "TokenCredentialRequest",
@@ -176,9 +232,9 @@ export async function exchangeToken(params: ConciergeParams, token: string): Pro
         kind: authenticatorKind(params.authenticatorType),
         name: params.authenticatorName,
       },
+      ...(certificateSigningRequest !== undefined ? { certificateSigningRequest } : {}),
     },
   });
-  const fail = (why: string) => new LoginError(`could not complete Concierge credential exchange: ${why}`);
   // Loaded here, not at the top: a cached credential must not pay for TLS and HTTP.
   const { request } = await import("node:https");
   const { code, text } = await new Promise<{ code: number; text: string }>((resolve, reject) => {
@@ -206,29 +262,32 @@ export async function exchangeToken(params: ConciergeParams, token: string): Pro
         res.on("error", reject);
       },
     );
-    req.on("error", (err) => reject(fail(`could not login: ${err.message}`)));
+    req.on("error", (err) => reject(exchangeFailed(`could not login: ${err.message}`)));
     req.end(body);
   });
-  let parsed: { message?: string; status?: { credential?: Record<string, string>; message?: string } };
   try {
-    parsed = JSON.parse(text);
+    return { code, parsed: JSON.parse(text) };
   } catch {
-    throw fail(`could not login: HTTP ${code} with a body that is not JSON`);
+    throw exchangeFailed(`could not login: HTTP ${code} with a body that is not JSON`);
   }
+}
+
+/** The credential of a successful answer: a certificate (with its key unless the client holds it), or a token. */
+function credentialOf({ code, parsed }: TokenCredentialRequestAnswer): ExecCredentialStatus {
   if (code < 200 || code > 299)
-    throw fail(`could not login: HTTP ${code}: ${parsed.message ?? "no message"}`);
+    throw exchangeFailed(`could not login: HTTP ${code}: ${parsed.message ?? "no message"}`);
   const credential = parsed.status?.credential;
   // A token (the JWTCredential strategy's) goes to kubectl as `status.token`, as upstream's CLI passes it.
   if (credential?.token) {
     return { expirationTimestamp: credential.expirationTimestamp, token: credential.token };
   }
-  if (!credential?.clientCertificateData || !credential.clientKeyData) {
-    throw fail(`login failed: ${parsed.status?.message ?? "unknown cause"}`);
+  if (!credential?.clientCertificateData) {
+    throw exchangeFailed(`login failed: ${parsed.status?.message ?? "unknown cause"}`);
   }
   return {
     expirationTimestamp: credential.expirationTimestamp,
     clientCertificateData: credential.clientCertificateData,
-    clientKeyData: credential.clientKeyData,
+    ...(credential.clientKeyData ? { clientKeyData: credential.clientKeyData } : {}),
   };
 }
 
@@ -258,7 +317,9 @@ export async function loginStatic(options: LoginStaticOptions, deps: LoginDeps):
           ...(deps.now ? { now: deps.now } : {}),
           warn: (line) => deps.stderr?.(`warning: ${line}\n`),
         });
-  const key = cacheKey({ ...params, token: options.token });
+  // Whether the key is held here does not name a different credential: keys stay as they were.
+  const { clientHeldKey: _, ...keyed } = params;
+  const key = cacheKey({ ...keyed, token: options.token });
   const exchange = () => (deps.exchange ?? exchangeToken)(params, options.token);
   return wrap(cache ? await cache.getOrCreate(key, exchange) : await exchange());
 }

@@ -8,7 +8,9 @@
 // exec plugin for `auth whoami`, an allowed and a forbidden `get`, and `pinniped whoami`; the same
 // with the installed executable, the npm package and upstream's Go CLI.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -31,6 +33,7 @@ import {
   pathWith,
 } from "../harness/pinniped-cli.ts";
 import { runCommand } from "../harness/process.ts";
+import { startHTTPSServer } from "../harness/tls.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const pinnipedBin = join(repoRoot, "bin", "pinniped");
@@ -207,6 +210,131 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
       "Error: could not complete Concierge credential exchange: login failed: authentication failed\n",
     );
     assert.equal(res.stdout, "");
+  });
+
+  it("keeps the key on the client: the TokenCredentialRequest carries a CSR, the answer only the certificate, the 0600 cache holds the key; --client-held-key=false sends upstream's request", async () => {
+    const kc = parse(await readFile(generated, "utf8"));
+    const args = kc.users[0].user.exec.args as string[];
+    const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? "";
+    const endpoint = flag("concierge-endpoint");
+    const clusterCA = Buffer.from(flag("concierge-ca-bundle-data"), "base64").toString("utf8");
+    // A relay that records each TokenCredentialRequest and its answer on their way to the Concierge.
+    const seen: { path: string; sent: Record<string, unknown>; answered: Record<string, unknown> }[] = [];
+    const relay = await startHTTPSServer((req, res) => {
+      let sent = "";
+      req.setEncoding("utf8");
+      req.on("data", (c: string) => {
+        sent += c;
+      });
+      req.on("end", () => {
+        const upstream = httpsRequest(
+          new URL(req.url ?? "/", endpoint),
+          {
+            method: req.method,
+            ca: clusterCA,
+            headers: { "Content-Type": "application/json", Accept: "application/json" },
+          },
+          (answer) => {
+            let answered = "";
+            answer.setEncoding("utf8");
+            answer.on("data", (c: string) => {
+              answered += c;
+            });
+            answer.on("end", () => {
+              seen.push({ path: req.url ?? "", sent: JSON.parse(sent), answered: JSON.parse(answered) });
+              res.writeHead(answer.statusCode ?? 502, { "Content-Type": "application/json" });
+              res.end(answered);
+            });
+          },
+        );
+        upstream.on("error", (err) => {
+          res.writeHead(502);
+          res.end(err.message);
+        });
+        upstream.end(sent);
+      });
+    });
+    try {
+      const relayed = (cache: string, ...more: string[]) =>
+        runCommand(pinnipedBin, [
+          ...args.filter(
+            (a) => !/^--(concierge-endpoint|concierge-ca-bundle-data|credential-cache)=/.test(a),
+          ),
+          `--concierge-endpoint=${relay.base}`,
+          `--concierge-ca-bundle-data=${relay.caBase64}`,
+          `--credential-cache=${cache}`,
+          ...more,
+        ]);
+      const cache = join(dir, "held-key", "credentials.yaml");
+      const res = await relayed(cache);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(seen.length, 1);
+      const [exchange] = seen;
+      assert.match(exchange!.path, /\/tokencredentialrequests\?fieldValidation=Strict$/);
+      const spec = exchange!.sent.spec as { certificateSigningRequest?: string };
+      assert.match(spec.certificateSigningRequest ?? "", /^-----BEGIN CERTIFICATE REQUEST-----/);
+      assert.doesNotMatch(JSON.stringify(exchange!.sent), /PRIVATE KEY/);
+      const answered = (exchange!.answered.status as { credential: Record<string, string> }).credential;
+      assert.ok(answered.clientCertificateData, JSON.stringify(exchange!.answered));
+      assert.equal(answered.clientKeyData, undefined, "the answer carried a private key");
+
+      const printed = JSON.parse(res.stdout).status as {
+        clientCertificateData: string;
+        clientKeyData: string;
+      };
+      assert.equal(printed.clientCertificateData, answered.clientCertificateData);
+      const cert = new X509Certificate(printed.clientCertificateData);
+      assert.ok(cert.checkPrivateKey(createPrivateKey(printed.clientKeyData)));
+      assert.equal(createPrivateKey(printed.clientKeyData).asymmetricKeyDetails?.namedCurve, "prime256v1");
+      assert.equal((await stat(cache)).mode & 0o777, 0o600);
+      const cached = JSON.parse(await readFile(cache, "utf8")) as {
+        credentials: { credential: { clientKeyData?: string } }[];
+      };
+      assert.equal(cached.credentials[0]?.credential.clientKeyData, printed.clientKeyData);
+
+      // kube-apiserver takes the certificate with the key that never left this process.
+      const userKubeconfig = join(dir, "held-key.kubeconfig");
+      const b64 = (text: string) => Buffer.from(text).toString("base64");
+      await writeFile(
+        userKubeconfig,
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Config",
+          clusters: [
+            { name: "c", cluster: { server: n.server, "certificate-authority-data": b64(clusterCA) } },
+          ],
+          users: [
+            {
+              name: "u",
+              user: {
+                "client-certificate-data": b64(printed.clientCertificateData),
+                "client-key-data": b64(printed.clientKeyData),
+              },
+            },
+          ],
+          contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+          "current-context": "c",
+        }),
+        { mode: 0o600 },
+      );
+      const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig: userKubeconfig })) as {
+        status: { userInfo: { username: string } };
+      };
+      assert.equal(who.status.userInfo.username, user.username);
+
+      const upstreamStyle = await relayed(
+        join(dir, "held-key", "upstream-style.yaml"),
+        "--client-held-key=false",
+      );
+      assert.equal(upstreamStyle.code, 0, upstreamStyle.stderr);
+      assert.equal(seen.length, 2);
+      assert.doesNotMatch(seen[1]!.path, /fieldValidation/);
+      assert.equal((seen[1]!.sent.spec as Record<string, unknown>).certificateSigningRequest, undefined);
+      const serverKey = (seen[1]!.answered.status as { credential: Record<string, string> }).credential;
+      assert.ok(serverKey.clientKeyData, "upstream's flow: the Concierge answers a key");
+    } finally {
+      await relay.close();
+    }
   });
 
   /** kubectl as a user whose PATH starts with `bin`: the `pinniped` there is the exec plugin. */
