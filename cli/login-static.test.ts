@@ -323,6 +323,12 @@ describe("login static", () => {
     });
     answer = { status: 201, body: { status: {} } };
     await assert.rejects(exchangeToken(params, "the-token"), /login failed: unknown cause/);
+    // Upstream's request must be answered with a key.
+    answer = { status: 201, body: { status: { credential: { ...issued, clientKeyData: undefined } } } };
+    await assert.rejects(
+      exchangeToken({ ...params, clientHeldKey: false }, "the-token"),
+      /login failed: unknown cause/,
+    );
     answer = {
       status: 404,
       body: { kind: "Status", message: "the server could not find the requested resource" },

@@ -189,14 +189,14 @@ export async function exchangeToken(params: ConciergeParams, token: string): Pro
   if (answer.code === 400 && unknownFieldPattern.test(answer.parsed.message ?? "")) {
     return credentialOf(await postTokenCredentialRequest(params, token));
   }
-  const credential = credentialOf(answer);
-  if (credential.token !== undefined || credential.clientKeyData !== undefined) return credential;
-  if (!certifiesKey(credential.clientCertificateData ?? "", key.keyPEM)) {
-    throw exchangeFailed(
-      "login failed: the certificate the Concierge answered is not for the key this CLI sent",
-    );
-  }
-  return { ...credential, clientKeyData: key.keyPEM };
+  return credentialOf(answer, (certificatePEM) => {
+    if (!certifiesKey(certificatePEM, key.keyPEM)) {
+      throw exchangeFailed(
+        "login failed: the certificate the Concierge answered is not for the key this CLI sent",
+      );
+    }
+    return key.keyPEM;
+  });
 }
 
 /** The generic apiserver's strict decoding error for the field upstream's Concierge does not have. */
@@ -272,8 +272,14 @@ async function postTokenCredentialRequest(
   }
 }
 
-/** The credential of a successful answer: a certificate (with its key unless the client holds it), or a token. */
-function credentialOf({ code, parsed }: TokenCredentialRequestAnswer): ExecCredentialStatus {
+/**
+ * The credential of a successful answer: a token, or a certificate with the key the answer holds
+ * or, when it holds none, the key `heldKey` gives for it (the one this CLI made).
+ */
+function credentialOf(
+  { code, parsed }: TokenCredentialRequestAnswer,
+  heldKey?: (certificatePEM: string) => string,
+): ExecCredentialStatus {
   if (code < 200 || code > 299)
     throw exchangeFailed(`could not login: HTTP ${code}: ${parsed.message ?? "no message"}`);
   const credential = parsed.status?.credential;
@@ -281,13 +287,15 @@ function credentialOf({ code, parsed }: TokenCredentialRequestAnswer): ExecCrede
   if (credential?.token) {
     return { expirationTimestamp: credential.expirationTimestamp, token: credential.token };
   }
-  if (!credential?.clientCertificateData) {
+  const certificate = credential?.clientCertificateData;
+  const key = certificate && (credential.clientKeyData || heldKey?.(certificate));
+  if (!certificate || !key) {
     throw exchangeFailed(`login failed: ${parsed.status?.message ?? "unknown cause"}`);
   }
   return {
     expirationTimestamp: credential.expirationTimestamp,
-    clientCertificateData: credential.clientCertificateData,
-    ...(credential.clientKeyData ? { clientKeyData: credential.clientKeyData } : {}),
+    clientCertificateData: certificate,
+    clientKeyData: key,
   };
 }
 
