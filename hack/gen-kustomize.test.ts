@@ -111,4 +111,35 @@ describe("the kustomize base and component", () => {
     );
     assert.equal(service?.metadata.namespace, "auth-system");
   });
+
+  it("adds the CSR API strategy's opt-in RBAC, its binding following the namespace; the base grants none of it", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "kustomize-csr-api-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      join(dir, "kustomization.yaml"),
+      `resources: [${relative(dir, join(repoRoot, "deploy/kustomize/example/concierge"))}]\n` +
+        `components: [${relative(dir, join(repoRoot, "deploy/kustomize/components/csr-api-rbac"))}]\n`,
+    );
+    const objects = await kustomize(dir);
+    const binding = objects.find(
+      (o) => o.kind === "ClusterRoleBinding" && o.metadata.name === "pinniped-concierge-csr-api",
+    );
+    assert.deepEqual(binding?.subjects, [
+      { kind: "ServiceAccount", name: "pinniped-concierge", namespace: "auth-system" },
+    ]);
+    const role = objects.find(
+      (o) => o.kind === "ClusterRole" && o.metadata.name === "pinniped-concierge-csr-api",
+    ) as (Obj & { rules: { resources: string[]; verbs: string[]; resourceNames?: string[] }[] }) | undefined;
+    assert.deepEqual(
+      role?.rules.find((r) => r.verbs.includes("approve")),
+      {
+        apiGroups: ["certificates.k8s.io"],
+        resources: ["signers"],
+        resourceNames: ["kubernetes.io/kube-apiserver-client"],
+        verbs: ["approve"],
+      },
+    );
+    const base = JSON.stringify(await kustomize("deploy/kustomize/example"));
+    assert.doesNotMatch(base, /certificatesigningrequests|"signers"/);
+  });
 });
