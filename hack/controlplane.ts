@@ -39,6 +39,8 @@ export interface ControlPlaneOptions {
    * apiVersion follows the binaries' version); `setAuthenticationConfig` changes them later.
    */
   authenticationConfig?: AuthenticationConfigBody;
+  /** More kube-controller-manager flags, e.g. `--controllers=*,-csrsigning` (later flags win). */
+  controllerManagerArgs?: readonly string[];
   log?: (message: string) => void;
 }
 
@@ -378,6 +380,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--service-account-private-key-file=${pki.serviceAccount.privateKey}`,
       `--service-cluster-ip-range=${serviceClusterIPRange}`,
       "--v=1",
+      ...(options.controllerManagerArgs ?? []),
     ],
   });
   const processes = [etcd, apiserver, controllerManager];

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { type ControlPlane, startControlPlane } from "../../hack/controlplane.ts";
+import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from "../../hack/controlplane.ts";
 import { installCRDs } from "../../hack/install.ts";
 
 export interface KubectlResult {
@@ -84,8 +84,11 @@ export function uniqueName(prefix: string): string {
 }
 
 /** Starts a control plane and installs what every integration test expects to find. */
-export async function startTestControlPlane(name: string): Promise<ControlPlane> {
-  const cp = await startControlPlane({ name });
+export async function startTestControlPlane(
+  name: string,
+  options: Omit<ControlPlaneOptions, "name"> = {},
+): Promise<ControlPlane> {
+  const cp = await startControlPlane({ ...options, name });
   try {
     await installCRDs(cp.binDir, cp.kubeconfigPath);
   } catch (err) {

@@ -3,10 +3,13 @@
 // it, with exactly config/'s RBAC plus what each strategy's README row asks for), through the
 // real aggregator and checked by the real kube-apiserver with `kubectl auth whoami`.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parse, parseAllDocuments } from "yaml";
 import { CertificateAuthority } from "../../certs/ca.ts";
 import { createSigningRequest } from "../../certs/csr.ts";
 import { generateKey, keyPEM, selfSignedCertificate } from "../../certs/testing.ts";
@@ -17,6 +20,7 @@ import { type KubectlResult, runKubectl, startTestControlPlane } from "../harnes
 import { eventually } from "../harness/eventually.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const goodToken = "strategies-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
 const signerNamespace = "signers";
@@ -156,47 +160,65 @@ describe("login strategies, on a dedicated control plane", () => {
     },
   });
 
-  /** The CSR API strategy's RBAC from the README; `approve: false` leaves out approval on the signer. */
-  const csrRBAC = (approve = true) => [
+  /**
+   * The CSR API strategy's opt-in RBAC, config/opt-in/csr-api-rbac.yaml as shipped; `approve: false`
+   * leaves out approval on the signer.
+   */
+  const csrRBAC = (approve = true) => {
+    const objects = parseAllDocuments(
+      readFileSync(join(repoRoot, "config", "opt-in", "csr-api-rbac.yaml"), "utf8"),
+    ).map((d) => d.toJS() as { kind: string; rules?: { resources: string[] }[] });
+    if (approve) return objects;
+    return objects.map((o) =>
+      o.kind === "ClusterRole"
+        ? { ...o, rules: o.rules?.filter((r) => !r.resources.includes("signers")) }
+        : o,
+    );
+  };
+  /** The README's RBAC for the Secret strategy: the named Secret only. */
+  const secretRBAC = () => [
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRole",
-      metadata: { name: "pinniped-concierge-csr-api" },
+      kind: "Role",
+      metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
       rules: [
         {
-          apiGroups: ["certificates.k8s.io"],
-          resources: ["certificatesigningrequests"],
-          verbs: ["create", "get", "list", "watch", "delete"],
+          apiGroups: [""],
+          resources: ["secrets"],
+          resourceNames: [signerSecret],
+          verbs: ["get", "list", "watch"],
         },
-        {
-          apiGroups: ["certificates.k8s.io"],
-          resources: ["certificatesigningrequests/approval"],
-          verbs: ["update"],
-        },
-        ...(approve
-          ? [
-              {
-                apiGroups: ["certificates.k8s.io"],
-                resources: ["signers"],
-                resourceNames: ["kubernetes.io/kube-apiserver-client"],
-                verbs: ["approve"],
-              },
-            ]
-          : []),
       ],
     },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRoleBinding",
-      metadata: { name: "pinniped-concierge-csr-api" },
+      kind: "RoleBinding",
+      metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
       roleRef: {
         apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "pinniped-concierge-csr-api",
+        kind: "Role",
+        name: "pinniped-concierge-signer-secret",
       },
       subjects: [conciergeSA],
     },
   ];
+  const webhookAuthenticatorReady = async () => {
+    await apply({
+      apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
+      kind: "WebhookAuthenticator",
+      metadata: { name: "corp" },
+      spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
+    });
+    await ok(["wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=60s", "webhookauthenticator/corp"]);
+  };
+  const readyMessage = () =>
+    ok([
+      "get",
+      "credentialissuer",
+      "pinniped-concierge-config",
+      "-o",
+      'jsonpath={.status.conditions[?(@.type=="Ready")].message}',
+    ]);
   const clusterSecret = async () =>
     signerSecretWith(await readFile(cp.pki.ca.cert, "utf8"), await readFile(cp.pki.ca.key, "utf8"));
   /** Seconds from now until the credential expires: 300 from a local CA, 600 (the minimum) from the CSR API. */
@@ -252,47 +274,9 @@ describe("login strategies, on a dedicated control plane", () => {
 
     it("with get/list/watch on exactly its Secret, signs with the cluster's CA from the Secret: kubectl auth whoami is the user", async () => {
       await ok(["create", "namespace", signerNamespace]);
-      // The README's RBAC for this strategy: the named Secret only.
-      await apply(
-        {
-          apiVersion: "rbac.authorization.k8s.io/v1",
-          kind: "Role",
-          metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
-          rules: [
-            {
-              apiGroups: [""],
-              resources: ["secrets"],
-              resourceNames: [signerSecret],
-              verbs: ["get", "list", "watch"],
-            },
-          ],
-        },
-        {
-          apiVersion: "rbac.authorization.k8s.io/v1",
-          kind: "RoleBinding",
-          metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
-          roleRef: {
-            apiGroup: "rbac.authorization.k8s.io",
-            kind: "Role",
-            name: "pinniped-concierge-signer-secret",
-          },
-          subjects: [conciergeSA],
-        },
-        await clusterSecret(),
-      );
+      await apply(...secretRBAC(), await clusterSecret());
       await startWith(secretStrategies);
-      await apply({
-        apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
-        kind: "WebhookAuthenticator",
-        metadata: { name: "corp" },
-        spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
-      });
-      await ok([
-        "wait",
-        "--for=jsonpath={.status.phase}=Ready",
-        "--timeout=60s",
-        "webhookauthenticator/corp",
-      ]);
+      await webhookAuthenticatorReady();
       await shows("SecretSigningCertificate", "Success", /^key was loaded from Secret signers\/csr-signer$/);
       assert.deepEqual(await loginAndWhoami(), {
         username: user.username,
@@ -438,14 +422,7 @@ describe("login strategies, on a dedicated control plane", () => {
       assert.deepEqual(failures, []);
       await shows("SecretSigningCertificate", "Error", / not found$/);
       // The Ready condition names the strategy that serves.
-      const ready = await ok([
-        "get",
-        "credentialissuer",
-        "pinniped-concierge-config",
-        "-o",
-        'jsonpath={.status.conditions[?(@.type=="Ready")].message}',
-      ]);
-      assert.match(ready, /CertificateSigningRequestAPI strategy/);
+      assert.match(await readyMessage(), /CertificateSigningRequestAPI strategy/);
     });
 
     it("from the CSR API, when approval becomes forbidden, to the Secret (time printed, the 5 s goal read from it), with no failed TokenCredentialRequest", async () => {
@@ -453,6 +430,10 @@ describe("login strategies, on a dedicated control plane", () => {
       await startWith({ order: ["CertificateSigningRequestAPI", "SecretSigningCertificate"], ...both });
       await shows("SecretSigningCertificate", "Success", /^key was loaded/);
       await shows("CertificateSigningRequestAPI", "Success", /probe certificate/);
+      // Both succeed: Ready names the one configured first, which serves, not the default order's first.
+      await eventually("Ready to name the CSR API", async () =>
+        /CertificateSigningRequestAPI strategy/.test(await readyMessage()),
+      );
       const { switchedAfterMs, failures } = await failover(
         () => apply(...csrRBAC(false)),
         (c) => lifetime(c) < 400,
@@ -463,6 +444,51 @@ describe("login strategies, on a dedicated control plane", () => {
       assert.deepEqual(failures, []);
       await shows("CertificateSigningRequestAPI", "Error", /could not approve/);
       await apply(...csrRBAC());
+    });
+  });
+
+  describe("kube-controller-manager without the kube-apiserver-client signer", () => {
+    before(async () => {
+      // A control plane of its own: kube-controller-manager with every controller but csrsigning.
+      await concierge?.stop();
+      concierge = undefined;
+      await cp.stop();
+      cp = await startTestControlPlane("strategies-signer-off", {
+        controllerManagerArgs: ["--controllers=*,-csrsigning"],
+      });
+    });
+
+    it("the CSR API strategy shows the reason in kubectl get credentialissuer -o yaml, and logins go to the next strategy", async () => {
+      await ok(["create", "namespace", signerNamespace]);
+      await apply(...csrRBAC(), ...secretRBAC(), await clusterSecret());
+      await startWith({
+        order: ["CertificateSigningRequestAPI", "SecretSigningCertificate"],
+        secretSigningCertificate: { secrets: [{ namespace: signerNamespace, name: signerSecret }] },
+        certificateSigningRequestAPI: { probeIntervalSeconds: 10 },
+      });
+      await webhookAuthenticatorReady();
+      const unsigned =
+        /^CertificateSigningRequest API: no certificate for CertificateSigningRequest \S+ within \d+s: is kube-controller-manager's kubernetes.io\/kube-apiserver-client signer running\?$/;
+      await shows("CertificateSigningRequestAPI", "Error", unsigned);
+      await shows("SecretSigningCertificate", "Success", /^key was loaded/);
+      const yaml = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "yaml"]);
+      const shown = (parse(yaml) as { status: { strategies: Strategy[] } }).status.strategies.find(
+        (s) => s.type === "CertificateSigningRequestAPI",
+      );
+      assert.equal(shown?.status, "Error");
+      assert.equal(shown?.reason, "ProbeFailed");
+      assert.match(shown?.message ?? "", unsigned);
+      process.stdout.write(`# signer off, the CSR API strategy: ${JSON.stringify(shown)}\n`);
+      await eventually("Ready to name the Secret strategy", async () =>
+        /SecretSigningCertificate strategy/.test(await readyMessage()),
+      );
+      // Failover: the Secret's CA serves (its 300 s TTL, not the CSR API's 600 s).
+      for (let i = 0; i < 3; i++) {
+        const status = await login();
+        assert.ok(status.credential, status.message);
+        assert.ok(lifetime(status.credential) < 400, "served by the Secret strategy");
+      }
+      assert.equal((await loginAndWhoami()).username, user.username);
     });
   });
 });
