@@ -84,7 +84,7 @@ describe("the JWTCredential strategy, on a control plane whose kube-apiserver tr
     );
   };
   /** kube-apiserver trusts the issuer (its serving CA is the Concierge's), or, with `audience`, another audience only. */
-  const trustIssuer = async (withAudience = audience) => {
+  const trustIssuer = async (withAudience = audience, extraKeys: string[] = []) => {
     const secret = JSON.parse(
       await ok([
         "get",
@@ -98,9 +98,17 @@ describe("the JWTCredential strategy, on a control plane whose kube-apiserver tr
     ) as { data: Record<string, string> };
     const ca = Buffer.from(secret.data.caCertificate ?? "", "base64").toString("utf8");
     assert.match(ca, /BEGIN CERTIFICATE/);
-    await cp.setAuthenticationConfig({
-      jwt: [conciergeJWTAuthenticator({ issuerURL, audience: withAudience, certificateAuthority: ca })],
+    const authenticator = conciergeJWTAuthenticator({
+      issuerURL,
+      audience: withAudience,
+      certificateAuthority: ca,
     });
+    // The README's mapping of an extra key: the token's `extra` claim is a map of lists.
+    authenticator.claimMappings.extra = extraKeys.map((key) => ({
+      key,
+      valueExpression: `has(claims.extra) && '${key}' in claims.extra ? claims.extra['${key}'] : []`,
+    }));
+    await cp.setAuthenticationConfig({ jwt: [authenticator] });
   };
 
   const strategy = async (type: string) => {
@@ -119,12 +127,12 @@ describe("the JWTCredential strategy, on a control plane whose kube-apiserver tr
       { timeoutMs: 150_000 },
     );
 
-  const login = async (): Promise<{ credential?: Credential; message?: string }> => {
+  const login = async (token = goodToken): Promise<{ credential?: Credential; message?: string }> => {
     const tcr = {
       apiVersion: "login.concierge.pinniped.dev/v1alpha1",
       kind: "TokenCredentialRequest",
       spec: {
-        token: goodToken,
+        token,
         authenticator: {
           apiGroup: "authentication.concierge.pinniped.dev",
           kind: "WebhookAuthenticator",
@@ -153,10 +161,19 @@ describe("the JWTCredential strategy, on a control plane whose kube-apiserver tr
       { mode: 0o600 },
     );
     const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig })) as {
-      status: { userInfo: { username: string; groups: string[] } };
+      status: {
+        userInfo: { username: string; groups: string[]; uid?: string; extra?: Record<string, string[]> };
+      };
     };
-    const { username, groups } = who.status.userInfo;
-    return { username, groups };
+    const { username, groups, uid, extra = {} } = who.status.userInfo;
+    // kube-apiserver adds the token's jti as this extra: only the user's own are compared.
+    const { "authentication.kubernetes.io/credential-id": _jti, ...own } = extra;
+    return {
+      username,
+      groups,
+      ...(uid ? { uid } : {}),
+      ...(Object.keys(own).length > 0 ? { extra: own } : {}),
+    };
   };
 
   before(async () => {
@@ -262,6 +279,38 @@ describe("the JWTCredential strategy, on a control plane whose kube-apiserver tr
     const status = await login();
     assert.ok(status.credential?.token, status.message);
     assert.equal((await whoami(status.credential.token)).username, user.username);
+  });
+
+  it("carries the user's uid and extras in the token, which kube-apiserver maps (upstream's refusal of them lifted)", async () => {
+    const richToken = "jwt-strategy-test-rich-token";
+    webhook.users.set(richToken, {
+      username: "walrus",
+      groups: ["tusks"],
+      uid: "walrus-42",
+      extra: { "example.com/team": ["blue", "green"] },
+    });
+    const reload = performance.now();
+    await trustIssuer(audience, ["example.com/team"]);
+    await eventually(
+      "kube-apiserver mapping the extra",
+      async () => {
+        const status = await login(richToken);
+        if (!status.credential?.token) return undefined;
+        const who = await whoami(status.credential.token);
+        return who.extra?.["example.com/team"] ? who : undefined;
+      },
+      { timeoutMs: 150_000 },
+    ).then((who) => {
+      process.stdout.write(
+        `# reload with an extra mapping, seen by a login: ${Math.round(performance.now() - reload)} ms\n`,
+      );
+      assert.deepEqual(who, {
+        username: "walrus",
+        groups: ["tusks", "system:authenticated"],
+        uid: "walrus-42",
+        extra: { "example.com/team": ["blue", "green"] },
+      });
+    });
   });
 
   it("takes over from a broken Secret strategy (time printed), with no failed TokenCredentialRequest", async () => {
