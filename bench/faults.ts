@@ -25,6 +25,7 @@ import { promisify } from "node:util";
 import { type NodeCluster, startNodeCluster } from "../hack/node/cluster.ts";
 import { conciergeNamespace, installConcierge } from "../hack/node/install-concierge.ts";
 import { KubeRestClient } from "../kube/rest.ts";
+import { type ConciergePod, conciergePods, podReady } from "../test/harness/node.ts";
 import { startOIDCProvider } from "../test/harness/oidc-provider.ts";
 import { startTokenReviewWebhook } from "../test/harness/tokenreview-webhook.ts";
 
@@ -35,13 +36,6 @@ const tcrPath = "/apis/login.concierge.pinniped.dev/v1alpha1/tokencredentialrequ
 const outageMs = 20_000;
 const webhookToken = "faults-webhook-token";
 
-interface Pod {
-  metadata: { name: string; uid: string; deletionTimestamp?: string };
-  status: {
-    conditions?: { type: string; status: string }[];
-    containerStatuses?: { restartCount: number; state?: { running?: { startedAt?: string } } }[];
-  };
-}
 interface Lease {
   spec: { holderIdentity?: string; renewTime?: string; leaseTransitions?: number };
 }
@@ -159,27 +153,10 @@ try {
       throw new Error("logins never worked after the install");
   }
 
-  const pods = async () =>
-    (
-      JSON.parse(
-        await kubectl([
-          "get",
-          "pods",
-          "-n",
-          conciergeNamespace,
-          "-l",
-          "app=pinniped-concierge",
-          "-o",
-          "json",
-        ]),
-      ) as { items: Pod[] }
-    ).items;
-  const ready = (p: Pod) =>
-    !p.metadata.deletionTimestamp &&
-    (p.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+  const pods = () => conciergePods(n);
   const twoReady = async () => {
     const all = await pods();
-    return all.length === 2 && all.every(ready);
+    return all.length === 2 && all.every(podReady);
   };
   const lease = async () =>
     JSON.parse(
@@ -187,7 +164,7 @@ try {
     ) as Lease;
 
   /** SIGKILL to every process of the pod's containers but the sandbox's pause. */
-  const killPod = async (pod: Pod) => {
+  const killPod = async (pod: ConciergePod) => {
     const ids = [pod.metadata.uid, pod.metadata.uid.replaceAll("-", "_")];
     let killed = 0;
     for (const pid of await readdir("/proc")) {
@@ -205,7 +182,7 @@ try {
     }
     if (killed === 0) throw new Error(`found no process of pod ${pod.metadata.name}`);
   };
-  const restarts = (p: Pod | undefined) => p?.status.containerStatuses?.[0]?.restartCount ?? 0;
+  const restarts = (p: ConciergePod | undefined) => p?.status.containerStatuses?.[0]?.restartCount ?? 0;
   const reject = (port: string) => [
     "INPUT",
     "-p",
@@ -290,7 +267,7 @@ try {
     const seconds = await until(async () => {
       const p = (await pods()).find((q) => q.metadata.name === victim.metadata.name);
       started = p?.status.containerStatuses?.[0]?.state?.running?.startedAt ?? "";
-      return restarts(p) > restarts(victim) && p !== undefined && ready(p);
+      return restarts(p) > restarts(victim) && p !== undefined && podReady(p);
     }, t0);
     const restartedAfter = started ? `${Math.max(0, (Date.parse(started) - t0) / 1000).toFixed(0)} s` : "?";
     return {

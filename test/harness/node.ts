@@ -2,6 +2,7 @@
 // started by global-setup.ts inside the namespaces the launcher made. A test file run on its own
 // through the launcher (see README) starts one itself on first use.
 
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { type NodeCluster, startNodeCluster } from "../../hack/node/cluster.ts";
@@ -15,9 +16,11 @@ import { uniqueName } from "./cluster.ts";
 import { eventually } from "./eventually.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook, type WebhookUser } from "./tokenreview-webhook.ts";
 
-/** config/03-configmap.yaml: the key holding the config file, and the health and metrics port. */
+/** config/03-configmap.yaml: the key holding the config file. */
 const configKey = "pinniped.yaml";
-const healthPort = 8080;
+/** config/: the port /metrics is served on (HTTPS), and the name the serving certificate carries. */
+const apiPort = 10250;
+const servingName = `pinniped-concierge-api.${conciergeNamespace}.svc`;
 
 let shared: Promise<NodeCluster> | undefined;
 
@@ -78,35 +81,129 @@ export async function removeTestConcierge(node: NodeCluster): Promise<void> {
   ]);
 }
 
-/** The sum over the Concierge's replicas of one Prometheus sample (pods are reachable on the bridge). */
-export async function conciergeMetric(node: NodeCluster, sample: RegExp): Promise<number> {
-  const pods = JSON.parse(
-    await node.kubectl([
-      "get",
-      "pods",
-      "-n",
-      conciergeNamespace,
-      "-l",
-      "app=pinniped-concierge",
-      "-o",
-      "json",
-    ]),
-  ) as {
-    items: {
-      metadata: { deletionTimestamp?: string };
-      status: { podIP?: string; conditions?: { type: string; status: string }[] };
-    }[];
+/** What tests read of a pod in the Concierge's namespace. */
+export interface ConciergePod {
+  metadata: { name: string; uid: string; labels?: Record<string, string>; deletionTimestamp?: string };
+  spec: { nodeName?: string; containers: { image: string }[] };
+  status: {
+    phase: string;
+    podIP?: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: { restartCount: number; state?: { running?: { startedAt?: string } } }[];
   };
-  // A replica on its way out (after a rollout) is still listed for a while, but no longer answers.
-  const serving = pods.items.filter(
-    (p) =>
-      !p.metadata.deletionTimestamp &&
-      p.status.podIP &&
-      p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+}
+
+/**
+ * The pods in the Concierge's namespace that `selector` picks, by default the Concierge's replicas
+ * (the kube-cert-agent's pod never carries their `app` label); those on their way out (after a
+ * rollout or a deletion) included.
+ */
+export async function conciergePods(
+  node: NodeCluster,
+  selector = "app=pinniped-concierge",
+): Promise<ConciergePod[]> {
+  const list = await node.kubectl(["get", "pods", "-n", conciergeNamespace, "-l", selector, "-o", "json"]);
+  return (JSON.parse(list) as { items: ConciergePod[] }).items;
+}
+
+/** Ready and not on its way out: a replica the Service sends requests to. */
+export function podReady(pod: ConciergePod): boolean {
+  return (
+    !pod.metadata.deletionTimestamp &&
+    (pod.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True")
   );
+}
+
+/** A token bound to the metrics ClusterRole, as Prometheus has: one per run. */
+let scraperToken: Promise<string> | undefined;
+
+async function metricsScraper(node: NodeCluster): Promise<{ token: string; caPEM: string }> {
+  scraperToken ??= (async () => {
+    await node.kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          {
+            apiVersion: "v1",
+            kind: "ServiceAccount",
+            metadata: { name: "test-metrics-scraper", namespace: "default" },
+          },
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "ClusterRoleBinding",
+            metadata: { name: "test-metrics-scraper" },
+            roleRef: {
+              apiGroup: "rbac.authorization.k8s.io",
+              kind: "ClusterRole",
+              name: "pinniped-concierge-metrics-reader",
+            },
+            subjects: [{ kind: "ServiceAccount", name: "test-metrics-scraper", namespace: "default" }],
+          },
+        ],
+      }),
+    );
+    // Longer than any run.
+    return (
+      await node.kubectl(["create", "token", "test-metrics-scraper", "-n", "default", "--duration=6h"])
+    ).trim();
+  })();
+  const token = await scraperToken.catch((err: unknown) => {
+    scraperToken = undefined;
+    throw err;
+  });
+  // Read each time: suites rotate the serving certificate's CA.
+  const bundle = await node.kubectl([
+    "get",
+    "apiservice",
+    "v1alpha1.login.concierge.pinniped.dev",
+    "-o",
+    "jsonpath={.spec.caBundle}",
+  ]);
+  return { token, caPEM: Buffer.from(bundle, "base64").toString("utf8") };
+}
+
+/** GET /metrics from one pod as Prometheus scrapes it: HTTPS on the API port with a bound token. */
+function scrape(podIP: string, credentials: { token: string; caPEM: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: podIP,
+        port: apiPort,
+        path: "/metrics",
+        servername: servingName,
+        ca: credentials.caPEM,
+        headers: { authorization: `Bearer ${credentials.token}` },
+        timeout: 30_000,
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          body += chunk;
+        });
+        res.on("end", () =>
+          res.statusCode === 200
+            ? resolve(body)
+            : reject(new Error(`scraping ${podIP}: ${res.statusCode} ${body.slice(0, 200)}`)),
+        );
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`scraping ${podIP}: no answer within 30 s`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** The sum over the Concierge's serving replicas of one Prometheus sample (pods are reachable on the bridge). */
+export async function conciergeMetric(node: NodeCluster, sample: RegExp): Promise<number> {
+  const credentials = await metricsScraper(node);
+  // A replica on its way out (after a rollout) is still listed for a while, but no longer answers.
+  const serving = (await conciergePods(node)).filter((p) => podReady(p) && p.status.podIP);
   let total = 0;
   for (const pod of serving) {
-    const text = await (await fetch(`http://${pod.status.podIP}:${healthPort}/metrics`)).text();
+    const text = await scrape(pod.status.podIP!, credentials);
     total += Number(sample.exec(text)?.[1] ?? 0);
   }
   return total;
@@ -164,19 +261,7 @@ export async function changeConciergeConfig(
     // The old replicas drain for a while and the Service may still send them a request, which the
     // new replicas' metrics would not count: wait until they are gone.
     for (const deadline = Date.now() + 180_000; ; ) {
-      const pods = JSON.parse(
-        await node.kubectl([
-          "get",
-          "pods",
-          "-n",
-          conciergeNamespace,
-          "-l",
-          "app=pinniped-concierge",
-          "-o",
-          "json",
-        ]),
-      ) as { items: { metadata: { deletionTimestamp?: string } }[] };
-      if (!pods.items.some((p) => p.metadata.deletionTimestamp)) break;
+      if (!(await conciergePods(node)).some((p) => p.metadata.deletionTimestamp)) break;
       if (Date.now() > deadline) throw new Error("the Concierge's old replicas did not go within 180 s");
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -210,14 +295,21 @@ export async function webhookAuthenticator(
     await webhook.close();
   };
   try {
-    await node.kubectl(
-      ["apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
-        kind: "WebhookAuthenticator",
-        metadata: { name },
-        spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
-      }),
+    // Through the admission webhook, whose Service kube-proxy may still be catching up with
+    // after an install.
+    await eventually(
+      `WebhookAuthenticator ${name} stored`,
+      () =>
+        node.kubectl(
+          ["apply", "-f", "-"],
+          JSON.stringify({
+            apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
+            kind: "WebhookAuthenticator",
+            metadata: { name },
+            spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
+          }),
+        ),
+      { timeoutMs: 180_000 },
     );
     await node.kubectl([
       "wait",

@@ -13,14 +13,18 @@ import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { conciergeImageArchive, installConcierge } from "../../hack/node/install-concierge.ts";
 import { KubeRestClient } from "../../kube/rest.ts";
 import { eventually } from "../harness/eventually.ts";
-import { testConcierge } from "../harness/node.ts";
-import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
+import {
+  conciergePods,
+  type NodeWebhookAuthenticator,
+  podReady,
+  testConcierge,
+  webhookAuthenticator,
+} from "../harness/node.ts";
 
 const repoRoot = resolve(import.meta.dirname, "..", "..");
 const namespace = "pinniped-concierge";
 const installFiles = ["-f", join(repoRoot, "crds"), "-f", join(repoRoot, "config")];
 const token = "resilience-test-token";
-const authenticatorName = "resilience";
 const tcrPath = "/apis/login.concierge.pinniped.dev/v1alpha1/tokencredentialrequests";
 const polling = { timeoutMs: 180_000 };
 /**
@@ -28,15 +32,6 @@ const polling = { timeoutMs: 180_000 };
  * Deployment gives it 120 s (config/07-deployment.yaml).
  */
 const terminating = { timeoutMs: 300_000 };
-
-interface Pod {
-  metadata: { name: string; deletionTimestamp?: string };
-  status: { conditions?: { type: string; status: string }[] };
-}
-
-const isReady = (pod: Pod) =>
-  !pod.metadata.deletionTimestamp &&
-  pod.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
 
 interface StreamResult {
   ok: number;
@@ -48,7 +43,12 @@ interface StreamResult {
  * TokenCredentialRequests back to back from `workers` loops until `stop` aborts. One fails when
  * the answer is anything but 201 with a credential, or the connection fails.
  */
-async function tcrStream(client: KubeRestClient, workers: number, stop: AbortSignal): Promise<StreamResult> {
+async function tcrStream(
+  client: KubeRestClient,
+  authenticatorName: string,
+  workers: number,
+  stop: AbortSignal,
+): Promise<StreamResult> {
   const result: StreamResult = { ok: 0, failed: 0, errors: [] };
   const body = {
     apiVersion: "login.concierge.pinniped.dev/v1alpha1",
@@ -91,39 +91,18 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
   timeout: 1_800_000,
 }, () => {
   let n: NodeCluster;
-  let webhook: TokenReviewWebhook;
+  let authenticator: NodeWebhookAuthenticator;
   let client: KubeRestClient;
 
-  const pods = async (selector: string) =>
-    (
-      JSON.parse(await n.kubectl(["get", "pods", "-n", namespace, "-l", selector, "-o", "json"])) as {
-        items: Pod[];
-      }
-    ).items;
+  const pods = (selector: string) => conciergePods(n, selector);
   const concierges = () => pods("deployment.pinniped.dev=concierge");
 
   before(async () => {
     ({ node: n } = await testConcierge());
-    webhook = await startTokenReviewWebhook({
-      users: { [token]: { username: "walrus@example.com", groups: ["pinnipeds"] } },
-      host: new URL(n.server).hostname,
+    authenticator = await webhookAuthenticator(n, "resilience", {
+      [token]: { username: "walrus@example.com", groups: ["pinnipeds"] },
     });
     client = new KubeRestClient(n.kubeConfig());
-    // Through the admission webhook, whose Service kube-proxy may still be catching up with.
-    await eventually(
-      "the WebhookAuthenticator is stored",
-      () =>
-        n.kubectl(
-          ["apply", "-f", "-"],
-          JSON.stringify({
-            apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
-            kind: "WebhookAuthenticator",
-            metadata: { name: authenticatorName },
-            spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
-          }),
-        ),
-      polling,
-    );
     await eventually(
       "a TokenCredentialRequest through the new authenticator succeeds",
       async () => {
@@ -138,7 +117,7 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
               authenticator: {
                 apiGroup: "authentication.concierge.pinniped.dev",
                 kind: "WebhookAuthenticator",
-                name: authenticatorName,
+                name: authenticator.name,
               },
             },
           },
@@ -151,10 +130,7 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
 
   after(async () => {
     client?.close?.();
-    await n
-      ?.kubectl(["delete", "webhookauthenticator", authenticatorName, "--ignore-not-found"])
-      .catch(() => "");
-    await webhook?.close();
+    await authenticator?.remove();
   });
 
   it("serves the aggregated APIs through the Service's two ready endpoints", async () => {
@@ -221,7 +197,7 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
   /** Runs `disrupt` during a TCR stream, then streams on until both replicas are Ready again. */
   async function duringStream(what: string, disrupt: () => Promise<void>): Promise<StreamResult> {
     const stop = new AbortController();
-    const stream = tcrStream(client, 4, stop.signal);
+    const stream = tcrStream(client, authenticator.name, 4, stop.signal);
     try {
       await new Promise((r) => setTimeout(r, 2000));
       await disrupt();
@@ -229,7 +205,7 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
         "two Ready replicas and none terminating",
         async () => {
           const all = await concierges();
-          return all.length === 2 && all.every(isReady);
+          return all.length === 2 && all.every(podReady);
         },
         terminating,
       );
@@ -348,7 +324,10 @@ describe("the installed Concierge under deletion, rolling restart and uninstall"
             apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
             kind: "WebhookAuthenticator",
             metadata: { name: "probe" },
-            spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
+            spec: {
+              endpoint: authenticator.webhook.url,
+              tls: { certificateAuthorityData: authenticator.webhook.caBase64 },
+            },
           }),
         ),
       polling,

@@ -11,36 +11,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { NodeCluster } from "../../hack/node/cluster.ts";
-import { conciergeNamespace } from "../../hack/node/install-concierge.ts";
 import { uniqueName } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
-import { testConcierge } from "../harness/node.ts";
+import {
+  conciergePods,
+  type NodeWebhookAuthenticator,
+  podReady,
+  testConcierge,
+  webhookAuthenticator,
+} from "../harness/node.ts";
 import { runCommand } from "../harness/process.ts";
-import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
-
-interface Pod {
-  metadata: { name: string; labels?: Record<string, string> };
-  spec: { nodeName?: string; containers: { image: string }[] };
-  status: { phase: string; conditions?: { type: string; status: string }[] };
-}
-
-const isReady = (p: Pod) =>
-  p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 
 describe("the Concierge installed from its image on the real node", () => {
   let n: NodeCluster;
-  let webhook: TokenReviewWebhook;
+  let authenticator: NodeWebhookAuthenticator;
   let dir: string;
-  const authenticator = uniqueName("in-cluster");
-  const token = `token-${authenticator}`;
+  const token = uniqueName("in-cluster-token");
   const user = { username: "pinny-in-cluster", groups: ["seals"] };
 
-  const pods = async (selector: string) =>
-    (
-      JSON.parse(
-        await n.kubectl(["get", "pods", "-n", conciergeNamespace, "-l", selector, "-o", "json"]),
-      ) as { items: Pod[] }
-    ).items;
+  const pods = (selector: string) => conciergePods(n, selector);
 
   /** A TokenCredentialRequest through the aggregator; the certificate as a kubeconfig. */
   const login = async (name: string): Promise<string> => {
@@ -54,7 +43,7 @@ describe("the Concierge installed from its image on the real node", () => {
           authenticator: {
             apiGroup: "authentication.concierge.pinniped.dev",
             kind: "WebhookAuthenticator",
-            name: authenticator,
+            name: authenticator.name,
           },
         },
       }),
@@ -124,28 +113,11 @@ describe("the Concierge installed from its image on the real node", () => {
   before(async () => {
     ({ node: n } = await testConcierge());
     dir = await mkdtemp(join(tmpdir(), "in-cluster-"));
-    // Pods reach the test's webhook on the bridge: the node's own address, their gateway.
-    webhook = await startTokenReviewWebhook({ users: { [token]: user }, host: n.node.bridgeIP });
-    await n.kubectl(
-      ["apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
-        kind: "WebhookAuthenticator",
-        metadata: { name: authenticator },
-        spec: { endpoint: webhook.url, tls: { certificateAuthorityData: webhook.caBase64 } },
-      }),
-    );
-    await n.kubectl([
-      "wait",
-      "--for=jsonpath={.status.phase}=Ready",
-      "--timeout=60s",
-      `webhookauthenticator/${authenticator}`,
-    ]);
+    authenticator = await webhookAuthenticator(n, "in-cluster", { [token]: user });
   });
 
   after(async () => {
-    await n?.kubectl(["delete", "webhookauthenticator", authenticator, "--ignore-not-found"]);
-    await webhook?.close();
+    await authenticator?.remove();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -153,11 +125,11 @@ describe("the Concierge installed from its image on the real node", () => {
     const concierge = await pods("app=pinniped-concierge");
     assert.equal(concierge.length, 2, concierge.map((p) => p.metadata.name).join(", "));
     for (const p of concierge) {
-      assert.ok(isReady(p), `${p.metadata.name} is not Ready`);
+      assert.ok(podReady(p), `${p.metadata.name} is not Ready`);
       assert.match(p.spec.containers[0]?.image ?? "", /pinniped-concierge/);
     }
     const [agent] = await pods("kube-cert-agent.pinniped.dev=v3");
-    assert.ok(agent && isReady(agent), "the kube-cert-agent pod is not Ready");
+    assert.ok(agent && podReady(agent), "the kube-cert-agent pod is not Ready");
     assert.equal(agent.spec.nodeName, n.nodeName);
     // The leader publishes the strategy on its sync after the agent pod runs, a moment after Ready.
     const strategy = async () => {
@@ -180,7 +152,7 @@ describe("the Concierge installed from its image on the real node", () => {
     assert.equal(who.username, user.username);
     assert.deepEqual(who.groups, [...user.groups, "system:authenticated"]);
     assert.ok(
-      webhook.requests.some((r) => r.token === token),
+      authenticator.webhook.requests.some((r) => r.token === token),
       "the webhook was never asked",
     );
   });
@@ -195,7 +167,7 @@ describe("the Concierge installed from its image on the real node", () => {
           ...(await pods("app=pinniped-concierge")),
           ...(await pods("kube-cert-agent.pinniped.dev=v3")),
         ];
-        return all.length === 3 && all.every(isReady);
+        return all.length === 3 && all.every(podReady);
       },
       { timeoutMs: 120_000 },
     );
