@@ -30,9 +30,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { get as httpGet } from "node:http";
+import { get as httpGet, type IncomingMessage } from "node:http";
 import type { ClientHttp2Session } from "node:http2";
 import { constants } from "node:http2";
+import { get as httpsGet } from "node:https";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -95,17 +96,43 @@ const log = (m: string) => process.stderr.write(`[bench/memory] ${m}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
-/** GET on the Concierge's plain-HTTP health listener. */
-function health(port: number, path: string): Promise<{ status: number; text: string }> {
+type Answer = { status: number; text: string };
+
+/** The status and body of an answer. */
+function answer(res: IncomingMessage): Promise<Answer> {
+  return new Promise((resolve) => {
+    let text = "";
+    res.setEncoding("utf8");
+    res.on("data", (c: string) => {
+      text += c;
+    });
+    res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+  });
+}
+
+/** GET on the Concierge's plain-HTTP health listener, as the kubelet probes. */
+function health(port: number, path: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    httpGet({ host: "127.0.0.1", port, path }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => {
-        text += c;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
-    }).on("error", reject);
+    httpGet({ host: "127.0.0.1", port, path }, (res) => resolve(answer(res))).on("error", reject);
+  });
+}
+
+/**
+ * GET /metrics as Prometheus scrapes it: on the HTTPS port, with a token bound to
+ * pinniped-concierge-metrics-reader (the serving certificate is not checked here).
+ */
+function scrape(port: number, token: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    httpsGet(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/metrics",
+        rejectUnauthorized: false,
+        headers: { authorization: `Bearer ${token}` },
+      },
+      (res) => resolve(answer(res)),
+    ).on("error", reject);
   });
 }
 
@@ -218,8 +245,24 @@ try {
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "bench-memory-reader" },
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user.username }],
     },
+    // What scrapes /metrics, as a Prometheus would: a ServiceAccount bound to the reader role.
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "bench-metrics", namespace: "default" } },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "bench-metrics" },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "pinniped-concierge-metrics-reader",
+      },
+      subjects: [{ kind: "ServiceAccount", name: "bench-metrics", namespace: "default" }],
+    },
   ];
   await kubectl(cp, ["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
+  const scraperToken = (
+    await kubectl(cp, ["create", "token", "bench-metrics", "-n", "default", "--duration=6h"])
+  ).trim();
   await until("the CredentialIssuer", async () => {
     await kubectl(cp, ["get", "credentialissuer", issuerName]);
     return true;
@@ -328,7 +371,10 @@ try {
   const metric = (text: string, name: string) =>
     Number(new RegExp(`^concierge_nodejs_${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
   const sample = async (label: string): Promise<Sample> => {
-    const [memory, metrics] = await Promise.all([processMemory(pid), health(healthPort, "/metrics")]);
+    const [memory, metrics] = await Promise.all([
+      processMemory(pid),
+      scrape(install.config.aggregatedAPIServerPort, scraperToken),
+    ]);
     if (!memory) throw new Error("the Concierge is gone");
     return {
       label,

@@ -50,7 +50,7 @@ export interface ConciergeConfig {
   apiGroupSuffix: string;
   api: { servingCertificate: { durationSeconds: number; renewBeforeSeconds: number } };
   aggregatedAPIServerPort: number;
-  /** Ours: plain HTTP for /healthz, /readyz, /livez and /metrics. */
+  /** Ours: plain HTTP for the kubelet's probes (/healthz, /readyz, /livez); /metrics is on the HTTPS port. */
   healthPort: number;
   tokenCredentialRequest: { clientCertificateTTLSeconds: number };
   impersonationProxyServerPort: number;

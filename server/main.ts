@@ -136,8 +136,11 @@ function listen(server: NetServer, port: number, host: string) {
   });
 }
 
-/** Plain HTTP: /healthz and /livez (the process answers), /readyz, and /metrics. */
-async function startHealthListener(host: string, port: number, ready: () => boolean, metrics: Metrics) {
+/**
+ * Plain HTTP for the kubelet's probes: /healthz and /livez (the process answers) and /readyz.
+ * /metrics is served on the HTTPS port only, behind TokenReview and SubjectAccessReview.
+ */
+async function startHealthListener(host: string, port: number, ready: () => boolean) {
   const server = createHTTPServer((req, res) => {
     const path = (req.url ?? "").split("?")[0];
     const text = (code: number, body: string, type = "text/plain; charset=utf-8") =>
@@ -145,13 +148,6 @@ async function startHealthListener(host: string, port: number, ready: () => bool
     if (req.method !== "GET" && req.method !== "HEAD") return text(405, "method not allowed\n");
     if (path === "/healthz" || path === "/livez") return text(200, "ok");
     if (path === "/readyz") return ready() ? text(200, "ok") : text(503, "not ready");
-    if (path === "/metrics") {
-      metrics.text().then(
-        (body) => text(200, body, metrics.contentType),
-        (err: unknown) => text(500, `metrics failed: ${(err as Error).message}\n`),
-      );
-      return;
-    }
     text(404, "not found\n");
   });
   server.keepAliveTimeout = 120_000;
@@ -443,9 +439,9 @@ export async function startConcierge(options: StartOptions): Promise<Concierge> 
       webhookPath: validatePath,
       metricsPath,
     });
-    const health = await startHealthListener(host, config.healthPort, ready, metrics);
+    const health = await startHealthListener(host, config.healthPort, ready);
     closers.push(health.close);
-    log.info("health and metrics listening", { host, port: health.port });
+    log.info("health listening", { host, port: health.port });
     return {
       ports: { aggregatedAPI: api.port, health: health.port },
       holders,

@@ -22,12 +22,21 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Pod } from "../../controllers/kubecertagent/agent.ts";
 import { type ControlPlane, freePorts } from "../../hack/controlplane.ts";
-import { configDir, type LocalConcierge, runLocal } from "../../hack/run-local.ts";
+import { configDir, type LocalConcierge } from "../../hack/run-local.ts";
 import { KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { apiServiceNames } from "../../server/main.ts";
-import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { startTestControlPlane } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
+import {
+  type AuthenticatorRef,
+  dedicatedKubectl,
+  issuerStrategies,
+  requestCredential,
+  startLocalConcierge,
+  type TCRStatus,
+  whoamiWith,
+} from "../harness/local-concierge.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { agentSelector, type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
@@ -42,7 +51,6 @@ const audience = "concierge-process-test";
 const otherAudience = "some-other-client";
 const nodeName = "concierge-process-node";
 
-type AuthenticatorRef = { kind: "WebhookAuthenticator" | "JWTAuthenticator"; name: string };
 const webhookRef: AuthenticatorRef = { kind: "WebhookAuthenticator", name: "corp" };
 const jwtRef: AuthenticatorRef = { kind: "JWTAuthenticator", name: "oidc" };
 
@@ -59,22 +67,8 @@ describe("the Concierge process, run locally against a dedicated control plane",
   let admin: KubeRestClient;
   const logs = memoryLogger("info");
 
-  // Its own discovery cache: kubectl caches API groups for hours.
-  const kubectl = (
-    args: string[],
-    opts: { input?: string; kubeconfig?: string } = {},
-  ): Promise<KubectlResult> =>
-    runKubectl(
-      cp.binDir,
-      opts.kubeconfig ?? cp.kubeconfigPath,
-      ["--cache-dir", join(dir, "cache"), ...args],
-      opts,
-    );
-  const ok = async (args: string[], opts?: { input?: string; kubeconfig?: string }) => {
-    const res = await kubectl(args, opts);
-    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
-    return res.stdout;
-  };
+  const k = dedicatedKubectl(() => ({ cp, dir }));
+  const { kubectl, ok } = k;
   const health = (path: string) => fetch(`http://127.0.0.1:${concierge.ports.health}${path}`);
   const secret = async () => {
     const res = await kubectl(["get", "secret", "-n", namespace, secretName, "-o", "json"]);
@@ -84,61 +78,11 @@ describe("the Concierge process, run locally against a dedicated control plane",
   };
   const caBundles = async () =>
     Promise.all(apiServiceNames.map((n) => ok(["get", "apiservice", n, "-o", "jsonpath={.spec.caBundle}"])));
-  const tcrFile = async (token: string, authenticator: AuthenticatorRef) => {
-    const path = join(dir, "tcr.yaml");
-    await writeFile(
-      path,
-      [
-        "apiVersion: login.concierge.pinniped.dev/v1alpha1",
-        "kind: TokenCredentialRequest",
-        "spec:",
-        `  token: ${token}`,
-        `  authenticator: {apiGroup: authentication.concierge.pinniped.dev, kind: ${authenticator.kind}, name: ${authenticator.name}}`,
-        "",
-      ].join("\n"),
-    );
-    return path;
-  };
-  type TCRStatus = {
-    credential?: { clientCertificateData: string; clientKeyData: string };
-    message?: string;
-  };
-  const login = async (token = goodToken, authenticator = webhookRef): Promise<TCRStatus> => {
-    const res = await kubectl(["create", "-f", await tcrFile(token, authenticator), "-o", "json"]);
-    if (res.code !== 0) return { message: `kubectl failed: ${res.stderr}` };
-    return (JSON.parse(res.stdout) as { status: TCRStatus }).status;
-  };
+  const login = (token = goodToken, authenticator = webhookRef) => requestCredential(k, token, authenticator);
   /** `kubectl auth whoami` with a kubeconfig holding only the TCR's client certificate. */
-  const whoami = async (name: string, credential: NonNullable<TCRStatus["credential"]>) => {
-    const kubeconfig = join(dir, `${name}.kubeconfig`);
-    const caData = (await readFile(cp.pki.ca.cert)).toString("base64");
-    await writeFile(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        `clusters: [{name: local, cluster: {server: '${cp.server}', certificate-authority-data: ${caData}}}]`,
-        "users:",
-        `- name: ${name}`,
-        "  user:",
-        `    client-certificate-data: ${Buffer.from(credential.clientCertificateData).toString("base64")}`,
-        `    client-key-data: ${Buffer.from(credential.clientKeyData).toString("base64")}`,
-        `contexts: [{name: ${name}, context: {cluster: local, user: ${name}}}]`,
-        `current-context: ${name}`,
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
-    const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig })) as {
-      status: { userInfo: { username: string; groups: string[] } };
-    };
-    return who.status.userInfo;
-  };
-  type Strategy = { type: string; status: string; reason: string; message: string };
-  const strategies = async () => {
-    const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
-    return (JSON.parse(out) as { status?: { strategies?: Strategy[] } }).status?.strategies ?? [];
-  };
+  const whoami = (name: string, credential: NonNullable<TCRStatus["credential"]>) =>
+    whoamiWith(k, cp, join(dir, `${name}.kubeconfig`), credential);
+  const strategies = () => issuerStrategies(k);
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "concierge-process-"));
@@ -146,13 +90,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
     admin = new KubeRestClient(cp.kubeConfig());
     webhook = await startTokenReviewWebhook({ users: { [goodToken]: user } });
     oidc = await startOIDCProvider({ audiences: [audience, otherAudience] });
-    concierge = await runLocal({
-      kubeconfigPath: cp.kubeconfigPath,
-      binDir: cp.binDir,
-      log: logs.log,
-      identity: "concierge-process-test",
-      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
-    });
+    concierge = await startLocalConcierge(cp, { log: logs.log, identity: "concierge-process-test" });
   });
 
   after(async () => {
@@ -164,14 +102,13 @@ describe("the Concierge process, run locally against a dedicated control plane",
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("reaches /readyz, answers /healthz and /livez, and serves /metrics", async () => {
+  // /metrics: on the HTTPS port, behind TokenReview and SubjectAccessReview (metrics-endpoint.test.ts).
+  it("reaches /readyz and answers /healthz and /livez on the plain-HTTP port, and no /metrics there", async () => {
     assert.equal((await health("/healthz")).status, 200);
     assert.equal((await health("/livez")).status, 200);
     await eventually("/readyz", async () => (await health("/readyz")).status === 200, polling);
     assert.ok(concierge.ready());
-    const metrics = await (await health("/metrics")).text();
-    assert.match(metrics, /^concierge_informer_synced\{/m);
-    assert.match(metrics, /^concierge_process_cpu_seconds_total /m);
+    assert.equal((await health("/metrics")).status, 404);
   });
 
   it("runs as its ServiceAccount, with no more rights than config/02-rbac.yaml grants", async () => {

@@ -4,7 +4,7 @@
 // real aggregator and checked by the real kube-apiserver with `kubectl auth whoami`.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -14,10 +14,19 @@ import { CertificateAuthority } from "../../certs/ca.ts";
 import { createSigningRequest } from "../../certs/csr.ts";
 import { generateKey, keyPEM, selfSignedCertificate } from "../../certs/testing.ts";
 import type { ControlPlane } from "../../hack/controlplane.ts";
-import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
+import type { LocalConcierge } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { type KubectlResult, runKubectl, startTestControlPlane } from "../harness/cluster.ts";
+import { startTestControlPlane } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
+import {
+  type Credential,
+  dedicatedKubectl,
+  issuerStrategies,
+  requestCredential,
+  type Strategy,
+  startLocalConcierge,
+  whoamiWith,
+} from "../harness/local-concierge.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -27,9 +36,6 @@ const signerNamespace = "signers";
 const signerSecret = "csr-signer";
 const conciergeSA = { kind: "ServiceAccount", name: "pinniped-concierge", namespace: "pinniped-concierge" };
 
-type Strategy = { type: string; status: string; reason: string; message: string };
-type Credential = { clientCertificateData: string; clientKeyData: string; expirationTimestamp: string };
-
 describe("login strategies, on a dedicated control plane", () => {
   let cp: ControlPlane;
   let dir: string;
@@ -37,33 +43,17 @@ describe("login strategies, on a dedicated control plane", () => {
   let concierge: LocalConcierge | undefined;
   const logs = memoryLogger("info");
 
-  const kubectl = (
-    args: string[],
-    opts: { input?: string; kubeconfig?: string } = {},
-  ): Promise<KubectlResult> =>
-    runKubectl(
-      cp.binDir,
-      opts.kubeconfig ?? cp.kubeconfigPath,
-      ["--cache-dir", join(dir, "cache"), ...args],
-      opts,
-    );
-  const ok = async (args: string[], opts?: { input?: string; kubeconfig?: string }) => {
-    const res = await kubectl(args, opts);
-    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
-    return res.stdout;
-  };
+  const k = dedicatedKubectl(() => ({ cp, dir }));
+  const { kubectl, ok } = k;
   const apply = (...objects: object[]) =>
     ok(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }) });
 
   /** Stops the running Concierge, if any, and starts one with these `strategies` settings. */
   const startWith = async (strategies: Record<string, unknown>) => {
     await concierge?.stop();
-    concierge = await runLocal({
-      kubeconfigPath: cp.kubeconfigPath,
-      binDir: cp.binDir,
+    concierge = await startLocalConcierge(cp, {
       log: logs.log,
       identity: "strategies-test",
-      leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
       configOverrides: { strategies },
     });
     await eventually("the Concierge ready", () => concierge?.ready(), { timeoutMs: 90_000 });
@@ -76,11 +66,7 @@ describe("login strategies, on a dedicated control plane", () => {
     );
   };
 
-  const strategy = async (type: string) => {
-    const out = await ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
-    const all = (JSON.parse(out) as { status?: { strategies?: Strategy[] } }).status?.strategies ?? [];
-    return all.find((s) => s.type === type);
-  };
+  const strategy = async (type: string) => (await issuerStrategies(k)).find((s) => s.type === type);
   /** Waits until the strategy of `type` shows `status` with a message matching `message`. */
   const shows = (type: string, status: string, message: RegExp) =>
     eventually(
@@ -92,58 +78,15 @@ describe("login strategies, on a dedicated control plane", () => {
       { timeoutMs: 60_000 },
     );
 
-  const login = async (
-    certificateSigningRequest?: string,
-  ): Promise<{ credential?: Credential; message?: string }> => {
-    const tcr = {
-      apiVersion: "login.concierge.pinniped.dev/v1alpha1",
-      kind: "TokenCredentialRequest",
-      spec: {
-        token: goodToken,
-        ...(certificateSigningRequest ? { certificateSigningRequest } : {}),
-        authenticator: {
-          apiGroup: "authentication.concierge.pinniped.dev",
-          kind: "WebhookAuthenticator",
-          name: "corp",
-        },
-      },
-    };
-    const res = await kubectl(["create", "-f", "-", "-o", "json"], { input: JSON.stringify(tcr) });
-    if (res.code !== 0) return { message: `kubectl failed: ${res.stderr}` };
-    return (JSON.parse(res.stdout) as { status: { credential?: Credential; message?: string } }).status;
-  };
-  /** `kubectl auth whoami` with a kubeconfig holding only the credential. */
-  const whoami = async (credential: Credential) => {
-    const kubeconfig = join(dir, "user.kubeconfig");
-    const caData = (await readFile(cp.pki.ca.cert)).toString("base64");
-    const b64 = (s: string) => Buffer.from(s).toString("base64");
-    await writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "local", cluster: { server: cp.server, "certificate-authority-data": caData } }],
-        users: [
-          {
-            name: "user",
-            user: {
-              "client-certificate-data": b64(credential.clientCertificateData),
-              "client-key-data": b64(credential.clientKeyData),
-            },
-          },
-        ],
-        contexts: [{ name: "user", context: { cluster: "local", user: "user" } }],
-        "current-context": "user",
-      }),
-      { mode: 0o600 },
+  const login = (certificateSigningRequest?: string) =>
+    requestCredential(
+      k,
+      goodToken,
+      { kind: "WebhookAuthenticator", name: "corp" },
+      certificateSigningRequest,
     );
-    const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig })) as {
-      status: { userInfo: { username: string; groups: string[] } };
-    };
-    // Only who: kube-apiserver adds the certificate's fingerprint as an extra.
-    const { username, groups } = who.status.userInfo;
-    return { username, groups };
-  };
+  /** `kubectl auth whoami` with a kubeconfig holding only the credential. */
+  const whoami = (credential: Credential) => whoamiWith(k, cp, join(dir, "user.kubeconfig"), credential);
   const loginAndWhoami = async () => {
     const status = await login();
     assert.ok(status.credential, `no credential: ${status.message}`);

@@ -1,0 +1,132 @@
+// What the suites that run the Concierge as a local process on a control plane of their own
+// (hack/run-local.ts) share: kubectl with its own discovery cache, the start with short Lease
+// timings, a TokenCredentialRequest through the aggregator, and `kubectl auth whoami` with the
+// credential it returned.
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { ControlPlane } from "../../hack/controlplane.ts";
+import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
+import type { Logger } from "../../observability/logger.ts";
+import { type KubectlResult, runKubectl } from "./cluster.ts";
+
+export type KubectlOptions = { input?: string; kubeconfig?: string };
+
+export interface DedicatedKubectl {
+  /** Never throws on a non-zero exit. */
+  kubectl(args: string[], opts?: KubectlOptions): Promise<KubectlResult>;
+  /** Asserts exit 0 and resolves to stdout. */
+  ok(args: string[], opts?: KubectlOptions): Promise<string>;
+}
+
+/**
+ * kubectl on the control plane with a discovery cache under `dir`: kubectl caches API groups for
+ * hours, and the suites add groups. `target` is read at each call, as suites set it in `before`.
+ */
+export function dedicatedKubectl(target: () => { cp: ControlPlane; dir: string }): DedicatedKubectl {
+  const kubectl = (args: string[], opts: KubectlOptions = {}) => {
+    const { cp, dir } = target();
+    return runKubectl(
+      cp.binDir,
+      opts.kubeconfig ?? cp.kubeconfigPath,
+      ["--cache-dir", join(dir, "cache"), ...args],
+      opts,
+    );
+  };
+  const ok = async (args: string[], opts?: KubectlOptions) => {
+    const res = await kubectl(args, opts);
+    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
+    return res.stdout;
+  };
+  return { kubectl, ok };
+}
+
+/** hack/run-local.ts with a Lease short enough that a restarted Concierge leads again quickly. */
+export function startLocalConcierge(
+  cp: ControlPlane,
+  options: { log: Logger; identity: string; configOverrides?: Record<string, unknown> },
+): Promise<LocalConcierge> {
+  return runLocal({
+    kubeconfigPath: cp.kubeconfigPath,
+    binDir: cp.binDir,
+    leaderElection: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+    ...options,
+  });
+}
+
+export type AuthenticatorRef = { kind: "WebhookAuthenticator" | "JWTAuthenticator"; name: string };
+export type Credential = {
+  clientCertificateData: string;
+  clientKeyData: string;
+  expirationTimestamp: string;
+};
+export type TCRStatus = { credential?: Credential; message?: string };
+
+/** A TokenCredentialRequest with `kubectl create`; its status, or kubectl's error as the message. */
+export async function requestCredential(
+  k: DedicatedKubectl,
+  token: string,
+  authenticator: AuthenticatorRef,
+  certificateSigningRequest?: string,
+): Promise<TCRStatus> {
+  const tcr = {
+    apiVersion: "login.concierge.pinniped.dev/v1alpha1",
+    kind: "TokenCredentialRequest",
+    spec: {
+      token,
+      ...(certificateSigningRequest ? { certificateSigningRequest } : {}),
+      authenticator: { apiGroup: "authentication.concierge.pinniped.dev", ...authenticator },
+    },
+  };
+  const res = await k.kubectl(["create", "-f", "-", "-o", "json"], { input: JSON.stringify(tcr) });
+  if (res.code !== 0) return { message: `kubectl failed: ${res.stderr}` };
+  return (JSON.parse(res.stdout) as { status: TCRStatus }).status;
+}
+
+/**
+ * `kubectl auth whoami` with a kubeconfig (written to `kubeconfigPath`, 0600) holding only the
+ * credential; the user's name and groups (kube-apiserver adds the certificate's fingerprint as an
+ * extra, left out).
+ */
+export async function whoamiWith(
+  k: DedicatedKubectl,
+  cp: ControlPlane,
+  kubeconfigPath: string,
+  credential: Pick<Credential, "clientCertificateData" | "clientKeyData">,
+): Promise<{ username: string; groups: string[] }> {
+  const caData = (await readFile(cp.pki.ca.cert)).toString("base64");
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  await writeFile(
+    kubeconfigPath,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "local", cluster: { server: cp.server, "certificate-authority-data": caData } }],
+      users: [
+        {
+          name: "user",
+          user: {
+            "client-certificate-data": b64(credential.clientCertificateData),
+            "client-key-data": b64(credential.clientKeyData),
+          },
+        },
+      ],
+      contexts: [{ name: "user", context: { cluster: "local", user: "user" } }],
+      "current-context": "user",
+    }),
+    { mode: 0o600 },
+  );
+  const who = JSON.parse(await k.ok(["auth", "whoami", "-o", "json"], { kubeconfig: kubeconfigPath })) as {
+    status: { userInfo: { username: string; groups: string[] } };
+  };
+  const { username, groups } = who.status.userInfo;
+  return { username, groups };
+}
+
+export type Strategy = { type: string; status: string; reason: string; message: string };
+
+/** The CredentialIssuer's strategies, as the Concierge last wrote them. */
+export async function issuerStrategies(k: DedicatedKubectl): Promise<Strategy[]> {
+  const out = await k.ok(["get", "credentialissuer", "pinniped-concierge-config", "-o", "json"]);
+  return (JSON.parse(out) as { status?: { strategies?: Strategy[] } }).status?.strategies ?? [];
+}
