@@ -1,6 +1,7 @@
 // The real control plane that integration tests run against: one per test run,
 // started by global-setup.ts (or, when a test file runs on its own, by the first
 // caller here), with the CRDs from crds/ installed.
+import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -56,6 +57,40 @@ export function runKubectl(
     child.stdin?.on("error", () => {});
     child.stdin?.end(opts.input ?? "");
   });
+}
+
+export type KubectlOptions = { input?: string; kubeconfig?: string };
+
+export interface DedicatedKubectl {
+  /** Never throws on a non-zero exit. */
+  kubectl(args: string[], opts?: KubectlOptions): Promise<KubectlResult>;
+  /** Asserts exit 0 and resolves to stdout. */
+  ok(args: string[], opts?: KubectlOptions): Promise<string>;
+}
+
+/**
+ * kubectl on a cluster (a control plane, the real node) as its admin, unless a kubeconfig is
+ * given, with a discovery cache under `dir`: kubectl caches API groups for hours, and suites add
+ * groups. `target` is read at each call, as suites set it in `before`.
+ */
+export function dedicatedKubectl(
+  target: () => { cluster: { binDir: string; kubeconfigPath: string }; dir: string },
+): DedicatedKubectl {
+  const kubectl = (args: string[], opts: KubectlOptions = {}) => {
+    const { cluster, dir } = target();
+    return runKubectl(
+      cluster.binDir,
+      opts.kubeconfig ?? cluster.kubeconfigPath,
+      ["--cache-dir", join(dir, "cache"), ...args],
+      opts,
+    );
+  };
+  const ok = async (args: string[], opts?: KubectlOptions) => {
+    const res = await kubectl(args, opts);
+    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
+    return res.stdout;
+  };
+  return { kubectl, ok };
 }
 
 function clusterFrom(handoff: ClusterHandoff): TestCluster {

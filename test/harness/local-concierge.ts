@@ -1,45 +1,11 @@
 // What the suites that run the Concierge as a local process on a control plane of their own
-// (hack/run-local.ts) share: kubectl with its own discovery cache, the start with short Lease
-// timings, a TokenCredentialRequest through the aggregator, and `kubectl auth whoami` with the
+// (hack/run-local.ts) share: the start with short Lease timings, a TokenCredentialRequest through the aggregator, and `kubectl auth whoami` with the
 // credential it returned.
-import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { ControlPlane } from "../../hack/controlplane.ts";
 import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import type { Logger } from "../../observability/logger.ts";
-import { type KubectlResult, runKubectl } from "./cluster.ts";
-
-export type KubectlOptions = { input?: string; kubeconfig?: string };
-
-export interface DedicatedKubectl {
-  /** Never throws on a non-zero exit. */
-  kubectl(args: string[], opts?: KubectlOptions): Promise<KubectlResult>;
-  /** Asserts exit 0 and resolves to stdout. */
-  ok(args: string[], opts?: KubectlOptions): Promise<string>;
-}
-
-/**
- * kubectl on the control plane with a discovery cache under `dir`: kubectl caches API groups for
- * hours, and the suites add groups. `target` is read at each call, as suites set it in `before`.
- */
-export function dedicatedKubectl(target: () => { cp: ControlPlane; dir: string }): DedicatedKubectl {
-  const kubectl = (args: string[], opts: KubectlOptions = {}) => {
-    const { cp, dir } = target();
-    return runKubectl(
-      cp.binDir,
-      opts.kubeconfig ?? cp.kubeconfigPath,
-      ["--cache-dir", join(dir, "cache"), ...args],
-      opts,
-    );
-  };
-  const ok = async (args: string[], opts?: KubectlOptions) => {
-    const res = await kubectl(args, opts);
-    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
-    return res.stdout;
-  };
-  return { kubectl, ok };
-}
+import type { DedicatedKubectl } from "./cluster.ts";
 
 /** hack/run-local.ts with a Lease short enough that a restarted Concierge leads again quickly. */
 export function startLocalConcierge(

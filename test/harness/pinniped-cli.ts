@@ -2,11 +2,13 @@
 // package built by hack/build-cli.ts and installed into a temporary prefix, and upstream's Go
 // CLI (../shared/upstream). Generated kubeconfigs run `pinniped` from PATH, so a test picks the
 // CLI that kubectl runs by the PATH it gives kubectl.
+import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { chmod, copyFile, mkdir, readdir, rm } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { runCommand } from "./process.ts";
 
 const run = promisify(execFile);
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -91,4 +93,53 @@ export async function installUpstreamCLI(dir: string): Promise<string> {
  */
 export function pathWith(bin: string): string {
   return [bin, dirname(process.execPath), process.env.PATH ?? ""].join(delimiter);
+}
+
+/** The clone's CLI, which the end-to-end suites run unless they install one. */
+export const clonePinniped = join(repoRoot, "bin", "pinniped");
+
+export interface GetKubeconfigOptions {
+  /** The cluster admin's kubeconfig, from which the cluster and the Concierge are discovered. */
+  adminKubeconfig: string;
+  /** Suites share the cluster, each with authenticators of its own: named, not discovered. */
+  authenticator: { type: "webhook" | "jwt"; name: string };
+  /** The login's flags (`--static-token …`, `--oidc-skip-browser`) and its caches. */
+  flags: string[];
+  /** Where the kubeconfig goes. */
+  out: string;
+  /**
+   * A folder whose `pinniped` runs, from PATH, and which the kubeconfig names as `pinniped`, as
+   * users get it. Unset: the clone's, which the kubeconfig names by its path.
+   */
+  bin?: string;
+}
+
+/**
+ * `pinniped get kubeconfig` as the suites run it; asserts that it exited 0 and resolves to its
+ * stderr and the kubeconfig's text.
+ */
+export async function getKubeconfig(
+  options: GetKubeconfigOptions,
+): Promise<{ stderr: string; kubeconfig: string }> {
+  const { bin } = options;
+  const res = await runCommand(
+    bin ? "pinniped" : clonePinniped,
+    [
+      "get",
+      "kubeconfig",
+      ...(bin ? [] : ["--pinniped-cli-path", clonePinniped]),
+      "--kubeconfig",
+      options.adminKubeconfig,
+      "--concierge-authenticator-type",
+      options.authenticator.type,
+      "--concierge-authenticator-name",
+      options.authenticator.name,
+      ...options.flags,
+      "-o",
+      options.out,
+    ],
+    { ...(bin ? { env: { PATH: pathWith(bin) } } : {}), timeoutMs: 90_000 },
+  );
+  assert.equal(res.code, 0, res.stderr);
+  return { stderr: res.stderr, kubeconfig: await readFile(options.out, "utf8") };
 }

@@ -12,14 +12,13 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { expiryMarginMs } from "../../cli/cache.ts";
 import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { closeBrowser } from "../harness/browser.ts";
-import { runKubectl, uniqueName } from "../harness/cluster.ts";
+import { dedicatedKubectl, uniqueName } from "../harness/cluster.ts";
 import {
   changeConciergeConfig,
   conciergeMetric,
@@ -27,11 +26,15 @@ import {
   testConcierge,
 } from "../harness/node.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
-import { installUpstreamCLI, pathWith } from "../harness/pinniped-cli.ts";
+import {
+  getKubeconfig,
+  installUpstreamCLI,
+  pathWith,
+  clonePinniped as pinnipedBin,
+} from "../harness/pinniped-cli.ts";
 import { runCommand } from "../harness/process.ts";
 import { loginPrompt, userKubectl } from "../harness/user-kubectl.ts";
 
-const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
 const user = { username: "pinny", groups: ["sea-lions", "seals"] };
 
 describe("pinniped CLI, OIDC login with a real browser, against the Concierge installed from its image on the real node", () => {
@@ -45,18 +48,7 @@ describe("pinniped CLI, OIDC login with a real browser, against the Concierge in
   const authenticator = uniqueName("corp-idp");
   const rbacName = uniqueName("cli-oidc-sea-lions");
 
-  const kubectl = (args: string[], opts: { input?: string; kubeconfig?: string } = {}) =>
-    runKubectl(
-      n.binDir,
-      opts.kubeconfig ?? n.kubeconfigPath,
-      ["--cache-dir", join(dir, "cache"), ...args],
-      opts,
-    );
-  const ok = async (args: string[], opts?: { input?: string; kubeconfig?: string }) => {
-    const res = await kubectl(args, opts);
-    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
-    return res.stdout;
-  };
+  const { kubectl, ok } = dedicatedKubectl(() => ({ cluster: n, dir }));
   /** Certificates the Concierge's replicas issued, from their /metrics. */
   const exchanges = () =>
     conciergeMetric(n, /^concierge_token_credential_requests_total\{outcome="issued"\} (\d+)$/m);
@@ -138,32 +130,22 @@ describe("pinniped CLI, OIDC login with a real browser, against the Concierge in
   });
 
   it("pinniped get kubeconfig discovers the JWTAuthenticator and writes a `login oidc` exec plugin", async () => {
-    const res = await runCommand(pinnipedBin, [
-      "get",
-      "kubeconfig",
-      // Kubeconfigs name `pinniped` on PATH by default; this suite runs the clone's.
-      "--pinniped-cli-path",
-      pinnipedBin,
-      "--kubeconfig",
-      n.kubeconfigPath,
-      // Other suites may have authenticators of their own on the shared cluster.
-      "--concierge-authenticator-type",
-      "jwt",
-      "--concierge-authenticator-name",
-      authenticator,
-      "--oidc-skip-browser",
-      "--credential-cache",
-      credentialCache,
-      "--oidc-session-cache",
-      sessionCache,
-      "-o",
-      generated,
-    ]);
-    assert.equal(res.code, 0, res.stderr);
+    const res = await getKubeconfig({
+      adminKubeconfig: n.kubeconfigPath,
+      authenticator: { type: "jwt", name: authenticator },
+      flags: [
+        "--oidc-skip-browser",
+        "--credential-cache",
+        credentialCache,
+        "--oidc-session-cache",
+        sessionCache,
+      ],
+      out: generated,
+    });
     assert.match(res.stderr, /discovered CredentialIssuer pinniped-concierge-config/);
     assert.match(res.stderr, /discovered Concierge operating in TokenCredentialRequest API mode/);
     assert.match(res.stderr, /validated connection to the cluster/);
-    const exec = parse(await readFile(generated, "utf8")).users[0].user.exec;
+    const exec = parse(res.kubeconfig).users[0].user.exec;
     assert.deepEqual(exec.args.slice(0, 3), ["login", "oidc", "--enable-concierge"]);
     assert.equal(exec.interactiveMode, "IfAvailable");
     for (const arg of [
@@ -295,28 +277,19 @@ describe("pinniped CLI, OIDC login with a real browser, against the Concierge in
     const upstreamBin = await installUpstreamCLI(join(dir, "upstream"));
     const env = { PATH: pathWith(upstreamBin) };
     const out = join(dir, "upstream.kubeconfig");
-    const res = await runCommand(
-      "pinniped",
-      [
-        "get",
-        "kubeconfig",
-        "--kubeconfig",
-        n.kubeconfigPath,
-        "--concierge-authenticator-type",
-        "jwt",
-        "--concierge-authenticator-name",
-        authenticator,
+    await getKubeconfig({
+      adminKubeconfig: n.kubeconfigPath,
+      authenticator: { type: "jwt", name: authenticator },
+      flags: [
         "--oidc-skip-browser",
         "--credential-cache",
         join(dir, "upstream-credentials.yaml"),
         "--oidc-session-cache",
         join(dir, "upstream-sessions.yaml"),
-        "-o",
-        out,
       ],
-      { env, timeoutMs: 90_000 },
-    );
-    assert.equal(res.code, 0, res.stderr);
+      out,
+      bin: upstreamBin,
+    });
     const as = (args: string[]) =>
       userKubectl(args, {
         binDir: n.binDir,

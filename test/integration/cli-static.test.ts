@@ -17,7 +17,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import type { NodeCluster } from "../../hack/node/cluster.ts";
-import { runKubectl, uniqueName } from "../harness/cluster.ts";
+import { dedicatedKubectl, uniqueName } from "../harness/cluster.ts";
 import {
   conciergeMetric,
   type NodeWebhookAuthenticator,
@@ -27,16 +27,17 @@ import {
 } from "../harness/node.ts";
 import {
   buildCLI,
+  getKubeconfig,
   installExecutable,
   installNpmPackage,
   installUpstreamCLI,
   pathWith,
+  clonePinniped as pinnipedBin,
 } from "../harness/pinniped-cli.ts";
 import { runCommand } from "../harness/process.ts";
 import { startHTTPSServer } from "../harness/tls.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const pinnipedBin = join(repoRoot, "bin", "pinniped");
 const token = "cli-static-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
 
@@ -47,26 +48,8 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
   let generated: string;
   let credentialCache: string;
   const rbacName = uniqueName("cli-static-seals");
-  /** Other suites may have authenticators of their own on the shared cluster: name ours. */
-  const authenticatorFlags = () => [
-    "--concierge-authenticator-type",
-    "webhook",
-    "--concierge-authenticator-name",
-    authenticator.name,
-  ];
 
-  const kubectl = (args: string[], opts: { input?: string; kubeconfig?: string } = {}) =>
-    runKubectl(
-      n.binDir,
-      opts.kubeconfig ?? n.kubeconfigPath,
-      ["--cache-dir", join(dir, "cache"), ...args],
-      opts,
-    );
-  const ok = async (args: string[], opts?: { input?: string; kubeconfig?: string }) => {
-    const res = await kubectl(args, opts);
-    assert.equal(res.code, 0, `kubectl ${args.join(" ")}: ${res.stderr}`);
-    return res.stdout;
-  };
+  const { kubectl, ok } = dedicatedKubectl(() => ({ cluster: n, dir }));
   /**
    * Certificates the Concierge's replicas issued, from their /metrics: the webhook's answers would
    * undercount, as the Concierge remembers successful TokenReviews for a few seconds.
@@ -112,28 +95,17 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
   });
 
   it("pinniped get kubeconfig --static-token discovers the Concierge and writes an exec-plugin kubeconfig", async () => {
-    const res = await runCommand(pinnipedBin, [
-      "get",
-      "kubeconfig",
-      // Kubeconfigs name `pinniped` on PATH by default; this suite runs the clone's.
-      "--pinniped-cli-path",
-      pinnipedBin,
-      "--kubeconfig",
-      n.kubeconfigPath,
-      ...authenticatorFlags(),
-      "--static-token",
-      token,
-      "--credential-cache",
-      credentialCache,
-      "-o",
-      generated,
-    ]);
-    assert.equal(res.code, 0, res.stderr);
+    const res = await getKubeconfig({
+      adminKubeconfig: n.kubeconfigPath,
+      authenticator: { type: "webhook", name: authenticator.name },
+      flags: ["--static-token", token, "--credential-cache", credentialCache],
+      out: generated,
+    });
     assert.match(res.stderr, /discovered CredentialIssuer pinniped-concierge-config/);
     assert.match(res.stderr, /discovered Concierge operating in TokenCredentialRequest API mode/);
     assert.doesNotMatch(res.stderr, new RegExp(token));
     assert.equal((await stat(generated)).mode & 0o777, 0o600);
-    const kc = parse(await readFile(generated, "utf8"));
+    const kc = parse(res.kubeconfig);
     const exec = kc.users[0].user.exec;
     assert.equal(exec.command, pinnipedBin);
     assert.equal(exec.interactiveMode, "Never");
@@ -348,27 +320,16 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
       },
     );
   /** `pinniped get kubeconfig` by the `pinniped` on PATH in `bin`, with its defaults. */
-  const getKubeconfig = async (bin: string, out: string, cache: string) => {
-    const res = await runCommand(
-      "pinniped",
-      [
-        "get",
-        "kubeconfig",
-        "--kubeconfig",
-        n.kubeconfigPath,
-        ...authenticatorFlags(),
-        "--static-token",
-        token,
-        "--credential-cache",
-        cache,
-        "-o",
+  const getKubeconfigWith = async (bin: string, out: string, cache: string) =>
+    (
+      await getKubeconfig({
+        adminKubeconfig: n.kubeconfigPath,
+        authenticator: { type: "webhook", name: authenticator.name },
+        flags: ["--static-token", token, "--credential-cache", cache],
         out,
-      ],
-      { env: { PATH: pathWith(bin) }, timeoutMs: 90_000 },
-    );
-    assert.equal(res.code, 0, res.stderr);
-    return readFile(out, "utf8");
-  };
+        bin,
+      })
+    ).kubeconfig;
   const whoamiUser = async (bin: string, kubeconfig: string) => {
     const res = await userKubectl(bin, kubeconfig, ["auth", "whoami", "-o", "json"]);
     assert.equal(res.code, 0, res.stderr);
@@ -380,7 +341,7 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
     const { npmPackage } = await buildCLI();
     const bin = await installNpmPackage(npmPackage, join(dir, "npm-prefix"));
     const out = join(dir, "npm.kubeconfig");
-    const text = await getKubeconfig(bin, out, join(dir, "npm-credentials.yaml"));
+    const text = await getKubeconfigWith(bin, out, join(dir, "npm-credentials.yaml"));
     assert.equal(parse(text).users[0].user.exec.command, "pinniped");
     assert.ok(!text.includes(repoRoot), "the kubeconfig names a path inside the clone");
     const who = await whoamiUser(bin, out);
@@ -393,7 +354,7 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
     const { executable } = await buildCLI();
     const bin = await installExecutable(executable, join(dir, "exe"));
     const out = join(dir, "exe.kubeconfig");
-    const text = await getKubeconfig(bin, out, join(dir, "exe-credentials.yaml"));
+    const text = await getKubeconfigWith(bin, out, join(dir, "exe-credentials.yaml"));
     assert.ok(!text.includes(repoRoot));
     assert.equal((await whoamiUser(bin, out)).username, user.username);
     const who = await runCommand("pinniped", ["whoami", "--kubeconfig", out], {
@@ -411,7 +372,7 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
 
     it("upstream's get kubeconfig against our Concierge, its login static as kubectl's exec plugin: auth whoami, RBAC allow and deny, whoami", async () => {
       const out = join(dir, "upstream.kubeconfig");
-      await getKubeconfig(upstreamBin, out, join(dir, "upstream-credentials.yaml"));
+      await getKubeconfigWith(upstreamBin, out, join(dir, "upstream-credentials.yaml"));
       const who = await whoamiUser(upstreamBin, out);
       assert.equal(who.username, user.username);
       assert.deepEqual(who.groups, [...user.groups, "system:authenticated"]);
@@ -430,7 +391,7 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
     it("our kubeconfig run by upstream's CLI, sharing one credential cache file with ours in both directions", async () => {
       const out = join(dir, "ours-for-upstream.kubeconfig");
       const cache = join(dir, "shared-credentials.yaml");
-      await getKubeconfig(join(repoRoot, "bin"), out, cache);
+      await getKubeconfigWith(join(repoRoot, "bin"), out, cache);
       // Ours writes the cache first; upstream reads it and adds its own entry; ours reads that.
       assert.equal((await whoamiUser(join(repoRoot, "bin"), out)).username, user.username);
       assert.equal((await whoamiUser(upstreamBin, out)).username, user.username);

@@ -26,11 +26,10 @@ import { configDir, type LocalConcierge } from "../../hack/run-local.ts";
 import { KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { apiServiceNames } from "../../server/main.ts";
-import { startTestControlPlane } from "../harness/cluster.ts";
+import { dedicatedKubectl, startTestControlPlane } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 import {
   type AuthenticatorRef,
-  dedicatedKubectl,
   issuerStrategies,
   requestCredential,
   startLocalConcierge,
@@ -67,7 +66,7 @@ describe("the Concierge process, run locally against a dedicated control plane",
   let admin: KubeRestClient;
   const logs = memoryLogger("info");
 
-  const k = dedicatedKubectl(() => ({ cp, dir }));
+  const k = dedicatedKubectl(() => ({ cluster: cp, dir }));
   const { kubectl, ok } = k;
   const health = (path: string) => fetch(`http://127.0.0.1:${concierge.ports.health}${path}`);
   const secret = async () => {

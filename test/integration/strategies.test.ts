@@ -16,11 +16,10 @@ import { generateKey, keyPEM, selfSignedCertificate } from "../../certs/testing.
 import type { ControlPlane } from "../../hack/controlplane.ts";
 import type { LocalConcierge } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
-import { startTestControlPlane } from "../harness/cluster.ts";
+import { dedicatedKubectl, startTestControlPlane } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 import {
   type Credential,
-  dedicatedKubectl,
   issuerStrategies,
   requestCredential,
   type Strategy,
@@ -43,7 +42,7 @@ describe("login strategies, on a dedicated control plane", () => {
   let concierge: LocalConcierge | undefined;
   const logs = memoryLogger("info");
 
-  const k = dedicatedKubectl(() => ({ cp, dir }));
+  const k = dedicatedKubectl(() => ({ cluster: cp, dir }));
   const { kubectl, ok } = k;
   const apply = (...objects: object[]) =>
     ok(["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }) });
