@@ -33,6 +33,12 @@ import {
   webhookAuthenticator,
 } from "../harness/node.ts";
 import { runCommand } from "../harness/process.ts";
+import {
+  giveLoadBalancerAddress as giveAddress,
+  proxyListening,
+  proxyStrategy,
+  setProxyMode,
+} from "../harness/proxy-cloud.ts";
 
 const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
 const concierge = conciergeNamespace;
@@ -53,14 +59,6 @@ const lbIdleTimeoutMs = 8_000;
 /** Every wait for a long-running kubectl (port-forward listening, an echo) ends within this. */
 const streamWaitMs = 30_000;
 const spdy = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: "false", KUBECTL_PORT_FORWARD_WEBSOCKETS: "false" };
-
-interface Strategy {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  frontend?: { impersonationProxyInfo?: { endpoint: string; certificateAuthorityData: string } };
-}
 
 /** A long-running kubectl whose output the test reads as it comes. */
 function background(command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -159,16 +157,8 @@ describe("impersonation proxy of the Concierge on the real node, end to end with
   /** A long-running kubectl as pinny (through the relay when `kubeconfig` says so). */
   const userBackground = (args: string[], env: NodeJS.ProcessEnv = {}, kubeconfig = generated) =>
     background(kubectlBin(), ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), ...args], env);
-  const strategy = async () =>
-    (
-      JSON.parse(await adminOK(["get", "credentialissuer", issuerName, "-o", "json"])) as {
-        status?: { strategies?: Strategy[] };
-      }
-    ).status?.strategies?.find((s) => s.type === "ImpersonationProxy");
-  const listening = async () => {
-    const s = await strategy();
-    return s?.status === "Success" && s.reason === "Listening";
-  };
+  const strategy = () => proxyStrategy(n);
+  const listening = () => proxyListening(n);
   const proxyCA = async () => {
     const s = await strategy();
     return Buffer.from(
@@ -176,36 +166,9 @@ describe("impersonation proxy of the Concierge on the real node, end to end with
       "base64",
     ).toString();
   };
-  const setMode = (mode: "enabled" | "auto" | "disabled") =>
-    adminOK([
-      "patch",
-      "credentialissuer",
-      issuerName,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { impersonationProxy: { mode, service: { type: "LoadBalancer" } } } }),
-    ]);
+  const setMode = (mode: "enabled" | "auto" | "disabled") => setProxyMode(n, mode);
   /** Plays the cloud: the proxy's LoadBalancer Service gets its address, once the Service exists. */
-  const giveLoadBalancerAddress = async () => {
-    await eventually(
-      "the LoadBalancer Service",
-      async () => (await admin(["get", "service", "-n", concierge, lbService])).code === 0,
-      {
-        timeoutMs: 120_000,
-      },
-    );
-    await adminOK([
-      "patch",
-      "service",
-      "-n",
-      concierge,
-      lbService,
-      "--subresource=status",
-      "--type=merge",
-      "-p",
-      JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: loadBalancerIP }] } } }),
-    ]);
-  };
+  const giveLoadBalancerAddress = () => giveAddress(n, loadBalancerIP);
   /** A raw HTTPS request to the proxy at the load balancer's address. */
   const proxyRequest = (
     path: string,

@@ -14,18 +14,16 @@ import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { busyboxImage } from "../../hack/node/images.ts";
-import { conciergeNamespace } from "../../hack/node/install-concierge.ts";
 import { uniqueName } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 import { testConcierge } from "../harness/node.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { runCommand } from "../harness/process.ts";
+import { giveLoadBalancerAddress, proxyListening, setProxyMode } from "../harness/proxy-cloud.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
 const pinnipedBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "pinniped");
 const group = "authentication.concierge.pinniped.dev";
-const issuerName = "pinniped-concierge-config";
-const lbService = "pinniped-concierge-impersonation-proxy-load-balancer";
 /** The cloud's address for the proxy's load balancer: in the range the node routes to the bridge. */
 const loadBalancerIP = "10.89.0.21";
 const audience = "smoke-cluster";
@@ -260,47 +258,12 @@ let proxyKubeconfig: Promise<string> | undefined;
 /** The impersonation proxy on, behind a LoadBalancer Service whose address the test gives as the cloud. */
 function proxy(f: Fixture): Promise<string> {
   proxyKubeconfig ??= (async () => {
-    const strategy = async () =>
-      (
-        JSON.parse(await f.n.kubectl(["get", "credentialissuer", issuerName, "-o", "json"])) as {
-          status?: { strategies?: { type: string; status: string; reason: string }[] };
-        }
-      ).status?.strategies?.find((s) => s.type === "ImpersonationProxy");
-    const setMode = (mode: string) =>
-      f.n.kubectl([
-        "patch",
-        "credentialissuer",
-        issuerName,
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { impersonationProxy: { mode, service: { type: "LoadBalancer" } } } }),
-      ]);
-    cleanups.push(() => setMode("auto"));
-    await setMode("enabled");
-    await eventually(
-      "the proxy's LoadBalancer Service",
-      () => f.n.kubectl(["get", "service", "-n", conciergeNamespace, lbService]),
-      { timeoutMs: 60_000 },
-    );
-    await f.n.kubectl([
-      "patch",
-      "service",
-      "-n",
-      conciergeNamespace,
-      lbService,
-      "--subresource=status",
-      "--type=merge",
-      "-p",
-      JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: loadBalancerIP }] } } }),
-    ]);
-    await eventually(
-      "the ImpersonationProxy strategy to be Listening",
-      async () => {
-        const s = await strategy();
-        return s?.status === "Success" && s.reason === "Listening";
-      },
-      { timeoutMs: 120_000 },
-    );
+    cleanups.push(() => setProxyMode(f.n, "auto"));
+    await setProxyMode(f.n, "enabled");
+    await giveLoadBalancerAddress(f.n, loadBalancerIP);
+    await eventually("the ImpersonationProxy strategy to be Listening", () => proxyListening(f.n), {
+      timeoutMs: 120_000,
+    });
     const kubeconfig = await pinnipedKubeconfig(f, "ImpersonationProxy");
     // kube-proxy programs the Service's load-balancer rules a moment after it gets its address.
     await eventually("a request through the proxy", () => whoami(f, kubeconfig), { timeoutMs: 60_000 });
