@@ -4,7 +4,8 @@
 // signing key borrowed through the real kubelet), its admission webhook answers for its own
 // group, and a user logs in through each with the CLI's --concierge-api-group-suffix (ours, and
 // upstream's Go CLI): `pinniped get kubeconfig`, then kubectl runs `pinniped login static` for
-// `kubectl auth whoami`. The default install is left as it was; the two are deleted at the end.
+// `kubectl auth whoami`. The default install is left as it was; the two are deleted, and waited
+// for, at the end.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -101,17 +102,30 @@ describe("two Concierges with other API group suffixes, namespaces and names, be
   });
 
   after(async () => {
-    for (const i of installs) {
-      if (!n || !i.file) continue;
-      // The pods drain for a while on SIGTERM; nothing else waits on them, and the node goes with the run.
-      await runKubectl(n.binDir, n.kubeconfigPath, [
-        "delete",
-        "--ignore-not-found",
-        "--wait=false",
-        "-f",
-        i.file,
-      ]);
-    }
+    // Gone before the next suite starts: their pods drain for a while on SIGTERM, and suites that
+    // follow on the shared node should find it as the default install left it.
+    await Promise.all(
+      installs
+        .filter((i) => n && i.file)
+        .map((i) =>
+          runCommand(
+            join(n.binDir, "kubectl"),
+            [
+              "--kubeconfig",
+              n.kubeconfigPath,
+              "delete",
+              "--ignore-not-found",
+              "--wait=true",
+              "--timeout=240s",
+              "-f",
+              i.file,
+            ],
+            { timeoutMs: 260_000 },
+          ).then((res) => {
+            if (res.code !== 0) process.stderr.write(`# group-suffix: deleting ${i.name}: ${res.stderr}\n`);
+          }),
+        ),
+    );
     await webhook?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
