@@ -54,7 +54,6 @@ async function buildInfo() {
 const cli = join(repoRoot, "cli");
 /** The dynamic imports that cli/bundle/cold.ts serves, by the name it exports them under. */
 const coldModules = new Map([
-  [join(cli, "clientkey.ts"), "clientKey"],
   [join(cli, "completion.ts"), "completion"],
   [join(cli, "kubeconfig.ts"), "kubeconfig"],
   [join(cli, "oidc", "browser.ts"), "oidcBrowser"],

@@ -4,7 +4,6 @@
 // from the rest and turns each dynamic import of one of these modules into a lookup here.
 
 export * as yaml from "yaml";
-export * as clientKey from "../clientkey.ts";
 export * as completion from "../completion.ts";
 export * as kubeconfig from "../kubeconfig.ts";
 export * as oidcBrowser from "../oidc/browser.ts";
