@@ -14,6 +14,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Pod } from "../../controllers/kubecertagent/agent.ts";
+import { selectedVersion } from "../../hack/k8s/releases.ts";
 import { KubeRestClient } from "../../kube/rest.ts";
 import {
   type ExecRequest,
@@ -107,7 +108,8 @@ export async function playControlPlaneNode(options: PlayNodeOptions): Promise<Pl
           containers: [
             {
               name: "kube-controller-manager",
-              image: "registry.k8s.io/kube-controller-manager:v1.34.0",
+              // kubeadm's image for the release the control plane runs.
+              image: `registry.k8s.io/kube-controller-manager:v${await selectedVersion()}`,
               command: [
                 "kube-controller-manager",
                 `--cluster-signing-cert-file=${clusterCA.cert}`,

@@ -27,6 +27,7 @@ import {
 } from "../../controllers/kubecertagent/frontend.ts";
 import { type ConfigMap, register } from "../../controllers/kubecertagent/reconciler.ts";
 import { type Manager, managerFromKubeConfig } from "../../controllers/runtime/manager.ts";
+import { selectedVersion } from "../../hack/k8s/releases.ts";
 import { newCA } from "../../hack/pki.ts";
 import { isNotFound, KubeRestClient } from "../../kube/rest.ts";
 import { memoryLogger } from "../../observability/logger.ts";
@@ -118,7 +119,8 @@ describe("kube-cert-agent reconciler against the real API server (the test plays
           containers: [
             {
               name: "kube-controller-manager",
-              image: "registry.k8s.io/kube-controller-manager:v1.34.0",
+              // kubeadm's image for the release the control plane runs.
+              image: `registry.k8s.io/kube-controller-manager:v${await selectedVersion()}`,
               command: [
                 "kube-controller-manager",
                 "--leader-elect=true",
