@@ -4,22 +4,16 @@
 import type { X509Certificate } from "node:crypto";
 import {
   type ClientRequest as ClientRequestToUpstream,
-  type IncomingMessage,
   type OutgoingHttpHeaders,
-  type ServerResponse,
   validateHeaderName,
   validateHeaderValue,
 } from "node:http";
-import {
-  type ClientHttp2Session,
-  constants,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-} from "node:http2";
+import { type ClientHttp2Session, constants } from "node:http2";
 import { type Agent, request as httpsRequest } from "node:https";
 import { performance } from "node:perf_hooks";
-import { pipeline, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { Logger } from "../observability/logger.ts";
+import type { ClientExchange, ClientResponse } from "./exchange.ts";
 import {
   decideFailedResponse,
   downstreamHeaders,
@@ -68,24 +62,8 @@ export interface Peer {
   remoteAddress: string;
 }
 
-export type ClientRequest = IncomingMessage | Http2ServerRequest;
-export type ClientResponse = ServerResponse | Http2ServerResponse;
-
-// The two response classes share these members but not their overloads, which TypeScript cannot
-// call through a union.
-interface Response {
-  readonly headersSent: boolean;
-  readonly destroyed: boolean;
-  writeHead(code: number, headers: OutgoingHttpHeaders): unknown;
-  end(body?: string): unknown;
-  destroy(err?: Error): unknown;
-  on(event: "close" | "finish", listener: () => void): unknown;
-  flushHeaders?: () => void;
-}
-
 /** Writes an error as the whole response, unless the response has already begun. */
-export function sendError(res: ClientResponse, error: ErrorResponse): void {
-  const r = res as unknown as Response;
+export function sendError(r: ClientResponse, error: ErrorResponse): void {
   if (r.headersSent || r.destroyed) {
     r.destroy();
     return;
@@ -113,14 +91,11 @@ export function auditFields(audit: AuditInfo): Record<string, unknown> {
 /** Serves one request; never throws (every failure becomes a Status or a reset stream). */
 export async function forwardRequest(
   ctx: ForwardContext,
-  req: ClientRequest,
-  res: ClientResponse,
+  exchange: ClientExchange,
   peer: Peer,
 ): Promise<void> {
   const started = performance.now();
-  const method = req.method ?? "GET";
-  const path = req.url ?? "/";
-  const r = res as unknown as Response;
+  const { method, path, response: r } = exchange;
   const client = new AbortController();
   let done = false;
   ctx.metrics.inFlight.inc();
@@ -134,7 +109,7 @@ export async function forwardRequest(
   const incoming: IncomingRequest = {
     method,
     path,
-    headers: incomingHeaders(req.rawHeaders),
+    headers: incomingHeaders(exchange.rawHeaders),
     verifiedClientCertificate: peer.verifiedClientCertificate,
     remoteAddress: peer.remoteAddress,
     upgrade: false,
@@ -159,13 +134,13 @@ export async function forwardRequest(
     if (client.signal.aborted) return;
     ctx.metrics.errors.inc({ stage: "decide" });
     ctx.log.error("deciding on a request failed", { error: err, method, path: pathWithoutQuery(path) });
-    sendError(res, decideFailedResponse);
+    sendError(r, decideFailedResponse);
     finish(500, {});
     return;
   }
   if (client.signal.aborted) return;
   if (decision.action === "refuse") {
-    sendError(res, refusalResponse(decision));
+    sendError(r, refusalResponse(decision));
     finish(decision.code, { refused: decision.reason });
     return;
   }
@@ -193,7 +168,7 @@ export async function forwardRequest(
       method,
       path: pathWithoutQuery(path),
     });
-    sendError(res, invalidUpstreamRequestResponse);
+    sendError(r, invalidUpstreamRequestResponse);
     finish(500, audit);
     return;
   }
@@ -204,7 +179,7 @@ export async function forwardRequest(
       ctx.metrics.errors.inc({ stage: "timeout" });
       upReq.destroy();
       sendError(
-        res,
+        r,
         statusResponse(504, "Timeout", "Timeout: request did not complete within the allowed duration"),
       );
       finish(504, audit);
@@ -233,7 +208,7 @@ export async function forwardRequest(
       upRes.destroy();
       upReq.destroy();
       sendError(
-        res,
+        r,
         statusResponse(502, "InternalError", "Internal error occurred: invalid upstream response"),
       );
       finish(502, audit);
@@ -242,7 +217,12 @@ export async function forwardRequest(
     // An HTTP/1.1 response otherwise holds its head until the first body chunk, which for a
     // quiet watch may be minutes away.
     r.flushHeaders?.();
-    pipeline(upRes, res as NodeJS.WritableStream, (err) => {
+    // pipe and listeners, not pipeline: pipeline aborts an AbortController of its own at the end
+    // of every response, and the DOMException that makes captures a stack.
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       if (err && !client.signal.aborted) {
         ctx.metrics.errors.inc({ stage: "upstream-response" });
@@ -253,7 +233,20 @@ export async function forwardRequest(
         });
       }
       finish(code, audit);
+    };
+    const { sink } = exchange;
+    sink.once("finish", () => settle());
+    sink.once("close", () => settle(new Error("the client's connection closed before the response ended")));
+    upRes.once("error", (err) => {
+      r.destroy();
+      settle(err);
     });
+    upRes.once("close", () => {
+      if (upstreamEnded) return;
+      r.destroy();
+      settle(new Error("kube-apiserver closed the response before its end"));
+    });
+    upRes.pipe(sink);
   });
   upReq.onError((err) => {
     if (done || client.signal.aborted) return;
@@ -264,7 +257,7 @@ export async function forwardRequest(
     }
     ctx.metrics.errors.inc({ stage: "upstream-connect" });
     ctx.log.warn("kube-apiserver could not be reached", { error: err, method, path: pathWithoutQuery(path) });
-    sendError(res, unreachableUpstreamResponse(err));
+    sendError(r, unreachableUpstreamResponse(err));
     finish(502, audit);
   });
   // Without this the head waits for the first body chunk, and a client that sends its body late
@@ -272,7 +265,7 @@ export async function forwardRequest(
   upReq.flushHeaders();
   // pipe, not pipeline: a failing upstream request must not destroy the client's request, whose
   // connection still has to carry the 502.
-  req.pipe(upReq.body);
+  exchange.body.pipe(upReq.body);
 }
 
 /** One request to kube-apiserver, over HTTP/2 or HTTP/1.1 alike. */

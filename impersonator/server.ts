@@ -23,11 +23,11 @@
  *   Each change is applied with `setSecureContext`: new connections get it, open ones keep theirs.
  *   A client certificate counts only when it verified against the source's client CAs (never the
  *   system roots); it is then handed to the decider, otherwise the decider sees none.
- * - Normal requests go to kube-apiserver over pooled HTTP/1.1 keep-alive connections (see
- *   {@link forwardRequest}); bodies stream both ways unbuffered. Not one shared HTTP/2 session:
- *   every watch of every user would then share one connection, capped by kube-apiserver's
- *   `--http2-max-streams-per-connection` and one TCP window, and Node's HTTP/2 client has a
- *   reported leak on long watches (Pepr ADR 0015); HTTP/1.1 measured 1–4 ms per watch event.
+ * - Normal requests go to kube-apiserver as streams on HTTP/2 sessions of at most
+ *   kube-apiserver's `--http2-max-streams-per-connection` each (upstream.ts), or over pooled
+ *   HTTP/1.1 keep-alive connections to an upstream without HTTP/2 (see {@link forwardRequest});
+ *   bodies stream both ways unbuffered. HTTP/2 clients' streams are served raw, without Node's
+ *   compatibility layer (exchange.ts).
  * - Upgrades get a connection to kube-apiserver of their own (see {@link forwardUpgrade}).
  * - Keepalive: HTTP/2 PINGs on every client session each `pingIntervalMs`, and WebSocket
  *   pings on upgraded WebSocket connections quiet for that long (see wskeepalive.ts), so that load
@@ -41,19 +41,21 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   createSecureServer,
   type Http2SecureServer,
-  type Http2ServerRequest,
+  type IncomingHttpHeaders,
   type ServerHttp2Session,
+  type ServerHttp2Stream,
 } from "node:http2";
 import { Agent } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { SecureContextOptions, TLSSocket } from "node:tls";
 import { defaultProfileCiphers } from "../certs/ciphers.ts";
-import { answerTooManyRequests, defaultHandshakeTimeoutMs, InFlightLimit } from "../kube/inflight.ts";
+import { defaultHandshakeTimeoutMs, InFlightLimit } from "../kube/inflight.ts";
 import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
-import { type ClientRequest, forwardRequest, type Peer, type UpstreamTarget } from "./forward.ts";
-import { clientAddress, isLongRunning, SECURITY_HEADERS } from "./headers.ts";
+import { type ClientExchange, messageExchange, streamExchange } from "./exchange.ts";
+import { forwardRequest, type Peer, type UpstreamTarget } from "./forward.ts";
+import { clientAddress, isLongRunning } from "./headers.ts";
 import { parseRequestInfo } from "./requestinfo.ts";
 import { proxyMetrics } from "./servermetrics.ts";
 import type { ProxyRunner, ProxyTLS, ProxyTLSSource, RequestDecider } from "./types.ts";
@@ -160,14 +162,6 @@ function peerOf(socket: TLSSocket | undefined): Peer {
   return { verifiedClientCertificate: cert, remoteAddress: clientAddress(socket.remoteAddress) };
 }
 
-// For HTTP/2 the session's socket: `req.socket` is a per-stream proxy that cannot be a map key.
-function tlsSocketOf(req: ClientRequest): TLSSocket | undefined {
-  const socket = ("stream" in req ? (req as Http2ServerRequest).stream.session?.socket : req.socket) as
-    | TLSSocket
-    | undefined;
-  return typeof socket?.getPeerX509Certificate === "function" ? socket : undefined;
-}
-
 export async function startImpersonationProxy(
   options: ImpersonationProxyOptions,
 ): Promise<ImpersonationProxyServer> {
@@ -224,19 +218,35 @@ export async function startImpersonationProxy(
     tcpKeepAliveMs,
     track,
   };
-  server.on("request", (req, res) => {
-    const method = req.method ?? "GET";
-    if (!longRunningTarget(method, req.url ?? "/")) {
+  const serve = (exchange: ClientExchange, socket: TLSSocket | undefined) => {
+    if (!longRunningTarget(exchange.method, exchange.path)) {
       const release = inFlight.tryAcquire();
       if (!release) {
-        metrics.requests.inc({ method, code: "429" });
-        answerTooManyRequests(req, res as unknown as ServerResponse, SECURITY_HEADERS);
+        metrics.requests.inc({ method: exchange.method, code: "429" });
+        exchange.tooManyRequests();
         return;
       }
-      res.once("close", release);
+      exchange.response.on("close", release);
     }
-    void forwardRequest(forwardContext, req, res, peerOf(tlsSocketOf(req)));
+    void forwardRequest(forwardContext, exchange, peerOf(socket));
+  };
+  // HTTP/1.1 requests (allowHTTP1) arrive here. Node's compatibility layer serves HTTP/2 streams
+  // as 'request' events too once a 'request' listener exists; its listener is taken off again
+  // so that HTTP/2 streams are served raw, below, and never twice.
+  (server as unknown as EventEmitter).on("request", (req: IncomingMessage, res: ServerResponse) => {
+    if ("stream" in req) return; // only if Node ever routed HTTP/2 here despite the above
+    serve(messageExchange(req, res), req.socket as TLSSocket);
   });
+  server.removeAllListeners("stream");
+  // `rawHeaders`, the event's fourth argument, is missing from @types/node's signature.
+  (server as unknown as EventEmitter).on(
+    "stream",
+    (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      // Without a listener a stream's error (a client's reset, say) would reach the session.
+      stream.on("error", (err) => log.debug("HTTP/2 stream failed", { error: err }));
+      serve(streamExchange(stream, headers, rawHeaders), stream.session?.socket as TLSSocket | undefined);
+    },
+  );
   (server as unknown as EventEmitter).on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     void forwardUpgrade(upgradeContext, req, socket, head, peerOf(socket as TLSSocket));
   });
