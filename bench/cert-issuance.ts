@@ -13,10 +13,11 @@ import { generateKeyPairSync, type KeyObject, sign, webcrypto } from "node:crypt
 import { CertificateAuthority } from "../certs/ca.ts";
 import { issueClientCertificate } from "../certs/issue.ts";
 import { generateKey, keyPEM, selfSignedCertificate } from "../certs/testing.ts";
+import { quickOr } from "./quick.ts";
 
-const warmupMs = 400;
-const rounds = 5;
-const roundMs = 400;
+const warmupMs = quickOr(400, 200);
+const rounds = quickOr(5, 2);
+const roundMs = quickOr(400, 200);
 
 interface Tally {
   count: number;

@@ -16,10 +16,11 @@ import { CredentialCache } from "../cli/cache.ts";
 import { oidcCredentialKey } from "../cli/login-oidc.ts";
 import { startHTTPSServer } from "../test/harness/tls.ts";
 import { percentile } from "./lib.ts";
+import { quickOr } from "./quick.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(repoRoot, ".build", "cli");
-const runs = Number(process.env.BENCH_CLI_RUNS ?? 15);
+const runs = Number(process.env.BENCH_CLI_RUNS ?? quickOr(15, 3));
 
 function upstreamCLI(): string {
   const path = join(repoRoot, ".cache", "upstream", "pinniped");

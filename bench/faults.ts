@@ -15,7 +15,8 @@
 // that failed from the fault until then. Goals: recovery ≤ 10 s, a new leader ≤ 20 s, 0 failed
 // requests through a rolling restart or a pod kill (the other replica serves). While kube-apiserver
 // or etcd is down, or the webhook is, requests cannot succeed: those failures are the outage's.
-// Printed, never asserted. Takes a few minutes (a node, the image, the install).
+// Printed, never asserted. Takes a few minutes (a node, the image, the install);
+// CONCIERGE_BENCH_QUICK=1 (bench/quick.ts) shortens the outages to 12 s and the margins.
 //
 //   npm run bench:faults        (node hack/node/launch.ts node bench/faults.ts)
 import { execFile } from "node:child_process";
@@ -28,12 +29,15 @@ import { KubeRestClient } from "../kube/rest.ts";
 import { type ConciergePod, conciergePods, podReady } from "../test/harness/node.ts";
 import { startOIDCProvider } from "../test/harness/oidc-provider.ts";
 import { startTokenReviewWebhook } from "../test/harness/tokenreview-webhook.ts";
+import { quickOr } from "./quick.ts";
 
 const run = promisify(execFile);
 const log = (m: string) => process.stderr.write(`# ${m}\n`);
 const tcrPath = "/apis/login.concierge.pinniped.dev/v1alpha1/tokencredentialrequests";
 // Longer than the webhook authenticator's 10 s success cache, so logins do reach the webhook.
-const outageMs = 20_000;
+const outageMs = quickOr(20_000, 12_000);
+/** The login stream runs this long before a fault and after its recovery. */
+const marginMs = quickOr(2_000, 1_000);
 const webhookToken = "faults-webhook-token";
 
 interface Lease {
@@ -223,7 +227,7 @@ try {
   /**
    * Runs `fault` during a login stream (the webhook's unless `body` says otherwise); it resolves to
    * the seconds until recovery and what recovered. Failures count from the fault until recovery
-   * plus two seconds, so a late one is not missed.
+   * plus the margin, so a late one is not missed.
    */
   const measure = async (
     fault: string,
@@ -232,7 +236,7 @@ try {
   ) => {
     log(`fault: ${fault}`);
     const s = stream(client, body);
-    await sleep(2000);
+    await sleep(marginMs);
     const began = Date.now();
     let result: { seconds: number | undefined; what: string };
     try {
@@ -240,7 +244,7 @@ try {
     } catch (err) {
       result = { seconds: undefined, what: `the fault failed: ${(err as Error).message}` };
     }
-    await sleep(2000);
+    await sleep(marginMs);
     await s.stop();
     const window = s.answers.filter((a) => a.at >= began);
     const failed = window.filter((a) => !a.ok);
@@ -338,7 +342,7 @@ try {
   });
 
   await measure(
-    "IdP down 20 s",
+    `IdP down ${outageMs / 1000} s`,
     async () => {
       const held = await outage(provider.issuer);
       const t0 = Date.now();
@@ -356,7 +360,7 @@ try {
     jwtLogin,
   );
 
-  await measure("webhook down 20 s", async () => {
+  await measure(`webhook down ${outageMs / 1000} s`, async () => {
     const asked = webhook.requests.length;
     const held = await outage(webhook.url);
     const during = webhook.requests.length - asked;

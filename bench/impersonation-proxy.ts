@@ -53,10 +53,11 @@ import {
   type Tally,
   type WatchEvent,
 } from "./lib.ts";
+import { quickOr } from "./quick.ts";
 
-const warmupMs = 300;
-const rounds = 5;
-const roundMs = 500;
+const warmupMs = quickOr(300, 150);
+const rounds = quickOr(5, 2);
+const roundMs = quickOr(500, 250);
 const concurrencies = [1, 8] as const;
 const watchEvents = 200;
 const watchSteps = [200, 1000] as const;

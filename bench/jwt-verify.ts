@@ -8,10 +8,11 @@ import { jwtVerify } from "jose";
 import { compileClaims } from "../authenticators/cel/claims.ts";
 import { newJWTAuthenticator } from "../authenticators/jwt/authenticator.ts";
 import { newSigningKey, type SigningKey, signToken, startTestIssuer } from "../authenticators/jwt/testing.ts";
+import { quickOr } from "./quick.ts";
 
-const warmupMs = 500;
-const rounds = 6;
-const roundMs = 500;
+const warmupMs = quickOr(500, 200);
+const rounds = quickOr(6, 2);
+const roundMs = quickOr(500, 200);
 
 interface Tally {
   count: number;

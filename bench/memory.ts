@@ -19,7 +19,8 @@
 //
 // Everything shares this machine: the clients, kube-apiserver and the Concierge compete for the
 // same cores, so CPU per request is what the Concierge process used divided by what it served.
-// The figures are printed, never asserted.
+// The figures are printed, never asserted. CONCIERGE_BENCH_QUICK=1 (bench/quick.ts) runs every
+// phase shorter (3 s idle, 2 s bursts, 200 watches, 8 s sustained, 15 s after).
 //
 // The Concierge gets the literal environment of the Deployment's container (config/07-deployment.yaml:
 // NODE_OPTIONS, MALLOC_ARENA_MAX, ...), so the figures are those of the shipped settings; `--bare`
@@ -60,6 +61,7 @@ import {
   round,
   type Tally,
 } from "./lib.ts";
+import { quickOr } from "./quick.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -67,18 +69,18 @@ const { values: flags } = parseArgs({
     "node-flag": { type: "string", multiple: true, default: [] },
     bare: { type: "boolean", default: false },
     env: { type: "string", multiple: true, default: [] },
-    "sustained-seconds": { type: "string", default: "30" },
-    watches: { type: "string", default: "1000" },
+    "sustained-seconds": { type: "string", default: quickOr("30", "8") },
+    watches: { type: "string", default: quickOr("1000", "200") },
   },
   strict: true,
 });
 const sustainedMs = Number(flags["sustained-seconds"]) * 1000;
 const watchCount = Number(flags.watches);
-const idleSettleMs = 10_000;
-const burstMs = 5_000;
-const rounds = 5;
-const roundMs = 500;
-const recoveryMs = 60_000;
+const idleSettleMs = quickOr(10_000, 3_000);
+const burstMs = quickOr(5_000, 2_000);
+const rounds = quickOr(5, 2);
+const roundMs = quickOr(500, 250);
+const recoveryMs = quickOr(60_000, 15_000);
 const recoveryStepMs = 5_000;
 const watchSessions = 10;
 const watchOpenBatch = 100;

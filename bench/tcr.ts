@@ -62,10 +62,11 @@ import {
   frontProxyConfigFromConfigMap,
 } from "../server/frontproxy.ts";
 import { findApiserverPid, kubectl, newTally, openSession, percentile, round, type Tally } from "./lib.ts";
+import { quickOr } from "./quick.ts";
 
-const warmupMs = 300;
-const rounds = 5;
-const roundMs = 500;
+const warmupMs = quickOr(300, 150);
+const rounds = quickOr(5, 2);
+const roundMs = quickOr(500, 250);
 const concurrencies = [1, 8] as const;
 // Issue 16's goals for the handler.
 const goalHandlerOfCeiling = 0.5;
