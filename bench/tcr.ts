@@ -7,12 +7,15 @@
 // and the real certs/ issuer behind a SignerHolder, and is registered behind the real
 // kube-apiserver the way test/integration/aggregated-api.test.ts does (ExternalName Service
 // `localhost`, APIServices, front-proxy config from kube-system/extension-apiserver-authentication).
-// Four stages, each with the cluster's own RSA-2048 CA (as kubeadm makes it) and with a P-256 CA:
+// Five stages, each with the cluster's own RSA-2048 CA (as kubeadm makes it) and with a P-256 CA:
 //
 //   ceiling     P-256 keygen + one CA signature over a TBS-sized input, in this process, nothing else
 //   issuance    certs/issue.ts issueClientCertificate, in this process
 //   handler     HTTP/2 POST straight at our listener, presenting the control plane's
 //               front-proxy client certificate with X-Remote-User/X-Remote-Group, as the aggregator does
+//   handler, client's key (CSR)
+//               the same with spec.certificateSigningRequest, as the pinniped CLI sends it: the server
+//               checks the request's signature and makes no key pair
 //   aggregator  HTTP/2 POST to kube-apiserver with the admin client certificate, as kubectl does;
 //               kube-apiserver authenticates, authorizes and proxies to our listener
 //
@@ -40,6 +43,7 @@ import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
 import { AuthenticatorCache, authenticationGroup } from "../authenticators/cache.ts";
 import { CertificateAuthority } from "../certs/ca.ts";
+import { createSigningRequest } from "../certs/csr.ts";
 import { issueClientCertificate, issueServingCertificate } from "../certs/issue.ts";
 import { ServingCertHolder } from "../certs/servingcert.ts";
 import { SignerHolder } from "../certs/signer.ts";
@@ -83,15 +87,18 @@ const user = {
   username: "jane@example.com",
   groups: ["developers", "platform-team", "on-call", "readers", "k8s-users"],
 };
-const tcrBody = JSON.stringify({
-  apiVersion: `${login}/v1alpha1`,
-  kind: "TokenCredentialRequest",
-  metadata: { name: "login" },
-  spec: {
-    token: goodToken,
-    authenticator: { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: authenticatorName },
-  },
-});
+/** The request body; with a CSR, as the CLI sends it: the client holds the key, the server makes none. */
+const tcrBody = (certificateSigningRequest?: string) =>
+  JSON.stringify({
+    apiVersion: `${login}/v1alpha1`,
+    kind: "TokenCredentialRequest",
+    metadata: { name: "login" },
+    spec: {
+      token: goodToken,
+      authenticator: { apiGroup: authenticationGroup, kind: "JWTAuthenticator", name: authenticatorName },
+      ...(certificateSigningRequest === undefined ? {} : { certificateSigningRequest }),
+    },
+  });
 
 type CAName = "cluster" | "p256";
 type StrategyName = "local" | "csr" | "jwt";
@@ -123,8 +130,14 @@ function ceiling(caKey: KeyObject): () => Promise<unknown> {
   };
 }
 
+const plainBody = tcrBody();
+
 /** An HTTP/2 POST of a TokenCredentialRequest; rejects unless it came back 201 with a credential. */
-function postTCR(session: ClientHttp2Session, headers: Record<string, string>): Promise<void> {
+function postTCR(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  body: string = plainBody,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = session.request({
       ":method": "POST",
@@ -148,7 +161,7 @@ function postTCR(session: ClientHttp2Session, headers: Record<string, string>): 
         : reject(new Error(`TokenCredentialRequest answered ${status}: ${text.slice(0, 400)}`)),
     );
     req.on("error", reject);
-    req.end(tcrBody);
+    req.end(body);
   });
 }
 
@@ -340,6 +353,10 @@ async function registerConciergeAPI(cp: ControlPlane, port: number, servingCAPEM
   ]);
 }
 
+/** Each CA's rows, in this order. */
+const row = { ceiling: 0, issuance: 1, handler: 2, handlerCSR: 3, aggregator: 4 } as const;
+const rowsPerCA = Object.keys(row).length;
+
 interface Stage {
   name: string;
   ca: CertificateAuthority;
@@ -415,9 +432,13 @@ async function main(): Promise<void> {
     // What kube-apiserver's aggregator forwards for the admin.
     const frontProxyHeaders = { "x-remote-user": "kubernetes-admin", "x-remote-group": "system:masters" };
     const directOp = () => postTCR(direct, { ...frontProxyHeaders, "audit-id": randomUUID() });
+    // One CSR for the whole run, as the CLI keeps its key between logins.
+    const csrBody = tcrBody((await createSigningRequest(user)).csrPEM);
+    const directCSROp = () => postTCR(direct, { ...frontProxyHeaders, "audit-id": randomUUID() }, csrBody);
     const aggregatorOp = () => postTCR(viaAggregator, {});
     // Every path must work before anything is timed.
     await directOp();
+    await directCSROp();
     await aggregatorOp();
     await child.use("cluster", "csr");
     await aggregatorOp();
@@ -449,6 +470,14 @@ async function main(): Promise<void> {
           op: () => issueClientCertificate(ca, user),
         },
         { name: "handler (HTTP/2, front-proxy cert)", ca, caName, serverCA, viaServer: true, op: directOp },
+        {
+          name: "handler, client's key (CSR)",
+          ca,
+          caName,
+          serverCA,
+          viaServer: true,
+          op: directCSROp,
+        },
         {
           name: "aggregator (kube-apiserver, admin)",
           ca,
@@ -514,22 +543,23 @@ async function main(): Promise<void> {
     const header = `  ${"stage".padEnd(36)} ${"req/s".padStart(7)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)}  ${"CPU ms/req".padStart(20)}  ratio`;
     for (const concurrency of concurrencies) {
       const tallies = results.get(concurrency)!;
-      for (let base = 0; base < stages.length; base += 4) {
+      for (let base = 0; base < stages.length; base += rowsPerCA) {
         console.log(`\n${stages[base]!.caName} CA → P-256 leaf, ${concurrency} in flight`);
         console.log(header);
         const rate = (k: number) => tallies[base + k]!.count / tallies[base + k]!.seconds;
         const ratios = [
           "",
-          `${((100 * rate(1)) / rate(0)).toFixed(0)}% of ceiling`,
-          `${((100 * rate(2)) / rate(0)).toFixed(0)}% of ceiling, ${((100 * rate(2)) / rate(1)).toFixed(0)}% of issuance`,
-          `${((100 * rate(3)) / rate(2)).toFixed(0)}% of handler, ${((100 * rate(3)) / rate(0)).toFixed(0)}% of ceiling`,
+          `${((100 * rate(row.issuance)) / rate(row.ceiling)).toFixed(0)}% of ceiling`,
+          `${((100 * rate(row.handler)) / rate(row.ceiling)).toFixed(0)}% of ceiling, ${((100 * rate(row.handler)) / rate(row.issuance)).toFixed(0)}% of issuance`,
+          `${((100 * rate(row.handlerCSR)) / rate(row.handler)).toFixed(0)}% of handler`,
+          `${((100 * rate(row.aggregator)) / rate(row.handler)).toFixed(0)}% of handler, ${((100 * rate(row.aggregator)) / rate(row.ceiling)).toFixed(0)}% of ceiling`,
         ];
-        for (let k = 0; k < 4; k++) {
+        for (let k = 0; k < rowsPerCA; k++) {
           const stage = stages[base + k]!;
           const t = tallies[base + k]!;
           const sorted = t.latenciesMs.sort((a, b) => a - b);
           const server = stage.viaServer ? cpuMs(t.otherCPUSeconds.server, t.count) : "-";
-          const apiserver = k === 3 ? cpuMs(t.otherCPUSeconds.apiserver, t.count) : "-";
+          const apiserver = k === row.aggregator ? cpuMs(t.otherCPUSeconds.apiserver, t.count) : "-";
           console.log(
             `  ${stage.name.padEnd(36)} ${rate(k).toFixed(0).padStart(7)} ` +
               `${percentile(sorted, 50).toFixed(2).padStart(7)} ${percentile(sorted, 99).toFixed(2).padStart(7)}  ` +
@@ -565,7 +595,11 @@ async function main(): Promise<void> {
     // Issue 16's goals, at 8 in flight, from the rows above.
     const at8 = results.get(8)!;
     const byCA = (offset: number) =>
-      [0, 4].map((base) => ({ caName: stages[base]!.caName, t: at8[base + offset]!, ceiling: at8[base]! }));
+      [0, rowsPerCA].map((base) => ({
+        caName: stages[base]!.caName,
+        t: at8[base + offset]!,
+        ceiling: at8[base]!,
+      }));
     const perCA = (format: (row: ReturnType<typeof byCA>[number]) => string, offset: number) =>
       byCA(offset)
         .map((row) => `${row.caName} CA ${format(row)}`)
@@ -574,12 +608,13 @@ async function main(): Promise<void> {
     console.log(
       `  handler throughput / crypto ceiling: ${perCA(
         ({ t, ceiling }) => `${(t.count / t.seconds / (ceiling.count / ceiling.seconds)).toFixed(2)}×`,
-        2,
+        row.handler,
       )} (goal ≥ ${goalHandlerOfCeiling}×)`,
     );
     console.log(
-      `  server CPU per TCR, straight at the handler: ${perCA(({ t }) => `${cpuMs(t.otherCPUSeconds.server, t.count)} ms`, 2)}; ` +
-        `through the aggregator: ${perCA(({ t }) => `${cpuMs(t.otherCPUSeconds.server, t.count)} ms`, 3)} (goal ≤ ${goalCPUPerTCRMs} ms)`,
+      `  server CPU per TCR, straight at the handler: ${perCA(({ t }) => `${cpuMs(t.otherCPUSeconds.server, t.count)} ms`, row.handler)}; ` +
+        `with the client's key (CSR): ${perCA(({ t }) => `${cpuMs(t.otherCPUSeconds.server, t.count)} ms`, row.handlerCSR)}; ` +
+        `through the aggregator: ${perCA(({ t }) => `${cpuMs(t.otherCPUSeconds.server, t.count)} ms`, row.aggregator)} (goal ≤ ${goalCPUPerTCRMs} ms)`,
     );
     console.log(
       `  for scale, the crypto alone (ceiling row, this process): ${perCA(({ ceiling }) => `${cpuMs(ceiling.cpuSeconds, ceiling.count)} ms`, 0)}`,
