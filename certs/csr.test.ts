@@ -81,6 +81,12 @@ describe("signingRequestPublicKey", () => {
       () => signingRequestPublicKey(tampered),
       /signature does not verify|malformed|cannot be read/,
     );
+    // The good one is remembered once accepted; the tampered one is refused every time.
+    assert.deepEqual(signingRequestPublicKey(good), signingRequestPublicKey(good));
+    assert.throws(
+      () => signingRequestPublicKey(tampered),
+      /signature does not verify|malformed|cannot be read/,
+    );
     assert.throws(() => signingRequestPublicKey("hello"), /^Error: not a PEM CERTIFICATE REQUEST$/);
     assert.throws(
       () =>

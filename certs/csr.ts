@@ -72,6 +72,22 @@ export const minRSABits = 2048;
  * subject is the authenticated user, never what the request says.
  */
 export function signingRequestPublicKey(pem: string): Buffer {
+  const known = accepted.get(pem);
+  if (known) return known;
+  const spki = checkedPublicKey(pem);
+  accepted.set(pem, spki);
+  if (accepted.size > maxAccepted) accepted.delete(accepted.keys().next().value!);
+  return spki;
+}
+
+// A TokenCredentialRequest's CSR is checked by the handler, to answer a bad one with its error,
+// and read again by the issuer that signs it: accepted requests are remembered by their exact
+// text, so the signature (an ECDSA verification costs more than the signature the CA then makes)
+// is verified once. Only what passed every check is kept, and a few in flight at a time suffice.
+const accepted = new Map<string, Buffer>();
+const maxAccepted = 64;
+
+function checkedPublicKey(pem: string): Buffer {
   const match =
     /-----BEGIN CERTIFICATE REQUEST-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE REQUEST-----/.exec(pem);
   if (!match) throw new Error("not a PEM CERTIFICATE REQUEST");
