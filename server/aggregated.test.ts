@@ -285,6 +285,55 @@ describe("aggregated API server", () => {
         assert.equal(ns.json().message, "namespace is not allowed on TokenCredentialRequest: default");
       });
 
+      it("validates fields as the generic apiserver does: Strict refuses, Warn (the default) warns, Ignore drops", async () => {
+        const unknown = tcr("good").replace('"spec":{', '"spec":{"foo":1,"token":"dup",');
+        const post = (query: string, body = unknown, resource = "tokencredentialrequests") =>
+          send({
+            method: "POST",
+            path: `${resource === "whoamirequests" ? identity : login}/${resource}${query}`,
+            headers: json,
+            body,
+          });
+        const strict = await post("?fieldValidation=Strict");
+        assert.equal(strict.status, 400);
+        assert.equal(
+          strict.json().message,
+          'TokenCredentialRequest in version "v1alpha1" cannot be handled as a TokenCredentialRequest: strict decoding error: unknown field "spec.foo", duplicate field "spec.token"',
+        );
+        assert.equal(strict.headers.warning, undefined);
+        const warned = await post("");
+        assert.equal(warned.status, 201);
+        assert.equal(
+          warned.headers.warning,
+          '299 - "unknown field \\"spec.foo\\"", 299 - "duplicate field \\"spec.token\\""',
+        );
+        // The last of duplicate values wins, as in Go's decoder: the good token after "dup".
+        assert.ok((warned.json().status as { credential?: unknown }).credential);
+        const ignored = await post("?fieldValidation=Ignore");
+        assert.equal(ignored.status, 201);
+        assert.equal(ignored.headers.warning, undefined);
+        const known = tcr("good").replace('"spec":{', '"spec":{"certificateSigningRequest":"x",');
+        // Our own field passes Strict (and then fails its own validation).
+        assert.equal((await post("?fieldValidation=Strict", known)).status, 422);
+        const who = await post(
+          "?fieldValidation=Strict",
+          '{"kind":"WhoAmIRequest","spec":{"foo":{}}}',
+          "whoamirequests",
+        );
+        assert.equal(who.status, 400);
+        assert.equal(
+          who.json().message,
+          'WhoAmIRequest in version "v1alpha1" cannot be handled as a WhoAmIRequest: strict decoding error: unknown field "spec.foo"',
+        );
+        const bogus = await post("?fieldValidation=strict");
+        assert.equal(bogus.status, 422);
+        assert.match(bogus.json().message as string, /fieldValidation: Unsupported value: "strict"/);
+        // A type error is the decoder's answer, whatever the strict errors.
+        const typeError = await post("?fieldValidation=Strict", '{"spec":{"foo":1,"token":5}}');
+        assert.equal(typeError.status, 400);
+        assert.doesNotMatch(typeError.json().message as string, /strict decoding error/);
+      });
+
       it("lists nothing, as a list or as a Table", async () => {
         const list = await send({ path: `${login}/tokencredentialrequests` });
         assert.deepEqual(list.json(), {

@@ -30,6 +30,7 @@ import {
 import { BodyCutShortError, BodyTooLargeError, readLimitedBody } from "../kube/requestbody.ts";
 import { discardLogger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
+import { createOptions } from "./createoptions.ts";
 import {
   apiGroup,
   apiGroupList,
@@ -44,10 +45,12 @@ import {
 } from "./discovery.ts";
 import { type FrontProxyConfigHolder, pairHeaders, type RequestUser } from "./frontproxy.ts";
 import { type APIResponse, badRequest, failure } from "./status.ts";
+import { kindShape, type StrictDecoding, strictErrors } from "./strictdecode.ts";
 import {
   createTokenCredentialRequestHandler,
   type TokenCredentialRequestOptions,
 } from "./tokencredentialrequest.ts";
+import { warningHeaders } from "./warning.ts";
 import { createWhoAmIRequest } from "./whoamirequest.ts";
 
 /**
@@ -207,8 +210,10 @@ export function createAggregatedAPIHandler(
   // schemas and the groups.
   const kinds = servedKinds(options.groups ?? new GroupSuffix());
   const openAPI = { v2: openAPIV2(kinds), v3: openAPIV3Index(kinds) };
+  const shapes = new Map(kinds.map((k) => [k, kindShape(k.schema)]));
 
-  async function body(req: IncomingRequest): Promise<unknown> {
+  /** The body's text, in a media type we decode. */
+  async function bodyText(req: IncomingRequest): Promise<string> {
     const type = (req.headers["content-type"] ?? "application/json").split(";")[0]?.trim().toLowerCase();
     if (type !== "application/json") {
       throw new HTTPError(
@@ -219,9 +224,12 @@ export function createAggregatedAPIHandler(
         ),
       );
     }
-    const raw = await readBody(req, maxBodyBytes, bodyTimeoutMs);
+    return (await readBody(req, maxBodyBytes, bodyTimeoutMs)).toString("utf8");
+  }
+
+  function parse(text: string): unknown {
     try {
-      return JSON.parse(raw.toString("utf8"));
+      return JSON.parse(text);
     } catch {
       // V8's message quotes the body; this one must not.
       throw new HTTPError(badRequest("the body of the request is not valid JSON"));
@@ -283,12 +291,26 @@ export function createAggregatedAPIHandler(
       verb: "create",
       serve: async () => {
         if (!negotiate(req.headers.accept, false)) return notAcceptable();
-        const object = await body(req);
-        const dryRun = url.searchParams.getAll("dryRun");
-        const ctx = { ...(namespace ? { namespace } : {}), dryRun };
-        if (kind.kind === whoAmIRequest.kind) return createWhoAmIRequest(object, { ...ctx, user }, kind);
-        const auditID = headerString(req.headers["audit-id"]) ?? randomUUID();
-        return createTCR(object, { ...ctx, auditID, signal });
+        // The generic apiserver's order: read the body, check the query, decode.
+        const text = await bodyText(req);
+        const query = createOptions(url.searchParams);
+        if ("code" in query) return query;
+        const object = parse(text);
+        const strict: StrictDecoding = {
+          directive: query.fieldValidation,
+          errors: query.fieldValidation === "Ignore" ? [] : strictErrors(text, shapes.get(kind)!),
+          warnings: [],
+        };
+        const ctx = { ...(namespace ? { namespace } : {}), dryRun: query.dryRun, strict };
+        const answer =
+          kind.kind === whoAmIRequest.kind
+            ? createWhoAmIRequest(object, { ...ctx, user }, kind)
+            : await createTCR(object, {
+                ...ctx,
+                auditID: headerString(req.headers["audit-id"]) ?? randomUUID(),
+                signal,
+              });
+        return strict.warnings.length > 0 ? { ...answer, warnings: strict.warnings } : answer;
       },
     };
   }
@@ -342,6 +364,8 @@ export function createAggregatedAPIHandler(
             "text" in result
               ? ["text/plain; charset=utf-8", result.text]
               : ["application/json", JSON.stringify(result.response.body)];
+          const warnings = "text" in result ? undefined : result.response.warnings;
+          if (warnings) res.setHeader("warning", warningHeaders(warnings));
           // A body left unread (refused as too large or too slow) would otherwise hold its
           // stream, and so its in-flight slot, open for as long as the client keeps sending.
           // Both response classes share this part of their API; TypeScript cannot call it on the union.

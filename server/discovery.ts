@@ -167,6 +167,10 @@ function paths(ks: readonly KindModule[], v3: boolean, ref: (name: string) => st
       parameters: [
         param("dryRun", "Not supported: any value is refused."),
         param("fieldManager", "Ignored: nothing is stored."),
+        param(
+          "fieldValidation",
+          "Ignore, Warn (the default) or Strict: what to do with unknown or duplicate fields in the body.",
+        ),
         param("pretty", "Ignored."),
       ],
     };

@@ -25,10 +25,11 @@ export interface Status {
   code: number;
 }
 
-/** What a handler answers: an HTTP code and a JSON body. */
+/** What a handler answers: an HTTP code, a JSON body, and texts for Warning headers. */
 export interface APIResponse {
   code: number;
   body: unknown;
+  warnings?: readonly string[];
 }
 
 function status(code: number, reason: string, message: string, details?: StatusDetails): Status {
@@ -78,23 +79,16 @@ export function invalid(group: string, kind: string, name: string, errors: Field
 }
 
 /** Go's `%#v` of a []string, which field.NotSupported puts in its message. */
-function goStringSlice(values: readonly string[]): string {
+export function goStringSlice(values: readonly string[]): string {
   return `[]string{${values.map((v) => JSON.stringify(v)).join(", ")}}`;
 }
 
-/** The dryRun check both kinds make: every value must be `All`, and even that is not supported. */
+/**
+ * The dryRun check both kinds make once decoding succeeded: `All` is not supported (other values
+ * never get here: see createoptions.ts).
+ */
 export function dryRunError(group: string, dryRun: readonly string[]): APIResponse | undefined {
   if (dryRun.length === 0) return undefined;
-  if (dryRun.some((v) => v !== "All")) {
-    // The generic apiserver's CreateOptions validation, which runs before any storage sees it.
-    return invalid("meta.k8s.io", "CreateOptions", "", [
-      {
-        type: "FieldValueNotSupported",
-        field: "dryRun",
-        message: `Unsupported value: ${goStringSlice(dryRun)}: supported values: "All"`,
-      },
-    ]);
-  }
   return invalid(group, "", "", [
     {
       type: "FieldValueNotSupported",

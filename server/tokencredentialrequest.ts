@@ -16,6 +16,7 @@ import { discardLogger, type Logger } from "../observability/logger.ts";
 import { Metrics, removeSeries } from "../observability/metrics.ts";
 import { LogRateLimiter } from "../observability/ratelimit.ts";
 import { type APIResponse, badRequest, dryRunError, invalid } from "./status.ts";
+import { type StrictDecoding, strictDecodingError } from "./strictdecode.ts";
 import { type Kind, objectOfKind } from "./typemeta.ts";
 
 /** Upstream's fixed lifetime; certificates cannot be revoked, so it stays short by default. */
@@ -69,6 +70,8 @@ export interface CreateContext {
   auditID: string;
   /** Aborts when the client goes away. */
   signal?: AbortSignal;
+  /** The body's unknown and duplicate fields, under the request's `fieldValidation`. */
+  strict?: StrictDecoding;
 }
 
 export type CreateHandler = (body: unknown, ctx: CreateContext) => Promise<APIResponse>;
@@ -250,6 +253,8 @@ export function createTokenCredentialRequestHandler(options: TokenCredentialRequ
   return async (body, ctx) => {
     const decoded = decode(body, served);
     if (!("token" in decoded)) return decoded;
+    const strictError = strictDecodingError(ctx.strict);
+    if (strictError) return cannotHandle(strictError);
     if (decoded.token === "") {
       return invalid(served.group, "", decoded.name, [
         {

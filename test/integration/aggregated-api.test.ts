@@ -379,6 +379,33 @@ describe("aggregated API through kube-apiserver", () => {
     assert.match(res.stderr, /dryRun: Unsupported value: \[\]string\{"All"\}/);
   });
 
+  it("validates fields through the aggregator as upstream does: Strict refuses, Warn warns", async () => {
+    const withUnknown = JSON.stringify({ ...tcr(goodToken), spec: { ...tcr(goodToken).spec, foo: "bar" } });
+    // kubectl looks for fieldValidation on a PATCH operation, which neither we nor upstream serve,
+    // so its default (strict) checks the schema itself; the server's check needs the raw path.
+    const strict = await kubectl(
+      [
+        "create",
+        "--raw",
+        `/apis/${login}/v1alpha1/tokencredentialrequests?fieldValidation=Strict`,
+        "-f",
+        "-",
+      ],
+      { input: withUnknown },
+    );
+    assert.notEqual(strict.code, 0);
+    assert.match(
+      strict.stderr,
+      /TokenCredentialRequest in version "v1alpha1" cannot be handled as a TokenCredentialRequest: strict decoding error: unknown field "spec\.foo"/,
+    );
+    const warn = await kubectl(["create", "--validate=warn", "-f", "-", "-o", "json"], {
+      input: withUnknown,
+    });
+    assert.equal(warn.code, 0, warn.stderr);
+    assert.match(warn.stderr, /Warning: unknown field "spec\.foo"/);
+    assert.ok((JSON.parse(warn.stdout) as { status: { credential?: unknown } }).status.credential);
+  });
+
   it("echoes the admin in a WhoAmIRequest", async () => {
     const res = await create(
       { apiVersion: `${identity}/v1alpha1`, kind: "WhoAmIRequest", metadata: { name: "me" } },
