@@ -6,6 +6,7 @@ import type { ControlPlane } from "../../hack/controlplane.ts";
 import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { DedicatedKubectl } from "./cluster.ts";
+import { type AuthenticatorRef, tokenCredentialRequest } from "./login.ts";
 
 /** hack/run-local.ts with a Lease short enough that a restarted Concierge leads again quickly. */
 export function startLocalConcierge(
@@ -20,7 +21,6 @@ export function startLocalConcierge(
   });
 }
 
-export type AuthenticatorRef = { kind: "WebhookAuthenticator" | "JWTAuthenticator"; name: string };
 export type Credential = {
   clientCertificateData: string;
   clientKeyData: string;
@@ -35,15 +35,7 @@ export async function requestCredential(
   authenticator: AuthenticatorRef,
   certificateSigningRequest?: string,
 ): Promise<TCRStatus> {
-  const tcr = {
-    apiVersion: "login.concierge.pinniped.dev/v1alpha1",
-    kind: "TokenCredentialRequest",
-    spec: {
-      token,
-      ...(certificateSigningRequest ? { certificateSigningRequest } : {}),
-      authenticator: { apiGroup: "authentication.concierge.pinniped.dev", ...authenticator },
-    },
-  };
+  const tcr = tokenCredentialRequest(token, authenticator, certificateSigningRequest);
   const res = await k.kubectl(["create", "-f", "-", "-o", "json"], { input: JSON.stringify(tcr) });
   if (res.code !== 0) return { message: `kubectl failed: ${res.stderr}` };
   return (JSON.parse(res.stdout) as { status: TCRStatus }).status;

@@ -29,13 +29,13 @@ import { apiServiceNames } from "../../server/main.ts";
 import { dedicatedKubectl, startTestControlPlane } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
 import {
-  type AuthenticatorRef,
   issuerStrategies,
   requestCredential,
   startLocalConcierge,
   type TCRStatus,
   whoamiWith,
 } from "../harness/local-concierge.ts";
+import type { AuthenticatorRef } from "../harness/login.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { agentSelector, type PlayedNode, playControlPlaneNode } from "../harness/play-node.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";

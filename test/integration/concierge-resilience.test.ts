@@ -13,6 +13,7 @@ import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { conciergeImageArchive, installConcierge } from "../../hack/node/install-concierge.ts";
 import { KubeRestClient } from "../../kube/rest.ts";
 import { eventually } from "../harness/eventually.ts";
+import { tokenCredentialRequest } from "../harness/login.ts";
 import {
   conciergePods,
   type NodeWebhookAuthenticator,
@@ -50,18 +51,7 @@ async function tcrStream(
   stop: AbortSignal,
 ): Promise<StreamResult> {
   const result: StreamResult = { ok: 0, failed: 0, errors: [] };
-  const body = {
-    apiVersion: "login.concierge.pinniped.dev/v1alpha1",
-    kind: "TokenCredentialRequest",
-    spec: {
-      token,
-      authenticator: {
-        apiGroup: "authentication.concierge.pinniped.dev",
-        kind: "WebhookAuthenticator",
-        name: authenticatorName,
-      },
-    },
-  };
+  const body = tokenCredentialRequest(token, { kind: "WebhookAuthenticator", name: authenticatorName });
   const loop = async () => {
     while (!stop.aborted) {
       try {

@@ -6,7 +6,7 @@
 // kubectl-applied Concierge (test/harness/node.ts) owns the same API groups, so it is removed
 // first; the next suite that needs it installs it again.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -14,6 +14,7 @@ import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { buildConciergeImage, conciergeServing } from "../../hack/node/install-concierge.ts";
 import { eventually } from "../harness/eventually.ts";
 import { chartDir, type Helm, newHelm } from "../harness/helm.ts";
+import { loginOnNode } from "../harness/login.ts";
 import {
   type NodeWebhookAuthenticator,
   removeTestConcierge,
@@ -99,48 +100,12 @@ describe("the Helm chart on the real node", () => {
 
   /** A TokenCredentialRequest through the aggregator, then `kubectl auth whoami` with its certificate. */
   const loginAndWhoami = async () => {
-    const out = await n.kubectl(
-      ["create", "-o", "json", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "login.concierge.pinniped.dev/v1alpha1",
-        kind: "TokenCredentialRequest",
-        spec: {
-          token,
-          authenticator: {
-            apiGroup: "authentication.concierge.pinniped.dev",
-            kind: "WebhookAuthenticator",
-            name: authenticator?.name,
-          },
-        },
-      }),
-    );
-    const status = (
-      JSON.parse(out) as {
-        status: { credential?: { clientCertificateData: string; clientKeyData: string }; message?: string };
-      }
-    ).status;
-    assert.ok(status.credential, `no credential: ${status.message}`);
-    const b64 = (s: string) => Buffer.from(s).toString("base64");
-    const kubeconfig = join(dir, "user.kubeconfig");
-    await writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "node", cluster: { server: n.server, "certificate-authority": n.caCertPath } }],
-        users: [
-          {
-            name: "user",
-            user: {
-              "client-certificate-data": b64(status.credential.clientCertificateData),
-              "client-key-data": b64(status.credential.clientKeyData),
-            },
-          },
-        ],
-        contexts: [{ name: "user", context: { cluster: "node", user: "user" } }],
-        "current-context": "user",
-      }),
-      { mode: 0o600 },
+    assert.ok(authenticator, "the authenticator is created first");
+    const kubeconfig = await loginOnNode(
+      n,
+      token,
+      { kind: "WebhookAuthenticator", name: authenticator.name },
+      join(dir, "user.kubeconfig"),
     );
     const res = await runCommand(join(n.binDir, "kubectl"), [
       "--kubeconfig",

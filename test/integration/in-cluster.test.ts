@@ -6,13 +6,14 @@
 // reach on the bridge, a certificate that kube-apiserver accepts, and a WhoAmIRequest; and the
 // same again after a node reboot (kubelet stopped and started).
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { uniqueName } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
+import { loginOnNode } from "../harness/login.ts";
 import {
   conciergePods,
   type NodeWebhookAuthenticator,
@@ -33,50 +34,12 @@ describe("the Concierge installed from its image on the real node", () => {
 
   /** A TokenCredentialRequest through the aggregator; the certificate as a kubeconfig. */
   const login = async (name: string): Promise<string> => {
-    const out = await n.kubectl(
-      ["create", "-o", "json", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "login.concierge.pinniped.dev/v1alpha1",
-        kind: "TokenCredentialRequest",
-        spec: {
-          token,
-          authenticator: {
-            apiGroup: "authentication.concierge.pinniped.dev",
-            kind: "WebhookAuthenticator",
-            name: authenticator.name,
-          },
-        },
-      }),
+    return loginOnNode(
+      n,
+      token,
+      { kind: "WebhookAuthenticator", name: authenticator.name },
+      join(dir, `${name}.kubeconfig`),
     );
-    const credential = (
-      JSON.parse(out) as {
-        status: { credential?: { clientCertificateData: string; clientKeyData: string }; message?: string };
-      }
-    ).status;
-    assert.ok(credential.credential, `no credential: ${credential.message}`);
-    const b64 = (s: string) => Buffer.from(s).toString("base64");
-    const kubeconfig = join(dir, `${name}.kubeconfig`);
-    await writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "node", cluster: { server: n.server, "certificate-authority": n.caCertPath } }],
-        users: [
-          {
-            name: "user",
-            user: {
-              "client-certificate-data": b64(credential.credential.clientCertificateData),
-              "client-key-data": b64(credential.credential.clientKeyData),
-            },
-          },
-        ],
-        contexts: [{ name: "user", context: { cluster: "node", user: "user" } }],
-        "current-context": "user",
-      }),
-      { mode: 0o600 },
-    );
-    return kubeconfig;
   };
 
   const whoami = async (kubeconfig: string) => {

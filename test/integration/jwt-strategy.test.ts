@@ -17,6 +17,7 @@ import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type KubectlResult, runKubectl } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
+import { tokenCredentialRequest } from "../harness/login.ts";
 import { runCommand } from "../harness/process.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
 
@@ -128,18 +129,7 @@ describe("the JWTCredential strategy, on a control plane whose kube-apiserver tr
     );
 
   const login = async (token = goodToken): Promise<{ credential?: Credential; message?: string }> => {
-    const tcr = {
-      apiVersion: "login.concierge.pinniped.dev/v1alpha1",
-      kind: "TokenCredentialRequest",
-      spec: {
-        token,
-        authenticator: {
-          apiGroup: "authentication.concierge.pinniped.dev",
-          kind: "WebhookAuthenticator",
-          name: "corp",
-        },
-      },
-    };
+    const tcr = tokenCredentialRequest(token, { kind: "WebhookAuthenticator", name: "corp" });
     const res = await kubectl(["create", "-f", "-", "-o", "json"], { input: JSON.stringify(tcr) });
     if (res.code !== 0) return { message: `kubectl failed: ${res.stderr}` };
     return (JSON.parse(res.stdout) as { status: { credential?: Credential; message?: string } }).status;

@@ -7,7 +7,7 @@
 // share the install and the objects `setup` makes once.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -16,6 +16,7 @@ import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { busyboxImage } from "../../hack/node/images.ts";
 import { uniqueName } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
+import { type AuthenticatorRef, loginOnNode } from "../harness/login.ts";
 import { testConcierge } from "../harness/node.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../harness/oidc-provider.ts";
 import { runCommand } from "../harness/process.ts";
@@ -161,42 +162,13 @@ function setup(): Promise<Fixture> {
 }
 
 /** A TokenCredentialRequest through the aggregator, as the admin; its certificate as a kubeconfig. */
-async function login(f: Fixture, kind: string, authenticator: string, token: string): Promise<string> {
-  const out = await f.n.kubectl(
-    ["create", "-o", "json", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "login.concierge.pinniped.dev/v1alpha1",
-      kind: "TokenCredentialRequest",
-      spec: { token, authenticator: { apiGroup: group, kind, name: authenticator } },
-    }),
-  );
-  const { status } = JSON.parse(out) as {
-    status: { credential?: { clientCertificateData: string; clientKeyData: string }; message?: string };
-  };
-  assert.ok(status.credential, `no credential: ${status.message}`);
-  const b64 = (s: string) => Buffer.from(s).toString("base64");
-  const kubeconfig = join(f.dir, `${authenticator}.kubeconfig`);
-  await writeFile(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "node", cluster: { server: f.n.server, "certificate-authority": f.n.caCertPath } }],
-      users: [
-        {
-          name: "user",
-          user: {
-            "client-certificate-data": b64(status.credential.clientCertificateData),
-            "client-key-data": b64(status.credential.clientKeyData),
-          },
-        },
-      ],
-      contexts: [{ name: "user", context: { cluster: "node", user: "user" } }],
-      "current-context": "user",
-    }),
-    { mode: 0o600 },
-  );
-  return kubeconfig;
+function login(
+  f: Fixture,
+  kind: AuthenticatorRef["kind"],
+  authenticator: string,
+  token: string,
+): Promise<string> {
+  return loginOnNode(f.n, token, { kind, name: authenticator }, join(f.dir, `${authenticator}.kubeconfig`));
 }
 
 /** kubectl as a user; rejects with kubectl's own error on a non-zero exit. */
