@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the tests need on a fresh machine,
 # builds the Kubernetes binaries, then type-checks, lints and runs every test (unit,
-# integration against a real kube-apiserver, end to end on a real node) in one node:test
-# process, inside network and mount namespaces of its own (hack/node/launch.ts).
+# integration against a real kube-apiserver, end to end on a real node) in two node:test
+# processes side by side (hack/test-run.ts), inside network and mount namespaces of their own
+# (hack/node/launch.ts).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source hack/lib.sh
