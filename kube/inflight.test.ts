@@ -3,7 +3,13 @@ import { once } from "node:events";
 import { connect, createServer, type Http2ServerRequest } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
-import { bodyUnread, resetIfUnread, unreadBodyHeaders } from "./inflight.ts";
+import {
+  bodyUnread,
+  resetIfUnread,
+  tooManyRequestsBody,
+  tooManyRequestsHeaders,
+  unreadBodyHeaders,
+} from "./inflight.ts";
 import { turns } from "./turns.ts";
 
 /** What the handler of a real HTTP/2 server sees for a request it answers without reading. */
@@ -81,5 +87,16 @@ describe("resetIfUnread and unreadBodyHeaders", () => {
     assert.deepEqual(unreadBodyHeaders({ complete: false }, 408), { connection: "close" });
     assert.deepEqual(unreadBodyHeaders({ complete: false }, 201), {});
     assert.deepEqual(unreadBodyHeaders({ complete: true }, 413), {});
+  });
+});
+
+describe("the 429", () => {
+  it("is kube-apiserver's: TooManyRequests, retry after the second the header says", () => {
+    const body = JSON.parse(tooManyRequestsBody) as Record<string, unknown>;
+    assert.equal(body.message, "Too many requests, please try again later.");
+    assert.equal(body.reason, "TooManyRequests");
+    assert.equal(body.code, 429);
+    assert.deepEqual(body.details, { retryAfterSeconds: Number(tooManyRequestsHeaders["retry-after"]) });
+    assert.equal(tooManyRequestsHeaders["retry-after"], "1");
   });
 });
