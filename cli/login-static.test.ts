@@ -4,9 +4,11 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { type JSONSchemaProps, tokenCredentialRequest } from "../apis/index.ts";
 import { CertificateAuthority } from "../certs/ca.ts";
 import { signingRequestPublicKey } from "../certs/csr.ts";
 import { issueClientCertificate, issueClientCertificateForKey } from "../certs/issue.ts";
+import { kindShape, strictDecodingError, strictErrors } from "../server/strictdecode.ts";
 import { startHTTPSServer, type TestHTTPSServer } from "../test/harness/tls.ts";
 import { UsageError } from "./flags.ts";
 import {
@@ -238,8 +240,20 @@ describe("login static", () => {
 
     it("falls back to upstream's request when the Concierge refuses the unknown field, as upstream's does", async () => {
       const upstreamKey = await issueClientCertificate(ca, user, 300_000);
+      // Upstream's schema has no spec.certificateSigningRequest: the server's strict decoding,
+      // given that schema, words the refusal.
+      const upstreamSchema = structuredClone(tokenCredentialRequest.schema) as {
+        properties: { spec: { properties: Record<string, unknown> } };
+      };
+      delete upstreamSchema.properties.spec.properties.certificateSigningRequest;
+      const refusal = (body: Record<string, unknown>) =>
+        strictDecodingError({
+          directive: "Strict",
+          errors: strictErrors(JSON.stringify(body), kindShape(upstreamSchema as JSONSchemaProps)),
+          warnings: [],
+        });
       answer = async (body) =>
-        csrOf(body) !== undefined
+        refusal(body) !== undefined
           ? {
               status: 400,
               body: {
@@ -247,8 +261,7 @@ describe("login static", () => {
                 apiVersion: "v1",
                 metadata: {},
                 status: "Failure",
-                message:
-                  'TokenCredentialRequest in version "v1alpha1" cannot be handled as a TokenCredentialRequest: strict decoding error: unknown field "spec.certificateSigningRequest"',
+                message: `TokenCredentialRequest in version "v1alpha1" cannot be handled as a TokenCredentialRequest: ${refusal(body)}`,
                 reason: "BadRequest",
                 code: 400,
               },
