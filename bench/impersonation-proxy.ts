@@ -23,7 +23,6 @@
 // everything is stopped at the end, and it exits.
 //
 //   node bench/impersonation-proxy.ts   (Node 24; node_modules/.bin/node where the system node is older)
-import { type ChildProcess, fork } from "node:child_process";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { type ClientHttp2Session, constants } from "node:http2";
 import { availableParallelism } from "node:os";
@@ -40,6 +39,7 @@ import { KubeRestClient } from "../kube/rest.ts";
 import { Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import {
+  BenchChild,
   expectOK,
   findApiserverPid,
   kubectl,
@@ -209,48 +209,15 @@ async function setUpRBAC(cp: ControlPlane): Promise<string> {
   return token.trim();
 }
 
-class ProxyChild {
-  readonly process: ChildProcess;
-  #waiting: ((message: FromChild) => void) | undefined;
-
+class ProxyChild extends BenchChild<ToChild, FromChild> {
   constructor() {
-    this.process = fork(fileURLToPath(import.meta.url), ["proxy"], {
-      execArgv: [...process.execArgv, "--expose-gc"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    this.process.on("message", (message: FromChild) => {
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
-      waiting?.(message);
-    });
-  }
-
-  /** One question at a time: the bench never asks a second before the first was answered. */
-  ask(message: ToChild): Promise<FromChild> {
-    return new Promise((resolve, reject) => {
-      const exited = (code: number | null) => reject(new Error(`proxy child exited (${code})`));
-      this.#waiting = (answer) => {
-        this.process.off("exit", exited);
-        resolve(answer);
-      };
-      this.process.once("exit", exited);
-      this.process.send(message);
-    });
+    super(fileURLToPath(import.meta.url), "proxy", [...process.execArgv, "--expose-gc"]);
   }
 
   async memory(): Promise<Memory> {
     const answer = await this.ask({ type: "memory" });
     if (answer.type !== "memory") throw new Error(`unexpected answer ${answer.type}`);
     return answer.memory;
-  }
-
-  async stop(): Promise<void> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.process.once("exit", resolve));
-    this.process.send({ type: "stop" } satisfies ToChild);
-    const timer = setTimeout(() => this.process.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(timer);
   }
 }
 

@@ -1,5 +1,7 @@
 // What the benchmarks share: timed rounds with CPU accounting (ours and other processes' from
-// /proc), percentiles, HTTP/2 sessions and kubectl against the bench's own control plane.
+// /proc), percentiles, HTTP/2 sessions and kubectl against the bench's own control plane, and the
+// server half of a bench in a child process.
+import { type ChildProcess, fork } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { type ClientHttp2Session, type ClientHttp2Stream, connect } from "node:http2";
 import type { ControlPlane } from "../hack/controlplane.ts";
@@ -218,4 +220,47 @@ export function openWatch(
     }
   });
   return { stream, opened };
+}
+
+/**
+ * A bench's server half in a child process (the bench's own file again, with `role` as its
+ * argument), so that its CPU and memory are its alone; asked one question at a time over IPC.
+ */
+export class BenchChild<To extends { type: string }, From> {
+  readonly process: ChildProcess;
+  readonly #role: string;
+  #waiting: ((message: From) => void) | undefined;
+
+  constructor(file: string, role: string, execArgv: string[] = process.execArgv) {
+    this.#role = role;
+    this.process = fork(file, [role], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.process.on("message", (message: From) => {
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      waiting?.(message);
+    });
+  }
+
+  /** One question at a time: the bench never asks a second before the first was answered. */
+  ask(message: To): Promise<From> {
+    return new Promise((resolve, reject) => {
+      const exited = (code: number | null) => reject(new Error(`${this.#role} child exited (${code})`));
+      this.#waiting = (answer) => {
+        this.process.off("exit", exited);
+        resolve(answer);
+      };
+      this.process.once("exit", exited);
+      this.process.send(message);
+    });
+  }
+
+  /** Asks the child to stop (a `{ type: "stop" }` message), and kills it if it has not in 5 s. */
+  async stop(): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.process.once("exit", resolve));
+    this.process.send({ type: "stop" });
+    const timer = setTimeout(() => this.process.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
 }

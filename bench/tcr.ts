@@ -34,7 +34,6 @@
 // and it exits.
 //
 //   node bench/tcr.ts        (Node 24; node_modules/.bin/node where the system node is older)
-import { type ChildProcess, fork } from "node:child_process";
 import { generateKeyPairSync, type KeyObject, randomUUID, sign } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { ClientHttp2Session } from "node:http2";
@@ -65,7 +64,16 @@ import {
   FrontProxyConfigHolder,
   frontProxyConfigFromConfigMap,
 } from "../server/frontproxy.ts";
-import { findApiserverPid, kubectl, newTally, openSession, percentile, round, type Tally } from "./lib.ts";
+import {
+  BenchChild,
+  findApiserverPid,
+  kubectl,
+  newTally,
+  openSession,
+  percentile,
+  round,
+  type Tally,
+} from "./lib.ts";
 import { quickOr } from "./quick.ts";
 
 const warmupMs = quickOr(300, 150);
@@ -276,46 +284,13 @@ async function runServerChild(): Promise<void> {
   });
 }
 
-class ServerChild {
-  readonly process: ChildProcess;
-  #waiting: ((message: FromServer) => void) | undefined;
-
+class ServerChild extends BenchChild<ToServer, FromServer> {
   constructor() {
-    this.process = fork(fileURLToPath(import.meta.url), ["server"], {
-      execArgv: process.execArgv,
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    this.process.on("message", (message: FromServer) => {
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
-      waiting?.(message);
-    });
-  }
-
-  /** One question at a time: the bench never asks a second before the first was answered. */
-  ask(message: ToServer): Promise<FromServer> {
-    return new Promise((resolve, reject) => {
-      const exited = (code: number | null) => reject(new Error(`server child exited (${code})`));
-      this.#waiting = (answer) => {
-        this.process.off("exit", exited);
-        resolve(answer);
-      };
-      this.process.once("exit", exited);
-      this.process.send(message);
-    });
+    super(fileURLToPath(import.meta.url), "server");
   }
 
   async use(ca: CAName, strategy: StrategyName = "local"): Promise<void> {
     await this.ask({ type: "use", ca, strategy });
-  }
-
-  async stop(): Promise<void> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.process.once("exit", resolve));
-    this.process.send({ type: "stop" } satisfies ToServer);
-    const timer = setTimeout(() => this.process.kill("SIGKILL"), 5000);
-    await exited;
-    clearTimeout(timer);
   }
 }
 
