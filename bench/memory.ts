@@ -3,9 +3,13 @@
 //
 // The Concierge runs as its own process, from the same one-file bundle the container image runs
 // (`--sources` runs server/main.ts instead), installed from config/ against a dedicated control
-// plane as hack/run-local.ts installs it, with its ServiceAccount's token. Its memory is read from
-// /proc (RSS, its anonymous part, the high-water mark) and its V8 heap from its own /metrics; its
-// CPU from /proc. Logins go to a real TokenReview webhook with a new token each (so no cache
+// plane as hack/run-local.ts installs it, with its ServiceAccount's token. With `--pod` (npm run
+// bench:memory-pod, inside the real node's namespaces) it is the image's container on the real
+// node instead, installed with `kubectl apply -f crds/ -f config/` and scaled to one replica, and
+// the container's cgroup memory (usage, and the working set the kubelet and `kubectl top` report)
+// is printed next to the process's RSS, with the same goals (bench/memory-targets.ts). Its memory
+// is read from /proc (RSS, its anonymous part, the high-water mark) and its V8 heap from its own
+// /metrics; its CPU from /proc. Logins go to a real TokenReview webhook with a new token each (so no cache
 // answers them); the impersonation proxy is enabled (service type None), and its signer issues
 // the credentials, as on a cluster whose signing key cannot be borrowed. The phases:
 //
@@ -24,14 +28,20 @@
 //
 // The Concierge gets the literal environment of the Deployment's container (config/07-deployment.yaml:
 // NODE_OPTIONS, MALLOC_ARENA_MAX, ...), so the figures are those of the shipped settings; `--bare`
-// leaves it out, `--env=NAME=VALUE` adds to or overrides it.
+// leaves it out, `--env=NAME=VALUE` adds to or overrides it (in a pod: `kubectl set env`).
+//
+// At idle and at the end of the load it also prints where the memory is: file-backed and
+// anonymous pages, threads, glibc's malloc arenas. `--heap-snapshot=DIR` writes a V8 heap snapshot
+// of the idle process there and prints its objects summed by constructor (the snapshot itself
+// grows the process, so the run stops there); `--idle-only` stops after idle as well. `--bundle`
+// runs a bundle built before (another commit's, to compare old and new in one sitting).
 //
 //   node bench/memory.ts [--sources] [--bare] [--env=NAME=VALUE ...] [--node-flag=--max-semi-space-size=1 ...]
-import { type ChildProcess, spawn } from "node:child_process";
+//     [--idle-only] [--heap-snapshot=DIR] [--bundle=server.mjs]
+//   node hack/node/launch.ts node bench/memory.ts --pod [--env=NAME=VALUE ...] [--idle-only]
 import { randomUUID } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { get as httpGet, type IncomingMessage } from "node:http";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
 import type { ClientHttp2Session } from "node:http2";
 import { constants } from "node:http2";
 import { get as httpsGet } from "node:https";
@@ -39,18 +49,12 @@ import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { parse as parseYAML } from "yaml";
 import { CertificateAuthority } from "../certs/ca.ts";
 import { issueClientCertificate } from "../certs/issue.ts";
-import { freePorts, startControlPlane } from "../hack/controlplane.ts";
-import { bundleServer } from "../hack/image/build-concierge.ts";
-import { installLocal } from "../hack/run-local.ts";
-import { createLogger } from "../observability/logger.ts";
-import { startTokenReviewWebhook } from "../test/harness/tokenreview-webhook.ts";
+import { residency, summarizeHeapSnapshot, threadNames } from "./breakdown.ts";
 import {
   expectOK,
   findApiserverPid,
-  kubectl,
   newTally,
   openSession,
   openWatch,
@@ -61,6 +65,7 @@ import {
   round,
   type Tally,
 } from "./lib.ts";
+import { type CgroupMemory, localTarget, podTarget } from "./memory-targets.ts";
 import { quickOr } from "./quick.ts";
 
 const { values: flags } = parseArgs({
@@ -71,6 +76,10 @@ const { values: flags } = parseArgs({
     env: { type: "string", multiple: true, default: [] },
     "sustained-seconds": { type: "string", default: quickOr("30", "8") },
     watches: { type: "string", default: quickOr("1000", "200") },
+    "idle-only": { type: "boolean", default: false },
+    pod: { type: "boolean", default: false },
+    bundle: { type: "string" },
+    "heap-snapshot": { type: "string" },
   },
   strict: true,
 });
@@ -113,23 +122,16 @@ function answer(res: IncomingMessage): Promise<Answer> {
   });
 }
 
-/** GET on the Concierge's plain-HTTP health listener, as the kubelet probes. */
-function health(port: number, path: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    httpGet({ host: "127.0.0.1", port, path }, (res) => resolve(answer(res))).on("error", reject);
-  });
-}
-
 /**
  * GET /metrics as Prometheus scrapes it: on the HTTPS port, with a token bound to
  * pinniped-concierge-metrics-reader (the serving certificate is not checked here).
  */
-function scrape(port: number, token: string): Promise<Answer> {
+function scrape(at: { host: string; port: number }, token: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     httpsGet(
       {
-        host: "127.0.0.1",
-        port,
+        host: at.host,
+        port: at.port,
         path: "/metrics",
         rejectUnauthorized: false,
         headers: { authorization: `Bearer ${token}` },
@@ -147,81 +149,80 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 90
   }
 }
 
-/** The Deployment's container's environment variables with a literal value. */
-async function deploymentEnv(): Promise<Record<string, string>> {
-  const deployment = parseYAML(await readFile(join(root, "config", "07-deployment.yaml"), "utf8")) as {
-    spec: {
-      template: { spec: { containers: { name: string; env?: { name: string; value?: string }[] }[] } };
-    };
-  };
-  const container = deployment.spec.template.spec.containers.find((c) => c.name === "pinniped-concierge");
-  return Object.fromEntries(
-    (container?.env ?? []).filter((e) => typeof e.value === "string").map((e) => [e.name, e.value!]),
-  );
-}
-
 interface Sample {
   label: string;
   rss: number;
   anon: number;
+  /** In a pod: the container's cgroup usage and working set. */
+  cgroup?: CgroupMemory;
   heapUsed: number;
   heapTotal: number;
   external: number;
+}
+
+/** The process's memory by kind, and its threads by name. */
+async function breakdown(pid: number, s: Sample): Promise<void> {
+  const r = await residency(pid);
+  const threads = [...(await threadNames(pid))].map(([name, n]) => (n > 1 ? `${name} ×${n}` : name));
+  console.log(
+    `${s.label}: RSS ${mib(s.rss)} MiB = ${mib(r.fileBacked)} file-backed + ${mib(r.anonymous)} anonymous (PSS ${mib(r.pss)}); ` +
+      `V8 heap ${mib(s.heapUsed)} used of ${mib(s.heapTotal)}, external ${mib(s.external)} MiB; ` +
+      `${r.arenas} glibc arenas besides the main one (${mib(r.arenaResident)} MiB resident); ` +
+      `${r.threads} threads: ${threads.join(", ")}`,
+  );
+}
+
+/** Signals the process to write a heap snapshot into `dir`, waits for it and prints its largest groups. */
+async function idleHeapSnapshot(pid: number, dir: string): Promise<void> {
+  const before = new Set(await readdir(dir));
+  process.kill(pid, "SIGUSR2");
+  let text = "";
+  await until("the heap snapshot", async () => {
+    const file = (await readdir(dir)).find((f) => f.endsWith(".heapsnapshot") && !before.has(f));
+    if (!file) return false;
+    text = await readFile(join(dir, file), "utf8");
+    // Written in chunks: complete once it parses.
+    try {
+      JSON.parse(text);
+      log(`heap snapshot: ${join(dir, file)}`);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const groups = summarizeHeapSnapshot(text);
+  const total = groups.reduce((sum, g) => sum + g.selfSize, 0);
+  console.log(
+    `\nIdle V8 heap snapshot: ${mib(total)} MiB in ${groups.length} groups; the largest, by self size:`,
+  );
+  for (const g of groups.slice(0, 40))
+    console.log(
+      `  ${mib(g.selfSize).padStart(7)} MiB ${String(g.count).padStart(8)}  ${g.name.slice(0, 90)}`,
+    );
 }
 
 process.once("SIGINT", () => process.exit(130)); // the control plane's exit hook kills its children
 
 const began = Date.now();
 const dir = await mkdtemp(join(tmpdir(), "bench-memory-"));
-const cp = await startControlPlane({ name: "bench-memory", log });
-const webhook = await startTokenReviewWebhook();
-let child: ChildProcess | undefined;
+const snapshotDir = flags["heap-snapshot"];
+const target = await (flags.pod ? podTarget : localTarget)({
+  log,
+  dir,
+  root,
+  env: Object.fromEntries(
+    flags.env.map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+  ),
+  bare: flags.bare,
+  sources: flags.sources,
+  bundle: flags.bundle,
+  nodeFlags: flags["node-flag"],
+  snapshotDir,
+});
+const { pid, webhook } = target;
+const kubectl = target.kubectl;
 const sessions: ClientHttp2Session[] = [];
 try {
-  const [proxyPort] = (await freePorts(1)) as [number];
-  const install = await installLocal({
-    kubeconfigPath: cp.kubeconfigPath,
-    binDir: cp.binDir,
-    log: createLogger({ level: "error" }),
-    configOverrides: { impersonationProxyServerPort: proxyPort },
-  });
-  const configPath = join(dir, "pinniped.yaml");
-  // JSON is YAML.
-  await writeFile(configPath, JSON.stringify(install.settings));
-  let entry = join(root, "server", "main.ts");
-  if (!flags.sources) {
-    entry = join(dir, "server.mjs");
-    await writeFile(entry, await bundleServer(root));
-  }
-  const logPath = join(dir, "concierge.log");
-  const logFile = createWriteStream(logPath);
-  const childEnv: Record<string, string> = {
-    ...(flags.bare ? {} : await deploymentEnv()),
-    ...Object.fromEntries(
-      flags.env.map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
-    ),
-  };
-  child = spawn(
-    process.execPath,
-    [...flags["node-flag"], entry, "--config", configPath, "--kubeconfig", install.kubeconfigPath],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...childEnv } },
-  );
-  child.stdout!.pipe(logFile);
-  child.stderr!.pipe(logFile);
-  const exited = new Promise<never>((_, reject) =>
-    child!.once("exit", (code, signal) =>
-      reject(new Error(`the Concierge exited (${code ?? signal}); its log is ${logPath}`)),
-    ),
-  );
-  exited.catch(() => {});
-  const pid = child.pid!;
-  const startedAt = performance.now();
-  const healthPort = install.config.healthPort;
-  await Promise.race([
-    exited,
-    until("the Concierge to be ready", async () => (await health(healthPort, "/readyz")).status === 200),
-  ]);
-  const readySeconds = (performance.now() - startedAt) / 1000;
   const startupPeak = (await processMemory(pid))!.peak;
 
   const objects = [
@@ -262,15 +263,15 @@ try {
       subjects: [{ kind: "ServiceAccount", name: "bench-metrics", namespace: "default" }],
     },
   ];
-  await kubectl(cp, ["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
+  await kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
   const scraperToken = (
-    await kubectl(cp, ["create", "token", "bench-metrics", "-n", "default", "--duration=6h"])
+    await kubectl(["create", "token", "bench-metrics", "-n", "default", "--duration=6h"])
   ).trim();
   await until("the CredentialIssuer", async () => {
-    await kubectl(cp, ["get", "credentialissuer", issuerName]);
+    await kubectl(["get", "credentialissuer", issuerName]);
     return true;
   });
-  await kubectl(cp, [
+  await kubectl([
     "patch",
     "credentialissuer",
     issuerName,
@@ -281,12 +282,12 @@ try {
         impersonationProxy: {
           mode: "enabled",
           service: { type: "None" },
-          externalEndpoint: `127.0.0.1:${proxyPort}`,
+          externalEndpoint: target.proxyEndpoint,
         },
       },
     }),
   ]);
-  await kubectl(cp, [
+  await kubectl([
     "wait",
     "--for=jsonpath={.status.phase}=Ready",
     "--timeout=90s",
@@ -294,7 +295,7 @@ try {
   ]);
   let proxyCAPEM = "";
   await until("the ImpersonationProxy strategy to be Listening", async () => {
-    const issuer = JSON.parse(await kubectl(cp, ["get", "credentialissuer", issuerName, "-o", "json"])) as {
+    const issuer = JSON.parse(await kubectl(["get", "credentialissuer", issuerName, "-o", "json"])) as {
       status?: {
         strategies?: {
           type: string;
@@ -311,10 +312,8 @@ try {
     return proxy?.reason === "Listening" && proxyCAPEM !== "";
   });
 
-  const [caCert, caKey, adminCert, adminKey] = await Promise.all(
-    [cp.pki.ca.cert, cp.pki.ca.key, cp.pki.admin.cert, cp.pki.admin.key].map((f) => readFile(f, "utf8")),
-  );
-  const aggregator = await openSession(cp.server, { ca: caCert!, cert: adminCert!, key: adminKey! }, log);
+  const { ca: caCert, caKey, adminCert, adminKey } = target.pem;
+  const aggregator = await openSession(target.server, { ca: caCert, cert: adminCert, key: adminKey }, log);
   sessions.push(aggregator);
   const tcrBody = (token: string) => ({
     apiVersion: `${login}/v1alpha1`,
@@ -347,14 +346,14 @@ try {
     }
   };
   const credential = await tcr();
-  const clusterCA = CertificateAuthority.load(caCert!, caKey!);
+  const clusterCA = CertificateAuthority.load(caCert, caKey);
   const directUser = await issueClientCertificate(clusterCA, user, 3_600_000);
   const direct = await openSession(
-    cp.server,
-    { ca: caCert!, cert: directUser.certPEM, key: directUser.keyPEM },
+    target.server,
+    { ca: caCert, cert: directUser.certPEM, key: directUser.keyPEM },
     log,
   );
-  const proxyURL = `https://127.0.0.1:${proxyPort}`;
+  const proxyURL = `https://${target.proxyEndpoint}`;
   const proxyTLS = { ca: proxyCAPEM, cert: credential.clientCertificateData, key: credential.clientKeyData };
   const viaProxy = await openSession(proxyURL, proxyTLS, log);
   sessions.push(direct, viaProxy);
@@ -374,22 +373,27 @@ try {
   const metric = (text: string, name: string) =>
     Number(new RegExp(`^concierge_nodejs_${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
   const sample = async (label: string): Promise<Sample> => {
-    const [memory, metrics] = await Promise.all([
+    const [memory, metrics, cgroup] = await Promise.all([
       processMemory(pid),
-      scrape(install.config.aggregatedAPIServerPort, scraperToken),
+      scrape(target.metrics, scraperToken),
+      target.cgroup?.memory(),
     ]);
     if (!memory) throw new Error("the Concierge is gone");
     return {
       label,
       rss: memory.rss,
       anon: memory.anon,
+      ...(cgroup ? { cgroup } : {}),
       heapUsed: metric(metrics.text, "heap_size_used_bytes"),
       heapTotal: metric(metrics.text, "heap_size_total_bytes"),
       external: metric(metrics.text, "external_memory_bytes"),
     };
   };
   /** Resets the kernel's RSS high-water mark of the Concierge (clear_refs 5), so VmHWM is a phase's peak. */
-  const resetPeak = () => writeFile(`/proc/${pid}/clear_refs`, "5").catch(() => {});
+  const resetPeak = async () => {
+    await writeFile(`/proc/${pid}/clear_refs`, "5").catch(() => {});
+    await target.cgroup?.resetPeak();
+  };
   const samples: Sample[] = [];
 
   // Idle.
@@ -397,231 +401,276 @@ try {
   const idle = await sample("idle");
   samples.push(idle);
 
-  // Bursts.
-  await resetPeak();
-  const scratch = newTally();
-  await round(tcr, 8, burstMs, scratch);
-  await round(proxyGet, 8, burstMs, scratch);
-  const burstPeak = (await processMemory(pid))!.peak;
-  await sleep(afterBurstsMs);
-  samples.push(await sample(`${afterBurstsMs / 1000} s after bursts`));
+  await breakdown(pid, idle);
+  if (snapshotDir !== undefined) await idleHeapSnapshot(pid, snapshotDir);
+  else if (!flags["idle-only"]) await underLoad();
 
-  // CPU per request and the proxy's throughput.
-  const tcrTally = newTally();
-  for (let i = 0; i < rounds; i++) await round(tcr, 8, 2 * roundMs, tcrTally, watched);
-  const getTallies = new Map<number, [Tally, Tally]>();
-  for (const concurrency of [1, 8]) {
-    const tallies: [Tally, Tally] = [newTally(), newTally()];
-    await round(directGet, concurrency, roundMs, newTally());
-    await round(proxyGet, concurrency, roundMs, newTally());
-    for (let i = 0; i < rounds; i++) {
-      await round(directGet, concurrency, roundMs, tallies[0], watched);
-      await round(proxyGet, concurrency, roundMs, tallies[1], watched);
+  /** Every phase after idle, and the report against the goals. */
+  async function underLoad() {
+    // Bursts.
+    await resetPeak();
+    const scratch = newTally();
+    await round(tcr, 8, burstMs, scratch);
+    await round(proxyGet, 8, burstMs, scratch);
+    const burstPeak = (await processMemory(pid))!.peak;
+    await sleep(afterBurstsMs);
+    samples.push(await sample(`${afterBurstsMs / 1000} s after bursts`));
+
+    // CPU per request and the proxy's throughput.
+    const tcrTally = newTally();
+    for (let i = 0; i < rounds; i++) await round(tcr, 8, 2 * roundMs, tcrTally, watched);
+    const getTallies = new Map<number, [Tally, Tally]>();
+    for (const concurrency of [1, 8]) {
+      const tallies: [Tally, Tally] = [newTally(), newTally()];
+      await round(directGet, concurrency, roundMs, newTally());
+      await round(proxyGet, concurrency, roundMs, newTally());
+      for (let i = 0; i < rounds; i++) {
+        await round(directGet, concurrency, roundMs, tallies[0], watched);
+        await round(proxyGet, concurrency, roundMs, tallies[1], watched);
+      }
+      getTallies.set(concurrency, tallies);
     }
-    getTallies.set(concurrency, tallies);
-  }
-  samples.push(await sample("after CPU rounds"));
+    samples.push(await sample("after CPU rounds"));
 
-  // Watches.
-  const watchSessionList = await Promise.all(
-    Array.from({ length: watchSessions }, () => openSession(proxyURL, proxyTLS, log)),
-  );
-  sessions.push(...watchSessionList);
-  await sleep(1_000);
-  const beforeWatches = await sample("before watches");
-  samples.push(beforeWatches);
-  const rv = (await expectOK(aggregator, "GET", configMaps)).metadata?.resourceVersion ?? "";
-  const watches: ReturnType<typeof openWatch>[] = [];
-  let established = 0;
-  const failures = new Map<string, number>();
-  while (watches.length < watchCount) {
-    const batch: Promise<void>[] = [];
-    for (let i = 0; i < watchOpenBatch && watches.length < watchCount; i++) {
-      const w = openWatch(
-        watchSessionList[watches.length % watchSessions]!,
-        `${configMaps}?watch=1&resourceVersion=${rv}`,
-        () => {},
-      );
-      watches.push(w);
-      batch.push(
-        w.opened.then(
-          () => {
-            established++;
-          },
-          (err: Error) => {
-            failures.set(err.message, (failures.get(err.message) ?? 0) + 1);
-          },
-        ),
-      );
+    // Watches.
+    const watchSessionList = await Promise.all(
+      Array.from({ length: watchSessions }, () => openSession(proxyURL, proxyTLS, log)),
+    );
+    sessions.push(...watchSessionList);
+    await sleep(1_000);
+    const beforeWatches = await sample("before watches");
+    samples.push(beforeWatches);
+    const rv = (await expectOK(aggregator, "GET", configMaps)).metadata?.resourceVersion ?? "";
+    const watches: ReturnType<typeof openWatch>[] = [];
+    let established = 0;
+    const failures = new Map<string, number>();
+    while (watches.length < watchCount) {
+      const batch: Promise<void>[] = [];
+      for (let i = 0; i < watchOpenBatch && watches.length < watchCount; i++) {
+        const w = openWatch(
+          watchSessionList[watches.length % watchSessions]!,
+          `${configMaps}?watch=1&resourceVersion=${rv}`,
+          () => {},
+        );
+        watches.push(w);
+        batch.push(
+          w.opened.then(
+            () => {
+              established++;
+            },
+            (err: Error) => {
+              failures.set(err.message, (failures.get(err.message) ?? 0) + 1);
+            },
+          ),
+        );
+      }
+      await Promise.all(batch);
     }
-    await Promise.all(batch);
-  }
-  await sleep(1_000);
-  const withWatches = await sample(`${established} watches open`);
-  samples.push(withWatches);
+    await sleep(1_000);
+    const withWatches = await sample(`${established} watches open`);
+    samples.push(withWatches);
 
-  // Sustained load, the watches still open.
-  await resetPeak();
-  let sampledPeak = { rss: 0, anon: 0 };
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      const m = await processMemory(pid);
-      if (m)
-        sampledPeak = { rss: Math.max(sampledPeak.rss, m.rss), anon: Math.max(sampledPeak.anon, m.anon) };
-      await sleep(200);
+    // Sustained load, the watches still open.
+    await resetPeak();
+    let sampledPeak = { rss: 0, anon: 0, workingSet: 0 };
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [m, c] = await Promise.all([processMemory(pid), target.cgroup?.memory()]);
+        if (m)
+          sampledPeak = {
+            rss: Math.max(sampledPeak.rss, m.rss),
+            anon: Math.max(sampledPeak.anon, m.anon),
+            workingSet: Math.max(sampledPeak.workingSet, c?.workingSet ?? 0),
+          };
+        await sleep(200);
+      }
+    })();
+    const sustained = { tcr: newTally(), get: newTally() };
+    const cpuBefore = await processCPUSeconds(pid);
+    const t0 = performance.now();
+    await Promise.all([
+      round(tcr, 8, sustainedMs, sustained.tcr),
+      round(proxyGet, 8, sustainedMs, sustained.get),
+    ]);
+    const sustainedSeconds = (performance.now() - t0) / 1000;
+    const sustainedCPU = ((await processCPUSeconds(pid)) ?? Number.NaN) - (cpuBefore ?? Number.NaN);
+    sampling = false;
+    await sampler;
+    const sustainedPeak = (await processMemory(pid))!.peak;
+    const cgroupPeak = await target.cgroup?.peak();
+    const endOfLoad = await sample("end of sustained load");
+    samples.push(endOfLoad);
+    await breakdown(pid, endOfLoad);
+
+    // After the load.
+    for (const w of watches) w.stream.close(constants.NGHTTP2_CANCEL);
+    const recovery: { seconds: number; rss: number; workingSet?: number }[] = [];
+    const loadEnded = performance.now();
+    for (let t = recoveryStepMs; t <= recoveryMs; t += recoveryStepMs) {
+      await sleep(loadEnded + t - performance.now());
+      const c = await target.cgroup?.memory();
+      recovery.push({
+        seconds: t / 1000,
+        rss: (await processMemory(pid))!.rss,
+        ...(c ? { workingSet: c.workingSet } : {}),
+      });
     }
-  })();
-  const sustained = { tcr: newTally(), get: newTally() };
-  const cpuBefore = await processCPUSeconds(pid);
-  const t0 = performance.now();
-  await Promise.all([
-    round(tcr, 8, sustainedMs, sustained.tcr),
-    round(proxyGet, 8, sustainedMs, sustained.get),
-  ]);
-  const sustainedSeconds = (performance.now() - t0) / 1000;
-  const sustainedCPU = ((await processCPUSeconds(pid)) ?? Number.NaN) - (cpuBefore ?? Number.NaN);
-  sampling = false;
-  await sampler;
-  const sustainedPeak = (await processMemory(pid))!.peak;
-  samples.push(await sample("end of sustained load"));
+    samples.push(await sample(`${recoveryMs / 1000} s after the load`));
+    const backWithin = recovery.find((r) => r.rss <= 1.2 * idle.rss);
 
-  // After the load.
-  for (const w of watches) w.stream.close(constants.NGHTTP2_CANCEL);
-  const recovery: { seconds: number; rss: number }[] = [];
-  const loadEnded = performance.now();
-  for (let t = recoveryStepMs; t <= recoveryMs; t += recoveryStepMs) {
-    await sleep(loadEnded + t - performance.now());
-    recovery.push({ seconds: t / 1000, rss: (await processMemory(pid))!.rss });
-  }
-  samples.push(await sample(`${recoveryMs / 1000} s after the load`));
-  const backWithin = recovery.find((r) => r.rss <= 1.2 * idle.rss);
-
-  // The report.
-  const what = flags.sources ? "server/main.ts (sources)" : "the image's bundle (server.mjs)";
-  const nodeFlags = flags["node-flag"].length > 0 ? flags["node-flag"].join(" ") : "none";
-  const envText = Object.entries(childEnv)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(" ");
-  console.log(
-    `node ${process.version}; the Concierge from ${what}, node flags: ${nodeFlags}; environment: ${envText || "none"}; ${availableParallelism()} CPUs; ` +
-      `ready ${readySeconds.toFixed(1)} s after start, startup peak RSS ${mib(startupPeak)} MiB`,
-  );
-  console.log(
-    "\nMemory of the Concierge process (RSS = VmRSS; anon = RssAnon; heap and external from its /metrics)",
-  );
-  console.log(
-    `  ${"when".padEnd(26)} ${"RSS MiB".padStart(8)} ${"anon MiB".padStart(9)} ${"heap used".padStart(10)} ${"heap total".padStart(11)} ${"external".padStart(9)}`,
-  );
-  for (const s of samples) {
+    // The report.
     console.log(
-      `  ${s.label.padEnd(26)} ${mib(s.rss).padStart(8)} ${mib(s.anon).padStart(9)} ${mib(s.heapUsed).padStart(10)} ${mib(s.heapTotal).padStart(11)} ${mib(s.external).padStart(9)}`,
+      `node ${process.version}; the Concierge as ${target.what}; ${availableParallelism()} CPUs; ` +
+        (Number.isNaN(target.readySeconds) ? "" : `ready ${target.readySeconds.toFixed(1)} s after start, `) +
+        `startup peak RSS ${mib(startupPeak)} MiB`,
     );
-  }
-  console.log(
-    `  RSS after ${recoveryMs / 1000} s, every ${recoveryStepMs / 1000} s: ${recovery.map((r) => mib(r.rss)).join(" ")} MiB`,
-  );
-  const perWatch = (withWatches.rss - beforeWatches.rss) / Math.max(established, 1);
-  const tcrCPU = (1000 * (tcrTally.otherCPUSeconds.concierge ?? Number.NaN)) / tcrTally.count;
-  const [direct1, proxy1] = getTallies.get(1)!;
-  const [direct8, proxy8] = getTallies.get(8)!;
-  const getCPU = (1000 * (proxy8.otherCPUSeconds.concierge ?? Number.NaN)) / proxy8.count;
-  const rate = (t: Tally) => t.count / t.seconds;
-  const p50 = (t: Tally) =>
-    percentile(
-      [...t.latenciesMs].sort((a, b) => a - b),
-      50,
-    );
-  const idleMiB = idle.rss / 2 ** 20;
-  const sustainedMiB = sustainedPeak / 2 ** 20;
-  const throughputRatio = rate(proxy8) / rate(direct8);
-  const overheadMs = p50(proxy1) - p50(direct1);
-  const recoveredMiB = recovery.at(-1)!.rss / 2 ** 20;
-  /** A figure, its goal and how far from it: measured / goal, met when at most (≤) or at least (≥) 1. */
-  interface Row {
-    name: string;
-    value: string;
-    goal?: { op: "≤" | "≥"; limit: number; unit: string; measured: number };
-  }
-  const rows: Row[] = [
-    {
-      name: "RSS idle",
-      value: `${mib(idle.rss)} MiB`,
-      goal: { op: "≤", limit: 80, unit: " MiB", measured: idleMiB },
-    },
-    { name: `RSS peak, ${burstMs / 1000}-s bursts`, value: `${mib(burstPeak)} MiB` },
-    {
-      name: `RSS peak, sustained ${sustainedMs / 1000} s + ${established} watches`,
-      value: `${mib(sustainedPeak)} MiB (sampled ${mib(sampledPeak.rss)}, anon ${mib(sampledPeak.anon)})`,
-      goal: { op: "≤", limit: 128, unit: " MiB", measured: sustainedMiB },
-    },
-    {
-      name: `RSS ${recoveryMs / 1000} s after the load / idle`,
-      value: backWithin
-        ? `${(recoveredMiB / idleMiB).toFixed(2)}x, ≤ 1.2x within ${backWithin.seconds} s`
-        : `${(recoveredMiB / idleMiB).toFixed(2)}x (${recoveredMiB.toFixed(1)} MiB), not ≤ 1.2x within ${recoveryMs / 1000} s`,
-      goal: { op: "≤", limit: 1.2, unit: "x", measured: recoveredMiB / idleMiB },
-    },
-    {
-      name: "RSS per open watch",
-      value: `${(perWatch / 1024).toFixed(1)} KiB`,
-      goal: { op: "≤", limit: 32, unit: " KiB", measured: perWatch / 1024 },
-    },
-    {
-      name: "Concierge CPU per TCR, 8 in flight",
-      value: `${tcrCPU.toFixed(2)} ms (${rate(tcrTally).toFixed(0)} TCR/s)`,
-      goal: { op: "≤", limit: 0.8, unit: " ms", measured: tcrCPU },
-    },
-    {
-      name: "Concierge CPU per proxied GET, 8 in flight",
-      value: `${getCPU.toFixed(2)} ms`,
-      goal: { op: "≤", limit: 0.3, unit: " ms", measured: getCPU },
-    },
-    {
-      name: "proxy throughput / direct, 8 in flight",
-      value: `${throughputRatio.toFixed(2)} (${rate(proxy8).toFixed(0)} vs ${rate(direct8).toFixed(0)} GET/s)`,
-      goal: { op: "≥", limit: 0.75, unit: "", measured: throughputRatio },
-    },
-    {
-      name: "proxy p50 overhead, 1 in flight",
-      value: `${overheadMs.toFixed(2)} ms`,
-      goal: { op: "≤", limit: 0.5, unit: " ms", measured: overheadMs },
-    },
-    {
-      name: "sustained: TCR/s, GET/s, CPU ms per request",
-      value:
-        `${rate(sustained.tcr).toFixed(0)}, ${rate(sustained.get).toFixed(0)}, ` +
-        `${((1000 * sustainedCPU) / (sustained.tcr.count + sustained.get.count)).toFixed(2)} (both kinds, ${sustainedSeconds.toFixed(0)} s)`,
-    },
-  ];
-  console.log("\nAgainst the goals of issue 16 (ratio = measured / goal)");
-  console.log(`  ${"".padEnd(46)} ${"measured".padEnd(56)} ${"goal".padEnd(11)} ratio`);
-  for (const { name, value, goal } of rows) {
-    const met = goal && (goal.op === "≤" ? goal.measured <= goal.limit : goal.measured >= goal.limit);
-    const target = goal ? `${goal.op} ${goal.limit}${goal.unit}` : "";
-    const ratio = goal ? `${(goal.measured / goal.limit).toFixed(2)} ${met ? "met" : "NOT met"}` : "";
-    console.log(`  ${name.padEnd(46)} ${value.padEnd(56)} ${target.padEnd(11)} ${ratio}`);
-  }
-  if (established < watchCount || failures.size > 0) {
     console.log(
-      `  watches established ${established}/${watchCount}` +
-        (failures.size > 0 ? `; failures: ${[...failures].map(([m, n]) => `${n}× ${m}`).join("; ")}` : ""),
+      "\nMemory of the Concierge process (RSS = VmRSS; anon = RssAnon; heap and external from its /metrics" +
+        (target.cgroup ? "; the container's cgroup usage and working set = usage - inactive_file)" : ")"),
     );
+    const cgroupColumns = (s?: Sample) =>
+      !target.cgroup
+        ? ""
+        : s
+          ? ` ${mib(s.cgroup?.usage ?? Number.NaN).padStart(9)} ${mib(s.cgroup?.workingSet ?? Number.NaN).padStart(8)}`
+          : ` ${"cgroup".padStart(9)} ${"work set".padStart(8)}`;
+    console.log(
+      `  ${"when".padEnd(26)} ${"RSS MiB".padStart(8)} ${"anon MiB".padStart(9)} ${"heap used".padStart(10)} ${"heap total".padStart(11)} ${"external".padStart(9)}${cgroupColumns()}`,
+    );
+    for (const s of samples) {
+      console.log(
+        `  ${s.label.padEnd(26)} ${mib(s.rss).padStart(8)} ${mib(s.anon).padStart(9)} ${mib(s.heapUsed).padStart(10)} ${mib(s.heapTotal).padStart(11)} ${mib(s.external).padStart(9)}${cgroupColumns(s)}`,
+      );
+    }
+    console.log(
+      `  RSS after ${recoveryMs / 1000} s, every ${recoveryStepMs / 1000} s: ${recovery.map((r) => mib(r.rss)).join(" ")} MiB`,
+    );
+    if (target.cgroup)
+      console.log(
+        `  working set after ${recoveryMs / 1000} s, every ${recoveryStepMs / 1000} s: ${recovery.map((r) => mib(r.workingSet ?? Number.NaN)).join(" ")} MiB`,
+      );
+    const perWatch = (withWatches.rss - beforeWatches.rss) / Math.max(established, 1);
+    const tcrCPU = (1000 * (tcrTally.otherCPUSeconds.concierge ?? Number.NaN)) / tcrTally.count;
+    const [direct1, proxy1] = getTallies.get(1)!;
+    const [direct8, proxy8] = getTallies.get(8)!;
+    const getCPU = (1000 * (proxy8.otherCPUSeconds.concierge ?? Number.NaN)) / proxy8.count;
+    const rate = (t: Tally) => t.count / t.seconds;
+    const p50 = (t: Tally) =>
+      percentile(
+        [...t.latenciesMs].sort((a, b) => a - b),
+        50,
+      );
+    const idleMiB = idle.rss / 2 ** 20;
+    const sustainedMiB = sustainedPeak / 2 ** 20;
+    const throughputRatio = rate(proxy8) / rate(direct8);
+    const overheadMs = p50(proxy1) - p50(direct1);
+    const recoveredMiB = recovery.at(-1)!.rss / 2 ** 20;
+    /** A figure, its goal and how far from it: measured / goal, met when at most (≤) or at least (≥) 1. */
+    interface Row {
+      name: string;
+      value: string;
+      goal?: { op: "≤" | "≥"; limit: number; unit: string; measured: number };
+    }
+    const rows: Row[] = [
+      {
+        name: "RSS idle",
+        value: `${mib(idle.rss)} MiB`,
+        goal: { op: "≤", limit: 80, unit: " MiB", measured: idleMiB },
+      },
+      { name: `RSS peak, ${burstMs / 1000}-s bursts`, value: `${mib(burstPeak)} MiB` },
+      {
+        name: `RSS peak, sustained ${sustainedMs / 1000} s + ${established} watches`,
+        value: `${mib(sustainedPeak)} MiB (sampled ${mib(sampledPeak.rss)}, anon ${mib(sampledPeak.anon)})`,
+        goal: { op: "≤", limit: 128, unit: " MiB", measured: sustainedMiB },
+      },
+      {
+        name: `RSS ${recoveryMs / 1000} s after the load / idle`,
+        value: backWithin
+          ? `${(recoveredMiB / idleMiB).toFixed(2)}x, ≤ 1.2x within ${backWithin.seconds} s`
+          : `${(recoveredMiB / idleMiB).toFixed(2)}x (${recoveredMiB.toFixed(1)} MiB), not ≤ 1.2x within ${recoveryMs / 1000} s`,
+        goal: { op: "≤", limit: 1.2, unit: "x", measured: recoveredMiB / idleMiB },
+      },
+      ...cgroupRows(),
+      {
+        name: "RSS per open watch",
+        value: `${(perWatch / 1024).toFixed(1)} KiB`,
+        goal: { op: "≤", limit: 32, unit: " KiB", measured: perWatch / 1024 },
+      },
+      {
+        name: "Concierge CPU per TCR, 8 in flight",
+        value: `${tcrCPU.toFixed(2)} ms (${rate(tcrTally).toFixed(0)} TCR/s)`,
+        goal: { op: "≤", limit: 0.8, unit: " ms", measured: tcrCPU },
+      },
+      {
+        name: "Concierge CPU per proxied GET, 8 in flight",
+        value: `${getCPU.toFixed(2)} ms`,
+        goal: { op: "≤", limit: 0.3, unit: " ms", measured: getCPU },
+      },
+      {
+        name: "proxy throughput / direct, 8 in flight",
+        value: `${throughputRatio.toFixed(2)} (${rate(proxy8).toFixed(0)} vs ${rate(direct8).toFixed(0)} GET/s)`,
+        goal: { op: "≥", limit: 0.75, unit: "", measured: throughputRatio },
+      },
+      {
+        name: "proxy p50 overhead, 1 in flight",
+        value: `${overheadMs.toFixed(2)} ms`,
+        goal: { op: "≤", limit: 0.5, unit: " ms", measured: overheadMs },
+      },
+      {
+        name: "sustained: TCR/s, GET/s, CPU ms per request",
+        value:
+          `${rate(sustained.tcr).toFixed(0)}, ${rate(sustained.get).toFixed(0)}, ` +
+          `${((1000 * sustainedCPU) / (sustained.tcr.count + sustained.get.count)).toFixed(2)} (both kinds, ${sustainedSeconds.toFixed(0)} s)`,
+      },
+    ];
+    /** In a pod, the container's figures against the same goals as the process's RSS. */
+    function cgroupRows(): Row[] {
+      const idleCgroup = idle.cgroup;
+      if (!idleCgroup || cgroupPeak === undefined) return [];
+      const idleWS = idleCgroup.workingSet / 2 ** 20;
+      const afterWS = (recovery.at(-1)?.workingSet ?? Number.NaN) / 2 ** 20;
+      const wsBack = recovery.find((r) => (r.workingSet ?? Number.NaN) <= 1.2 * idleCgroup.workingSet);
+      return [
+        {
+          name: "container working set idle",
+          value: `${idleWS.toFixed(1)} MiB (cgroup usage ${mib(idleCgroup.usage)})`,
+          goal: { op: "≤", limit: 80, unit: " MiB", measured: idleWS },
+        },
+        {
+          name: "container memory peak, sustained load",
+          value: `${mib(cgroupPeak)} MiB usage (working set sampled ${mib(sampledPeak.workingSet)})`,
+          goal: { op: "≤", limit: 128, unit: " MiB", measured: cgroupPeak / 2 ** 20 },
+        },
+        {
+          name: `container working set ${recoveryMs / 1000} s after / idle`,
+          value: wsBack
+            ? `${(afterWS / idleWS).toFixed(2)}x, ≤ 1.2x within ${wsBack.seconds} s`
+            : `${(afterWS / idleWS).toFixed(2)}x (${afterWS.toFixed(1)} MiB), not ≤ 1.2x within ${recoveryMs / 1000} s`,
+          goal: { op: "≤", limit: 1.2, unit: "x", measured: afterWS / idleWS },
+        },
+      ];
+    }
+    console.log("\nAgainst the goals of issue 16 (ratio = measured / goal)");
+    console.log(`  ${"".padEnd(46)} ${"measured".padEnd(56)} ${"goal".padEnd(11)} ratio`);
+    for (const { name, value, goal } of rows) {
+      const met = goal && (goal.op === "≤" ? goal.measured <= goal.limit : goal.measured >= goal.limit);
+      const target = goal ? `${goal.op} ${goal.limit}${goal.unit}` : "";
+      const ratio = goal ? `${(goal.measured / goal.limit).toFixed(2)} ${met ? "met" : "NOT met"}` : "";
+      console.log(`  ${name.padEnd(46)} ${value.padEnd(56)} ${target.padEnd(11)} ${ratio}`);
+    }
+    if (established < watchCount || failures.size > 0) {
+      console.log(
+        `  watches established ${established}/${watchCount}` +
+          (failures.size > 0 ? `; failures: ${[...failures].map(([m, n]) => `${n}× ${m}`).join("; ")}` : ""),
+      );
+    }
   }
 } catch (err) {
-  const tail = await readFile(join(dir, "concierge.log"), "utf8").catch(() => "");
-  log(`failed; the Concierge's last log lines:\n${tail.split("\n").slice(-30).join("\n")}`);
+  log(`failed; the Concierge's last log lines:\n${await target.logTail()}`);
   throw err;
 } finally {
   for (const session of sessions) session.destroy();
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const gone = new Promise((resolve) => child!.once("exit", resolve));
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child!.kill("SIGKILL"), 20_000);
-    await gone;
-    clearTimeout(timer);
-  }
-  await webhook.close();
-  await cp.stop();
+  await target.stop();
   await rm(dir, { recursive: true, force: true });
 }
