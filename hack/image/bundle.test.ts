@@ -18,4 +18,10 @@ describe("the server's bundle", () => {
       assert.equal(packages.has(name), false, `${name} is in the server's bundle`);
     }
   });
+
+  it("imports node:http through require(), not as an ES module (which loads Node's undici: +13.6 MiB RSS)", async () => {
+    const text = (await bundleServer(root)).toString("utf8");
+    assert.doesNotMatch(text, /^import\b[^;]*from "(node:)?http";/m);
+    assert.match(text, /__require\("node:http"\)/);
+  });
 });
