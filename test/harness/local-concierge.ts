@@ -21,6 +21,55 @@ export function startLocalConcierge(
   });
 }
 
+/** Where the suites keep the Secret strategy's CA. */
+export const signerSecretRef = { namespace: "signers", name: "csr-signer" } as const;
+const conciergeServiceAccount = {
+  kind: "ServiceAccount",
+  name: "pinniped-concierge",
+  namespace: "pinniped-concierge",
+};
+
+/** The README's RBAC for the Secret strategy: the named Secret only, for the Concierge's ServiceAccount. */
+export function secretStrategyRBAC(): object[] {
+  const metadata = { namespace: signerSecretRef.namespace, name: "pinniped-concierge-signer-secret" };
+  return [
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata,
+      rules: [
+        {
+          apiGroups: [""],
+          resources: ["secrets"],
+          resourceNames: [signerSecretRef.name],
+          verbs: ["get", "list", "watch"],
+        },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata,
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: metadata.name },
+      subjects: [conciergeServiceAccount],
+    },
+  ];
+}
+
+/** The Secret strategy's Secret, holding a CA certificate and its key. */
+export function signerSecretWith(certPEM: string, privateKeyPEM: string): object {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { ...signerSecretRef },
+    type: "kubernetes.io/tls",
+    data: {
+      "tls.crt": Buffer.from(certPEM).toString("base64"),
+      "tls.key": Buffer.from(privateKeyPEM).toString("base64"),
+    },
+  };
+}
+
 export type Credential = {
   clientCertificateData: string;
   clientKeyData: string;

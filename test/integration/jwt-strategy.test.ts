@@ -17,6 +17,7 @@ import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import { memoryLogger } from "../../observability/logger.ts";
 import { type KubectlResult, runKubectl } from "../harness/cluster.ts";
 import { eventually } from "../harness/eventually.ts";
+import { secretStrategyRBAC, signerSecretRef, signerSecretWith } from "../harness/local-concierge.ts";
 import { tokenCredentialRequest } from "../harness/login.ts";
 import { runCommand } from "../harness/process.ts";
 import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tokenreview-webhook.ts";
@@ -26,9 +27,7 @@ const goodToken = "jwt-strategy-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
 const audience = "concierge-jwt-strategy-test";
 const namespace = "pinniped-concierge";
-const signerNamespace = "signers";
-const signerSecret = "csr-signer";
-const conciergeSA = { kind: "ServiceAccount", name: "pinniped-concierge", namespace };
+const { namespace: signerNamespace, name: signerSecret } = signerSecretRef;
 
 type Strategy = { type: string; status: string; reason: string; message: string };
 type Credential = {
@@ -306,40 +305,8 @@ describe("the JWTCredential strategy, on a control plane whose kube-apiserver tr
   it("takes over from a broken Secret strategy (time printed), with no failed TokenCredentialRequest", async () => {
     await ok(["create", "namespace", signerNamespace]);
     await apply(
-      {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "Role",
-        metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
-        rules: [
-          {
-            apiGroups: [""],
-            resources: ["secrets"],
-            resourceNames: [signerSecret],
-            verbs: ["get", "list", "watch"],
-          },
-        ],
-      },
-      {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "RoleBinding",
-        metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
-        roleRef: {
-          apiGroup: "rbac.authorization.k8s.io",
-          kind: "Role",
-          name: "pinniped-concierge-signer-secret",
-        },
-        subjects: [conciergeSA],
-      },
-      {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { namespace: signerNamespace, name: signerSecret },
-        type: "kubernetes.io/tls",
-        data: {
-          "tls.crt": (await readFile(cp.pki.ca.cert)).toString("base64"),
-          "tls.key": (await readFile(cp.pki.ca.key)).toString("base64"),
-        },
-      },
+      ...secretStrategyRBAC(),
+      signerSecretWith(await readFile(cp.pki.ca.cert, "utf8"), await readFile(cp.pki.ca.key, "utf8")),
     );
     await startWith({
       order: ["SecretSigningCertificate", "JWTCredential"],

@@ -23,6 +23,9 @@ import {
   issuerStrategies,
   requestCredential,
   type Strategy,
+  secretStrategyRBAC,
+  signerSecretRef,
+  signerSecretWith,
   startLocalConcierge,
   whoamiWith,
 } from "../harness/local-concierge.ts";
@@ -31,9 +34,7 @@ import { startTokenReviewWebhook, type TokenReviewWebhook } from "../harness/tok
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const goodToken = "strategies-test-token";
 const user = { username: "pinny", groups: ["seals", "walruses"] };
-const signerNamespace = "signers";
-const signerSecret = "csr-signer";
-const conciergeSA = { kind: "ServiceAccount", name: "pinniped-concierge", namespace: "pinniped-concierge" };
+const { namespace: signerNamespace, name: signerSecret } = signerSecretRef;
 
 describe("login strategies, on a dedicated control plane", () => {
   let cp: ControlPlane;
@@ -91,17 +92,6 @@ describe("login strategies, on a dedicated control plane", () => {
     assert.ok(status.credential, `no credential: ${status.message}`);
     return whoami(status.credential);
   };
-  const signerSecretWith = (certPEM: string, privateKeyPEM: string) => ({
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { namespace: signerNamespace, name: signerSecret },
-    type: "kubernetes.io/tls",
-    data: {
-      "tls.crt": Buffer.from(certPEM).toString("base64"),
-      "tls.key": Buffer.from(privateKeyPEM).toString("base64"),
-    },
-  });
-
   /**
    * The CSR API strategy's opt-in RBAC, config/opt-in/csr-api-rbac.yaml as shipped; `approve: false`
    * leaves out approval on the signer.
@@ -117,33 +107,6 @@ describe("login strategies, on a dedicated control plane", () => {
         : o,
     );
   };
-  /** The README's RBAC for the Secret strategy: the named Secret only. */
-  const secretRBAC = () => [
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
-      rules: [
-        {
-          apiGroups: [""],
-          resources: ["secrets"],
-          resourceNames: [signerSecret],
-          verbs: ["get", "list", "watch"],
-        },
-      ],
-    },
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: { namespace: signerNamespace, name: "pinniped-concierge-signer-secret" },
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "Role",
-        name: "pinniped-concierge-signer-secret",
-      },
-      subjects: [conciergeSA],
-    },
-  ];
   const webhookAuthenticatorReady = async () => {
     await apply({
       apiVersion: "authentication.concierge.pinniped.dev/v1alpha1",
@@ -216,7 +179,7 @@ describe("login strategies, on a dedicated control plane", () => {
 
     it("with get/list/watch on exactly its Secret, signs with the cluster's CA from the Secret: kubectl auth whoami is the user", async () => {
       await ok(["create", "namespace", signerNamespace]);
-      await apply(...secretRBAC(), await clusterSecret());
+      await apply(...secretStrategyRBAC(), await clusterSecret());
       await startWith(secretStrategies);
       await webhookAuthenticatorReady();
       await shows("SecretSigningCertificate", "Success", /^key was loaded from Secret signers\/csr-signer$/);
@@ -402,7 +365,7 @@ describe("login strategies, on a dedicated control plane", () => {
 
     it("the CSR API strategy shows the reason in kubectl get credentialissuer -o yaml, and logins go to the next strategy", async () => {
       await ok(["create", "namespace", signerNamespace]);
-      await apply(...csrRBAC(), ...secretRBAC(), await clusterSecret());
+      await apply(...csrRBAC(), ...secretStrategyRBAC(), await clusterSecret());
       await startWith({
         order: ["CertificateSigningRequestAPI", "SecretSigningCertificate"],
         secretSigningCertificate: { secrets: [{ namespace: signerNamespace, name: signerSecret }] },
