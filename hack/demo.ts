@@ -15,6 +15,7 @@ import { type KubectlResult, runKubectl } from "../test/harness/cluster.ts";
 import { eventually } from "../test/harness/eventually.ts";
 import { startOIDCProvider, type TestOIDCProvider } from "../test/harness/oidc-provider.ts";
 import { runCommand } from "../test/harness/process.ts";
+import { lbService, loadBalancerAddressArgs, proxyModeArgs } from "../test/harness/proxy-cloud.ts";
 import { loginPrompt, type UserKubectlResult, userKubectl } from "../test/harness/user-kubectl.ts";
 import { type NodeCluster, startNodeCluster } from "./node/cluster.ts";
 import { conciergeNamespace, installConcierge } from "./node/install-concierge.ts";
@@ -265,41 +266,14 @@ try {
   note("The Concierge can front the Kubernetes API itself. The operator turns its proxy on, behind a");
   note("LoadBalancer Service. The demo plays the cloud: it gives the load balancer an address, and");
   note("kube-proxy on the node routes that address to the Concierge's pods.");
-  const proxySpec = JSON.stringify({
-    spec: { impersonationProxy: { mode: "enabled", service: { type: "LoadBalancer" } } },
-  });
-  must(
-    await kubectl([
-      "patch",
-      "credentialissuer",
-      "pinniped-concierge-config",
-      "--type=merge",
-      "-p",
-      proxySpec,
-    ]),
-    "turning the impersonation proxy on",
-  );
-  const lbService = "pinniped-concierge-impersonation-proxy-load-balancer";
+  must(await kubectl(proxyModeArgs("enabled")), "turning the impersonation proxy on");
   await eventually(
     "the proxy's LoadBalancer Service",
     async () =>
       (await kubectl(["get", "service", "-n", conciergeNamespace, lbService], { quiet: true })).code === 0,
     { timeoutMs: 60_000 },
   );
-  must(
-    await kubectl([
-      "patch",
-      "service",
-      "-n",
-      conciergeNamespace,
-      lbService,
-      "--subresource=status",
-      "--type=merge",
-      "-p",
-      JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: loadBalancerIP }] } } }),
-    ]),
-    "giving the load balancer its address",
-  );
+  must(await kubectl(loadBalancerAddressArgs(loadBalancerIP)), "giving the load balancer its address");
   await eventually(
     "the ImpersonationProxy strategy",
     async () => (await strategies()).some((s) => s.type === "ImpersonationProxy" && s.reason === "Listening"),

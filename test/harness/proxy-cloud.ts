@@ -6,7 +6,7 @@ import { conciergeNamespace } from "../../hack/node/install-concierge.ts";
 import { eventually } from "./eventually.ts";
 
 const issuerName = "pinniped-concierge-config";
-const lbService = "pinniped-concierge-impersonation-proxy-load-balancer";
+export const lbService = "pinniped-concierge-impersonation-proxy-load-balancer";
 
 export interface ProxyStrategy {
   type: string;
@@ -30,26 +30,21 @@ export async function proxyListening(node: NodeCluster): Promise<boolean> {
   return s?.status === "Success" && s.reason === "Listening";
 }
 
-/** The operator's switch: the proxy's mode, behind a LoadBalancer Service. */
-export function setProxyMode(node: NodeCluster, mode: "enabled" | "auto" | "disabled"): Promise<string> {
-  return node.kubectl([
+/** kubectl's arguments for the operator's switch: the proxy's mode, behind a LoadBalancer Service. */
+export function proxyModeArgs(mode: "enabled" | "auto" | "disabled"): string[] {
+  return [
     "patch",
     "credentialissuer",
     issuerName,
     "--type=merge",
     "-p",
     JSON.stringify({ spec: { impersonationProxy: { mode, service: { type: "LoadBalancer" } } } }),
-  ]);
+  ];
 }
 
-/** Plays the cloud: once the proxy's LoadBalancer Service exists, it gets the address `ip`. */
-export async function giveLoadBalancerAddress(node: NodeCluster, ip: string): Promise<void> {
-  await eventually(
-    "the proxy's LoadBalancer Service",
-    () => node.kubectl(["get", "service", "-n", conciergeNamespace, lbService]),
-    { timeoutMs: 120_000 },
-  );
-  await node.kubectl([
+/** kubectl's arguments that play the cloud: the proxy's LoadBalancer Service gets the address `ip`. */
+export function loadBalancerAddressArgs(ip: string): string[] {
+  return [
     "patch",
     "service",
     "-n",
@@ -59,5 +54,20 @@ export async function giveLoadBalancerAddress(node: NodeCluster, ip: string): Pr
     "--type=merge",
     "-p",
     JSON.stringify({ status: { loadBalancer: { ingress: [{ ip }] } } }),
-  ]);
+  ];
+}
+
+/** Turns the proxy to `mode`, as the operator would. */
+export function setProxyMode(node: NodeCluster, mode: "enabled" | "auto" | "disabled"): Promise<string> {
+  return node.kubectl(proxyModeArgs(mode));
+}
+
+/** Plays the cloud: once the proxy's LoadBalancer Service exists, it gets the address `ip`. */
+export async function giveLoadBalancerAddress(node: NodeCluster, ip: string): Promise<void> {
+  await eventually(
+    "the proxy's LoadBalancer Service",
+    () => node.kubectl(["get", "service", "-n", conciergeNamespace, lbService]),
+    { timeoutMs: 120_000 },
+  );
+  await node.kubectl(loadBalancerAddressArgs(ip));
 }
