@@ -118,10 +118,9 @@ export function strictErrors(text: string, shape: Shape): string[] {
       pos++;
     }
   };
-  // At an opening quote: the string's value, and past its closing quote.
-  const readString = (): string => {
-    const start = pos + 1;
-    let end = text.indexOf('"', start);
+  // At an opening quote: moves past the closing one, and gives the index of that.
+  const skipString = (): number => {
+    let end = text.indexOf('"', pos + 1);
     for (;;) {
       let backslashes = 0;
       while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
@@ -129,7 +128,12 @@ export function strictErrors(text: string, shape: Shape): string[] {
       end = text.indexOf('"', end + 1);
     }
     pos = end + 1;
-    const raw = text.slice(start, end);
+    return end;
+  };
+  // A key, decoded; values are only ever skipped.
+  const readKey = (): string => {
+    const start = pos + 1;
+    const raw = text.slice(start, skipString());
     return raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw;
   };
   // Any value, without recursion: nesting depth is the client's to choose.
@@ -138,7 +142,7 @@ export function strictErrors(text: string, shape: Shape): string[] {
     do {
       skipSpace();
       const c = text[pos];
-      if (c === '"') readString();
+      if (c === '"') skipString();
       else if (c === "{" || c === "[") {
         depth++;
         pos++;
@@ -160,7 +164,7 @@ export function strictErrors(text: string, shape: Shape): string[] {
     }
     for (;;) {
       skipSpace();
-      const key = readString();
+      const key = readKey();
       skipSpace();
       pos++; // ':'
       skipSpace();
