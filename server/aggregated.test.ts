@@ -309,6 +309,13 @@ describe("aggregated API server", () => {
         );
         // The last of duplicate values wins, as in Go's decoder: the good token after "dup".
         assert.ok((warned.json().status as { credential?: unknown }).credential);
+        // Header values carry the UTF-8 bytes of a key outside ASCII, as Go writes them.
+        const accented = await post("", tcr("good").replace('"spec":{', '"spec":{"café":1,'));
+        assert.equal(accented.status, 201);
+        assert.equal(
+          Buffer.from(String(accented.headers.warning), "latin1").toString("utf8"),
+          '299 - "unknown field \\"spec.café\\""',
+        );
         const ignored = await post("?fieldValidation=Ignore");
         assert.equal(ignored.status, 201);
         assert.equal(ignored.headers.warning, undefined);

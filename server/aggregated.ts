@@ -366,6 +366,9 @@ export function createAggregatedAPIHandler(
               : ["application/json", JSON.stringify(result.response.body)];
           const warnings = "text" in result ? undefined : result.response.warnings;
           if (warnings) res.setHeader("warning", warningHeaders(warnings));
+          // Bytes, not a string: Node sends a string body in one write with the head, encoding
+          // both as UTF-8, which would encode a Warning's UTF-8 bytes (latin1 characters) twice.
+          const body = Buffer.from(payload);
           // A body left unread (refused as too large or too slow) would otherwise hold its
           // stream, and so its in-flight slot, open for as long as the client keeps sending.
           // Both response classes share this part of their API; TypeScript cannot call it on the union.
@@ -374,10 +377,10 @@ export function createAggregatedAPIHandler(
               "content-type": type,
               "cache-control": "no-cache, private",
               // Without it an HTTP/1.1 answer (the aggregator's) goes out chunked.
-              "content-length": Buffer.byteLength(payload),
+              "content-length": body.length,
               ...unreadBodyHeaders(req, code),
             })
-            .end(payload);
+            .end(body);
           resetIfUnread(req, code);
         }
         requests.inc({ resource: result.resource, verb: result.verb, code: String(code) });
