@@ -15,6 +15,12 @@ export interface Residency {
   arenas: number;
   /** Resident bytes in those arenas. */
   arenaResident: number;
+  /**
+   * Resident bytes of the brk heap: glibc's main arena, where the main thread's allocations
+   * (OpenSSL, nghttp2, the HTTP parser) live. Only its top can be given back, so a load that
+   * fragments it leaves pages resident.
+   */
+  mainArenaResident: number;
 }
 
 /** From /proc/<pid>: smaps_rollup, status and smaps (Linux). */
@@ -55,6 +61,7 @@ export async function residency(pid: number): Promise<Residency> {
     threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? Number.NaN),
     arenas,
     arenaResident,
+    mainArenaResident: mappings.filter((m) => m.path === "[heap]").reduce((sum, m) => sum + m.rss, 0),
   };
 }
 

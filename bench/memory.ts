@@ -30,7 +30,7 @@
 // NODE_OPTIONS, MALLOC_ARENA_MAX, ...), so the figures are those of the shipped settings; `--bare`
 // leaves it out, `--env=NAME=VALUE` adds to or overrides it (in a pod: `kubectl set env`).
 //
-// At idle and at the end of the load it also prints where the memory is: file-backed and
+// At idle, at the end of the load and after it, it also prints where the memory is: file-backed and
 // anonymous pages, threads, glibc's malloc arenas. `--heap-snapshot=DIR` writes a V8 heap snapshot
 // of the idle process there and prints its objects summed by constructor (the snapshot itself
 // grows the process, so the run stops there); `--idle-only` stops after idle as well. `--bundle`
@@ -167,7 +167,7 @@ async function breakdown(pid: number, s: Sample): Promise<void> {
   console.log(
     `${s.label}: RSS ${mib(s.rss)} MiB = ${mib(r.fileBacked)} file-backed + ${mib(r.anonymous)} anonymous (PSS ${mib(r.pss)}); ` +
       `V8 heap ${mib(s.heapUsed)} used of ${mib(s.heapTotal)}, external ${mib(s.external)} MiB; ` +
-      `${r.arenas} glibc arenas besides the main one (${mib(r.arenaResident)} MiB resident); ` +
+      `glibc's main arena ${mib(r.mainArenaResident)} MiB, ${r.arenas} arenas besides it (${mib(r.arenaResident)} MiB); ` +
       `${r.threads} threads: ${threads.join(", ")}`,
   );
 }
@@ -516,7 +516,9 @@ try {
         ...(c ? { workingSet: c.workingSet } : {}),
       });
     }
-    samples.push(await sample(`${recoveryMs / 1000} s after the load`));
+    const after = await sample(`${recoveryMs / 1000} s after the load`);
+    samples.push(after);
+    await breakdown(pid, after);
     const backWithin = recovery.find((r) => r.rss <= 1.2 * idle.rss);
 
     // The report.
