@@ -1,8 +1,10 @@
 // A stand-in for the one part of a kubelet that kube-cert-agent's exec reaches through the real
 // kube-apiserver's node proxy, so that a unit-level test of the reconciler controls what the agent
 // pod "prints" and which pod states it sees (end-to-end suites run on the real node instead).
-// kube-apiserver (1.34) always talks SPDY/3.1 to the kubelet, whatever the client spoke to it: a
-// websocket (v5.channel.k8s.io) exec is translated, and a SPDY client's upgrade is proxied as is.
+// kube-apiserver talks SPDY/3.1 to the kubelet, whatever the client spoke to it: a websocket
+// (v5.channel.k8s.io) exec is translated, and a SPDY client's upgrade is proxied as is. (From 1.36
+// it passes websockets on to a kubelet whose Node lists ExtendWebSocketsToKubelet in
+// status.declaredFeatures; the stand-in's Node lists none, so every minor speaks SPDY to it.)
 // The endpoint, authenticated by kube-apiserver's kubelet client certificate:
 // `POST /exec/<ns>/<pod>/<container>?command=...&input=1&output=1&error=1&tty=1`, a SPDY/3.1
 // upgrade (v4.channel.k8s.io) with one stream per `streamtype` header (error, stdin, stdout,
