@@ -1,12 +1,12 @@
 // What the suites that run the Concierge as a local process on a control plane of their own
 // (hack/run-local.ts) share: the start with short Lease timings, a TokenCredentialRequest through the aggregator, and `kubectl auth whoami` with the
 // credential it returned.
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import type { ControlPlane } from "../../hack/controlplane.ts";
 import { type LocalConcierge, runLocal } from "../../hack/run-local.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { DedicatedKubectl } from "./cluster.ts";
-import { type AuthenticatorRef, tokenCredentialRequest } from "./login.ts";
+import { type AuthenticatorRef, tokenCredentialRequest, writeCredentialKubeconfig } from "./login.ts";
 
 /** hack/run-local.ts with a Lease short enough that a restarted Concierge leads again quickly. */
 export function startLocalConcierge(
@@ -101,28 +101,8 @@ export async function whoamiWith(
   kubeconfigPath: string,
   credential: Pick<Credential, "clientCertificateData" | "clientKeyData">,
 ): Promise<{ username: string; groups: string[] }> {
-  const caData = (await readFile(cp.pki.ca.cert)).toString("base64");
-  const b64 = (s: string) => Buffer.from(s).toString("base64");
-  await writeFile(
-    kubeconfigPath,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "local", cluster: { server: cp.server, "certificate-authority-data": caData } }],
-      users: [
-        {
-          name: "user",
-          user: {
-            "client-certificate-data": b64(credential.clientCertificateData),
-            "client-key-data": b64(credential.clientKeyData),
-          },
-        },
-      ],
-      contexts: [{ name: "user", context: { cluster: "local", user: "user" } }],
-      "current-context": "user",
-    }),
-    { mode: 0o600 },
-  );
+  const caPEM = await readFile(cp.pki.ca.cert, "utf8");
+  await writeCredentialKubeconfig(kubeconfigPath, { server: cp.server, caPEM }, credential);
   const who = JSON.parse(await k.ok(["auth", "whoami", "-o", "json"], { kubeconfig: kubeconfigPath })) as {
     status: { userInfo: { username: string; groups: string[] } };
   };

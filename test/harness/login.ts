@@ -43,26 +43,49 @@ export async function loginOnNode(
     status: { credential?: { clientCertificateData: string; clientKeyData: string }; message?: string };
   };
   assert.ok(status.credential, `no credential: ${status.message}`);
-  const b64 = (s: string) => Buffer.from(s).toString("base64");
-  await writeFile(
+  await writeCredentialKubeconfig(
     kubeconfigPath,
+    { server: n.server, caPath: n.caCertPath },
+    status.credential,
+  );
+  return kubeconfigPath;
+}
+
+/** Where a kubeconfig's one cluster is, with its CA as a file or as PEM text. */
+export type KubeconfigCluster = { server: string } & ({ caPath: string } | { caPEM: string });
+
+/**
+ * Writes a kubeconfig (0600) whose only user is `credential`'s client certificate and key: what a
+ * user ends up with after a login, without the CLI in between.
+ */
+export async function writeCredentialKubeconfig(
+  path: string,
+  cluster: KubeconfigCluster,
+  credential: { clientCertificateData: string; clientKeyData: string },
+): Promise<void> {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  const ca =
+    "caPath" in cluster
+      ? { "certificate-authority": cluster.caPath }
+      : { "certificate-authority-data": b64(cluster.caPEM) };
+  await writeFile(
+    path,
     JSON.stringify({
       apiVersion: "v1",
       kind: "Config",
-      clusters: [{ name: "node", cluster: { server: n.server, "certificate-authority": n.caCertPath } }],
+      clusters: [{ name: "cluster", cluster: { server: cluster.server, ...ca } }],
       users: [
         {
           name: "user",
           user: {
-            "client-certificate-data": b64(status.credential.clientCertificateData),
-            "client-key-data": b64(status.credential.clientKeyData),
+            "client-certificate-data": b64(credential.clientCertificateData),
+            "client-key-data": b64(credential.clientKeyData),
           },
         },
       ],
-      contexts: [{ name: "user", context: { cluster: "node", user: "user" } }],
+      contexts: [{ name: "user", context: { cluster: "cluster", user: "user" } }],
       "current-context": "user",
     }),
     { mode: 0o600 },
   );
-  return kubeconfigPath;
 }

@@ -9,7 +9,7 @@
 // with the installed executable, the npm package and upstream's Go CLI.
 import assert from "node:assert/strict";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import type { NodeCluster } from "../../hack/node/cluster.ts";
 import { dedicatedKubectl, uniqueName } from "../harness/cluster.ts";
+import { writeCredentialKubeconfig } from "../harness/login.ts";
 import {
   conciergeMetric,
   type NodeWebhookAuthenticator,
@@ -266,29 +267,7 @@ describe("pinniped CLI, static token, against the Concierge installed from its i
 
       // kube-apiserver takes the certificate with the key that never left this process.
       const userKubeconfig = join(dir, "held-key.kubeconfig");
-      const b64 = (text: string) => Buffer.from(text).toString("base64");
-      await writeFile(
-        userKubeconfig,
-        JSON.stringify({
-          apiVersion: "v1",
-          kind: "Config",
-          clusters: [
-            { name: "c", cluster: { server: n.server, "certificate-authority-data": b64(clusterCA) } },
-          ],
-          users: [
-            {
-              name: "u",
-              user: {
-                "client-certificate-data": b64(printed.clientCertificateData),
-                "client-key-data": b64(printed.clientKeyData),
-              },
-            },
-          ],
-          contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
-          "current-context": "c",
-        }),
-        { mode: 0o600 },
-      );
+      await writeCredentialKubeconfig(userKubeconfig, { server: n.server, caPEM: clusterCA }, printed);
       const who = JSON.parse(await ok(["auth", "whoami", "-o", "json"], { kubeconfig: userKubeconfig })) as {
         status: { userInfo: { username: string } };
       };
