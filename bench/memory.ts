@@ -27,7 +27,7 @@
 // phase shorter (3 s idle, 2 s bursts, 200 watches, 8 s sustained, 15 s after).
 //
 // The Concierge gets the literal environment of the Deployment's container (config/07-deployment.yaml:
-// NODE_OPTIONS, MALLOC_ARENA_MAX, ...), so the figures are those of the shipped settings; `--bare`
+// NODE_OPTIONS, LD_PRELOAD of jemalloc, ...), so the figures are those of the shipped settings; `--bare`
 // leaves it out, `--env=NAME=VALUE` adds to or overrides it (in a pod: `kubectl set env`).
 //
 // At idle, at the end of the load and after it, it also prints where the memory is: file-backed and
@@ -167,7 +167,7 @@ async function breakdown(pid: number, s: Sample): Promise<void> {
   console.log(
     `${s.label}: RSS ${mib(s.rss)} MiB = ${mib(r.fileBacked)} file-backed + ${mib(r.anonymous)} anonymous (PSS ${mib(r.pss)}); ` +
       `V8 heap ${mib(s.heapUsed)} used of ${mib(s.heapTotal)}, external ${mib(s.external)} MiB; ` +
-      `glibc's main arena ${mib(r.mainArenaResident)} MiB, ${r.arenas} arenas besides it (${mib(r.arenaResident)} MiB); ` +
+      `brk heap (glibc's main arena; empty under jemalloc) ${mib(r.mainArenaResident)} MiB, ${r.arenas} glibc arenas besides it (${mib(r.arenaResident)} MiB); ` +
       `${r.threads} threads: ${threads.join(", ")}`,
   );
 }

@@ -34,6 +34,8 @@ ensure_debian_packages() {
   [[ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ]] || missing+=(libc6-arm64-cross libstdc++6-arm64-cross)
   # A shell, tar and nc for the test workloads' image (hack/node/images.ts).
   [[ -x /bin/busybox ]] || missing+=(busybox-static)
+  # The allocator the Concierge's image ships and its Deployment preloads (hack/image/).
+  [[ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ]] || missing+=(libjemalloc2)
   if ((${#missing[@]} > 0)); then
     echo "installing Debian packages: ${missing[*]}"
     local sudo=()

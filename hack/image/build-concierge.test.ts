@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
+import { jemallocLibrary } from "./build-concierge.ts";
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, "../..");
@@ -129,6 +130,11 @@ describe("the Concierge image", { timeout: 300_000 }, () => {
     assert.equal(listing.get("usr/local/bin/pinniped-concierge-kube-cert-agent")?.mode, 0o755);
     assert.equal(listing.get("usr/local/bin/node")?.mode, 0o755);
     assert.equal(listing.get("lib64/ld-linux-x86-64.so.2")?.type, "0");
+    // The Deployment preloads the allocator by path: it must be where it says.
+    const deployment = readFileSync(join(root, "config/07-deployment.yaml"), "utf8");
+    const preload = /name: LD_PRELOAD\n\s+value: (\S+)/.exec(deployment)?.[1];
+    assert.equal(preload, jemallocLibrary);
+    assert.equal(listing.get(jemallocLibrary.slice(1))?.mode, 0o755);
     assert.ok((listing.get("etc/ssl/certs/ca-certificates.crt")?.size ?? 0) > 100_000);
     assert.equal(listing.get("home/nonroot")?.uid, 65532);
     assert.equal(listing.get("tmp")?.mode, 0o1777);
@@ -152,6 +158,7 @@ describe("the Concierge image", { timeout: 300_000 }, () => {
       "node",
       "libc6",
       "libstdc++6",
+      "libjemalloc2",
       "ca-certificates",
     ]) {
       assert.ok(names.includes(name), `the SBOM lists ${name}`);
